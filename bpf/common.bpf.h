@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * What every vigil object shares: the maps, the watch-set match, the actor
+ * read and the record emitter. Hook files (kprobe.bpf.c, tracepoint.bpf.c)
+ * hold only thin wrappers around these bodies.
+ */
+#ifndef VIGIL_COMMON_BPF_H
+#define VIGIL_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "vigil.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Tunables, set by the loader before load. */
+const volatile __u32 vg_max_depth = 16; /* recursive watch depth, <= VG_DEPTH_MAX */
+const volatile __u32 vg_self_tgid = 0;	/* vigil's own pid: never reported */
+
+/* Sizes here are defaults; the loader sets max_entries from the config. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct vg_key);
+	__type(value, struct vg_watch);
+} watched SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct vg_name_key);
+	__type(value, struct vg_watch);
+} names SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vg_counters);
+} counters SEC(".maps");
+
+#define VG_DATA_SIZE (4 * VG_PATH_MAX)
+#define VG_DATA_MASK (VG_DATA_SIZE - 1)
+
+struct vg_scratch {
+	struct vg_event ev;
+	char data[VG_DATA_SIZE + VG_NAME_MAX]; /* slack: a read at a masked offset stays inside */
+	char name[VG_NAME_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vg_scratch);
+} scratch SEC(".maps");
+
+/* Keep the record types in the object's BTF for the Go layout test. */
+const struct vg_event *vg_unused_event __attribute__((unused));
+const struct vg_counters *vg_unused_counters __attribute__((unused));
+
+static __always_inline struct vg_counters *vg_counters(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&counters, &zero);
+}
+
+static __always_inline void vg_count_hit(__u32 hook)
+{
+	struct vg_counters *c = vg_counters();
+	if (c && hook < VG_H_MAX)
+		c->hits[hook]++;
+}
+
+static __always_inline bool vg_is_self(void)
+{
+	return vg_self_tgid && (bpf_get_current_pid_tgid() >> 32) == vg_self_tgid;
+}
+
+static __always_inline void vg_inode_key(struct inode *inode, struct vg_key *k)
+{
+	k->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	k->ino = BPF_CORE_READ(inode, i_ino);
+}
+
+/* FNV-1a 64 over a NUL-terminated name; the Go side computes the same. */
+static __always_inline __u64 vg_hash_name(const char *buf)
+{
+	__u64 h = 0xcbf29ce484222325ULL;
+	for (int i = 0; i < VG_NAME_MAX; i++) {
+		char c = buf[i];
+		if (!c)
+			break;
+		h ^= (__u8)c;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* The result of matching a dentry against the watch set. */
+struct vg_hit {
+	struct vg_watch *w;
+	struct vg_key file;  /* the dentry's inode */
+	struct vg_key dir;   /* anchor: parent (name match) or the watched ancestor */
+	__u32 match;	     /* enum vg_match, 0 when nothing matched */
+	__u32 depth;	     /* ancestor levels walked to the anchor */
+};
+
+/* Is (parent, name of d) a watched path? Used when the inode itself is not
+ * watched: the file at a watched path was replaced by another inode. */
+static __always_inline struct vg_watch *vg_match_name(struct dentry *d, struct vg_key *pkey,
+						       struct vg_scratch *s)
+{
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	struct inode *pinode = BPF_CORE_READ(parent, d_inode);
+	if (!pinode)
+		return NULL;
+	vg_inode_key(pinode, pkey);
+	struct vg_watch *pw = bpf_map_lookup_elem(&watched, pkey);
+	if (!pw || !(pw->flags & VG_W_NAMES))
+		return NULL;
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	if (bpf_probe_read_kernel_str(s->name, sizeof(s->name), name) < 0)
+		return NULL;
+	struct vg_name_key nk = {
+		.dev = pkey->dev,
+		.dir_ino = pkey->ino,
+		.hash = vg_hash_name(s->name),
+	};
+	return bpf_map_lookup_elem(&names, &nk);
+}
+
+/* Walk up from d's parent looking for a recursively watched directory. */
+static __always_inline struct vg_watch *vg_match_ancestor(struct dentry *d, struct vg_key *akey,
+							   __u32 *depth)
+{
+	struct dentry *cur = BPF_CORE_READ(d, d_parent);
+	for (__u32 i = 0; i < VG_DEPTH_MAX; i++) {
+		if (i >= vg_max_depth)
+			break;
+		struct inode *inode = BPF_CORE_READ(cur, d_inode);
+		if (!inode)
+			break;
+		vg_inode_key(inode, akey);
+		struct vg_watch *w = bpf_map_lookup_elem(&watched, akey);
+		if (w && (w->flags & VG_W_RECURSIVE)) {
+			*depth = i + 1;
+			return w;
+		}
+		struct dentry *up = BPF_CORE_READ(cur, d_parent);
+		if (up == cur)
+			break;
+		cur = up;
+	}
+	return NULL;
+}
+
+/*
+ * Match a dentry: by inode, then by (parent, name), then (when ancestors is
+ * set, for creations and renames) by a recursively watched ancestor.
+ */
+static __always_inline bool vg_match_dentry(struct dentry *d, struct vg_hit *hit, bool ancestors,
+					    struct vg_scratch *s)
+{
+	struct inode *inode = BPF_CORE_READ(d, d_inode);
+	if (inode) {
+		vg_inode_key(inode, &hit->file);
+		hit->w = bpf_map_lookup_elem(&watched, &hit->file);
+		if (hit->w && (hit->w->flags & VG_W_FILE)) {
+			hit->match = VG_M_INODE;
+			struct inode *pinode = BPF_CORE_READ(d, d_parent, d_inode);
+			if (pinode)
+				vg_inode_key(pinode, &hit->dir);
+			hit->depth = 1;
+			return true;
+		}
+	}
+	hit->w = vg_match_name(d, &hit->dir, s);
+	if (hit->w) {
+		hit->match = VG_M_NAME;
+		hit->depth = 1;
+		return true;
+	}
+	if (ancestors) {
+		hit->w = vg_match_ancestor(d, &hit->dir, &hit->depth);
+		if (hit->w) {
+			hit->match = VG_M_ANCESTOR;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Start a record in the per-CPU scratch buffer, with the actor filled in. */
+static __always_inline struct vg_scratch *vg_begin(__u32 op, __u32 hook)
+{
+	__u32 zero = 0;
+	struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return NULL;
+	struct vg_event *e = &s->ev;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->hdr.type = VG_T_FILE;
+	e->hdr.cpu = bpf_get_smp_processor_id();
+	e->hdr.ts = bpf_ktime_get_boot_ns();
+	e->op = op;
+	e->hook = hook;
+
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 ugid = bpf_get_current_uid_gid();
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->uid = (__u32)ugid;
+	e->gid = ugid >> 32;
+	e->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	e->euid = BPF_CORE_READ(t, cred, euid.val);
+	e->egid = BPF_CORE_READ(t, cred, egid.val);
+	if (bpf_core_field_exists(t->loginuid)) {
+		e->auid = BPF_CORE_READ(t, loginuid.val);
+		e->sessionid = BPF_CORE_READ(t, sessionid);
+	} else {
+		e->auid = (__u32)-1;
+		e->sessionid = (__u32)-1;
+	}
+	e->mntns = BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
+	e->cgroup = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return s;
+}
+
+/* Append one NUL-terminated string at *off; returns its length with NUL. */
+static __always_inline int vg_put_str(struct vg_scratch *s, __u32 *off, const void *src)
+{
+	__u32 o = *off;
+	if (o >= VG_DATA_SIZE - VG_NAME_MAX)
+		return -1;
+	int n = bpf_probe_read_kernel_str(&s->data[o & VG_DATA_MASK], VG_NAME_MAX, src);
+	if (n <= 0)
+		return -1;
+	*off = o + n;
+	return n;
+}
+
+/*
+ * Append the components of d, leaf first, up to `levels` of them (the anchor
+ * itself excluded). Returns the bytes written.
+ */
+static __always_inline __u32 vg_put_rel(struct vg_scratch *s, __u32 *off, struct dentry *d,
+					__u32 levels, bool *trunc)
+{
+	__u32 start = *off;
+	struct dentry *cur = d;
+	for (__u32 i = 0; i < VG_DEPTH_MAX; i++) {
+		if (i >= levels)
+			return *off - start;
+		if (vg_put_str(s, off, BPF_CORE_READ(cur, d_name.name)) < 0)
+			break;
+		cur = BPF_CORE_READ(cur, d_parent);
+	}
+	*trunc = true;
+	return *off - start;
+}
+
+/* Append the absolute path of (dentry, vfsmount), crossing mounts. */
+static __always_inline __u32 vg_put_abs(struct vg_scratch *s, __u32 *off, struct dentry *d,
+					struct vfsmount *vfsmnt, bool *trunc)
+{
+	__u32 start = *off;
+	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
+	for (__u32 i = 0; i < VG_DEPTH_MAX; i++) {
+		struct dentry *mroot = BPF_CORE_READ(vfsmnt, mnt_root);
+		if (d == mroot) {
+			struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+			if (parent == mnt)
+				return *off - start;
+			d = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = parent;
+			vfsmnt = &parent->mnt;
+			continue;
+		}
+		struct dentry *up = BPF_CORE_READ(d, d_parent);
+		if (up == d)
+			return *off - start;
+		if (vg_put_str(s, off, BPF_CORE_READ(d, d_name.name)) < 0)
+			break;
+		d = up;
+	}
+	*trunc = true;
+	return *off - start;
+}
+
+static __always_inline void vg_put_exe(struct vg_scratch *s, __u32 *off)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct file *exe = BPF_CORE_READ(t, mm, exe_file);
+	if (!exe)
+		return;
+	bool trunc = false;
+	s->ev.exe_len = vg_put_abs(s, off, BPF_CORE_READ(exe, f_path.dentry),
+				   BPF_CORE_READ(exe, f_path.mnt), &trunc);
+	if (trunc)
+		s->ev.flags |= VG_F_EXE_TRUNC;
+}
+
+/* Count the match on the entry and in the hook's counters. */
+static __always_inline void vg_count_match(struct vg_watch *w, __u32 hook)
+{
+	if (w)
+		__sync_fetch_and_add(&w->matches, 1);
+	struct vg_counters *c = vg_counters();
+	if (c && hook < VG_H_MAX)
+		c->matched[hook]++;
+}
+
+/* Finish the record (exe path last) and hand it to the ring buffer. */
+static __always_inline int vg_emit(struct vg_scratch *s, __u32 off)
+{
+	vg_put_exe(s, &off);
+	__u32 size = sizeof(struct vg_event) + (off & VG_DATA_MASK);
+	if (size > sizeof(struct vg_event) + VG_DATA_SIZE)
+		size = sizeof(struct vg_event) + VG_DATA_SIZE;
+	s->ev.hdr.size = size;
+	__u32 hook = s->ev.hook;
+	struct vg_counters *c = vg_counters();
+	if (bpf_ringbuf_output(&events, s, size, 0) == 0) {
+		if (c && hook < VG_H_MAX)
+			c->emitted[hook]++;
+		return 0;
+	}
+	if (c && hook < VG_H_MAX)
+		c->lost[hook]++;
+	return -1;
+}
+
+/* Fill the record's match fields from a hit. */
+static __always_inline void vg_set_hit(struct vg_event *e, struct vg_hit *hit)
+{
+	e->match = hit->match;
+	e->watch_id = hit->w ? hit->w->id : 0;
+	e->file = hit->file;
+	e->dir = hit->dir;
+}
+
+/*
+ * When a replaced file is seen through its watched name, follow the new
+ * inode at once, so that nothing written to it is missed.
+ */
+static __always_inline bool vg_reseed(struct vg_key *k, struct vg_watch *w)
+{
+	if (!w || !k->ino)
+		return false;
+	struct vg_watch nw = {
+		.id = w->id,
+		.flags = VG_W_FILE | VG_W_RESEEDED,
+	};
+	return bpf_map_update_elem(&watched, k, &nw, BPF_NOEXIST) == 0;
+}
+
+/*
+ * A content change through an open file: the body every write-type hook
+ * shares. Only watched files cost more than two map lookups.
+ */
+static __always_inline int vg_file_op(struct file *file, __u32 op, __u32 hook, __u64 arg1)
+{
+	vg_count_hit(hook);
+	if (!file)
+		return 0;
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	if (!inode)
+		return 0;
+	struct vg_key k;
+	vg_inode_key(inode, &k);
+	struct vg_watch *w = bpf_map_lookup_elem(&watched, &k);
+	if (w && !(w->flags & VG_W_FILE))
+		w = NULL;
+	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+	struct vg_scratch *s = NULL;
+	__u32 match = VG_M_INODE;
+	struct vg_key dir = {};
+	if (!w) {
+		/* Cheap pre-check before touching the scratch buffer. */
+		struct inode *pinode = BPF_CORE_READ(d, d_parent, d_inode);
+		if (!pinode)
+			return 0;
+		vg_inode_key(pinode, &dir);
+		struct vg_watch *pw = bpf_map_lookup_elem(&watched, &dir);
+		if (!pw || !(pw->flags & VG_W_NAMES))
+			return 0;
+		__u32 zero = 0;
+		s = bpf_map_lookup_elem(&scratch, &zero);
+		if (!s)
+			return 0;
+		w = vg_match_name(d, &dir, s);
+		if (!w)
+			return 0;
+		match = VG_M_NAME;
+	}
+	if (vg_is_self())
+		return 0;
+	vg_count_match(w, hook);
+	s = vg_begin(op, hook);
+	if (!s)
+		return 0;
+	struct vg_event *e = &s->ev;
+	e->match = match;
+	e->watch_id = w->id;
+	e->file = k;
+	e->arg1 = arg1;
+	if (match == VG_M_NAME) {
+		e->dir = dir;
+		if (vg_reseed(&k, w))
+			e->flags |= VG_F_RESEEDED;
+	} else {
+		struct inode *pinode = BPF_CORE_READ(d, d_parent, d_inode);
+		if (pinode)
+			vg_inode_key(pinode, &e->dir);
+	}
+	__u32 off = 0;
+	bool trunc = false;
+	e->path_len = vg_put_rel(s, &off, d, 1, &trunc);
+	return vg_emit(s, off);
+}
+
+#endif

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The record layout shared by every vigil BPF object and the Go decoder
+ * (pkg/sensor). Fixed-width types and explicit padding only: the Go side
+ * checks sizes and offsets against the BTF of each built object.
+ */
+#ifndef VIGIL_H
+#define VIGIL_H
+
+#define VG_COMM_LEN 16
+#define VG_NAME_MAX 256	 /* one dentry name, with its NUL */
+#define VG_PATH_MAX 1024 /* one path in a record: power of two */
+#define VG_DEPTH_MAX 32	 /* compile-time bound of every dentry walk */
+
+/* Record types: the first field of every record. */
+enum vg_type {
+	VG_T_FILE = 1,
+};
+
+/* What happened to the file. */
+enum vg_op {
+	VG_OP_WRITE = 1,
+	VG_OP_TRUNCATE = 2,
+	VG_OP_MMAP = 3,
+	VG_OP_CREATE = 4,
+	VG_OP_RENAME = 5,
+	VG_OP_UNLINK = 6,
+	VG_OP_LINK = 7,
+	VG_OP_SETATTR = 8, /* chmod, chown, utimes; arg1 holds the ATTR_* mask */
+	VG_OP_MKDIR = 9,
+	VG_OP_RMDIR = 10,
+};
+
+/* How the record's file matched the watch set. */
+enum vg_match {
+	VG_M_INODE = 1,	   /* the inode is in the watched map */
+	VG_M_NAME = 2,	   /* (parent, name) is a watched path: a replaced file */
+	VG_M_ANCESTOR = 3, /* a recursively watched directory is an ancestor */
+	VG_M_PATH = 4,	   /* tracepoint object: a path string matched */
+};
+
+/* Which hook emitted a record; indexes the counters. Append only. */
+enum vg_hook {
+	VG_H_VFS_WRITE = 0,
+	VG_H_VFS_WRITEV,
+	VG_H_VFS_ITER_WRITE,
+	VG_H_COPY_RANGE,
+	VG_H_IO_WRITE,
+	VG_H_NOTIFY_CHANGE,
+	VG_H_VFS_RENAME,
+	VG_H_VFS_UNLINK,
+	VG_H_VFS_LINK,
+	VG_H_FILE_OPEN,
+	VG_H_MMAP,
+	VG_H_VFS_RMDIR,
+	VG_H_VFS_MKDIR,
+	VG_H_SYS_ENTER,
+	VG_H_SYS_EXIT,
+	VG_H_MAX,
+};
+
+/* Watch entry flags (struct vg_watch.flags). */
+#define VG_W_FILE (1U << 0)	 /* a watched file's inode */
+#define VG_W_NAMES (1U << 1)	 /* a directory holding watched names */
+#define VG_W_RECURSIVE (1U << 2) /* a directory watched at any depth */
+#define VG_W_RESEEDED (1U << 3)	 /* added by the kernel after a replace */
+
+/* Record flags (struct vg_event.flags). */
+#define VG_F_PATH_TRUNC (1U << 0)  /* path walk hit its bound */
+#define VG_F_EXE_TRUNC (1U << 1)   /* exe walk hit its bound */
+#define VG_F_EXCHANGE (1U << 2)	   /* rename with RENAME_EXCHANGE */
+#define VG_F_RESEEDED (1U << 3)	   /* the kernel added file2 to the map */
+#define VG_F_PATH_ABS (1U << 4)	   /* path is absolute (from the task's root) */
+
+struct vg_key {
+	__u64 dev; /* the kernel's s_dev: major << 20 | minor */
+	__u64 ino;
+};
+
+struct vg_name_key {
+	__u64 dev;
+	__u64 dir_ino;
+	__u64 hash; /* FNV-1a 64 of the name's bytes */
+};
+
+struct vg_watch {
+	__u64 id;      /* user space's watch entry id */
+	__u32 flags;   /* VG_W_* */
+	__u32 _pad;
+	__u64 matches; /* records this entry caused the kernel to try to emit */
+};
+
+struct vg_hdr {
+	__u16 type; /* enum vg_type */
+	__u16 size; /* whole record, header included */
+	__u32 cpu;
+	__u64 ts; /* bpf_ktime_get_boot_ns() */
+};
+
+/* A file operation. Three strings follow the fixed part, in this order:
+ * path, path2, exe, with the lengths below (each NUL-terminated and counted
+ * with its NUL; 0 when absent). A path is a list of NUL-terminated
+ * components, leaf first, ending at the anchor directory (dir/dir2) or, with
+ * VG_F_PATH_ABS, at the root. */
+struct vg_event {
+	struct vg_hdr hdr;
+	__u32 op;    /* enum vg_op */
+	__u32 hook;  /* enum vg_hook */
+	__u32 match; /* enum vg_match */
+	__u32 flags; /* VG_F_* */
+	__u64 watch_id;
+	struct vg_key file;  /* the inode acted on; rename: the target's old inode */
+	struct vg_key file2; /* rename: the source inode, now at the target */
+	struct vg_key dir;   /* anchor of path */
+	struct vg_key dir2;  /* anchor of path2 */
+	__s64 ret;	     /* the operation's result where known, else 0 */
+	__u64 arg1;	     /* op specific: see docs/events.md */
+	__u64 arg2;
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u32 euid;
+	__u32 egid;
+	__u32 auid;
+	__u32 sessionid;
+	__u32 mntns;
+	__u64 cgroup;
+	char comm[VG_COMM_LEN];
+	__u16 path_len;
+	__u16 path2_len;
+	__u16 exe_len;
+	__u16 _pad;
+};
+
+/* Kernel-side counters, one per-CPU array element. */
+struct vg_counters {
+	__u64 hits[VG_H_MAX];	 /* hook ran */
+	__u64 matched[VG_H_MAX]; /* hook matched the watch set */
+	__u64 emitted[VG_H_MAX]; /* record reached the ring buffer */
+	__u64 lost[VG_H_MAX];	 /* ring buffer full: record dropped */
+};
+
+#define VG_EVENT_MAX (sizeof(struct vg_event) + 2 * VG_PATH_MAX + VG_PATH_MAX)
+
+
+
+_Static_assert(sizeof(struct vg_key) == 16, "vg_key layout");
+_Static_assert(sizeof(struct vg_name_key) == 24, "vg_name_key layout");
+_Static_assert(sizeof(struct vg_watch) == 24, "vg_watch layout");
+_Static_assert(sizeof(struct vg_hdr) == 16, "vg_hdr layout");
+_Static_assert(sizeof(struct vg_event) == 200, "vg_event layout");
+#endif

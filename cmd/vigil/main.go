@@ -1,0 +1,151 @@
+// Command vigil is a Linux file integrity monitor on eBPF. This file holds
+// flags, wiring and signals only; the work is in pkg/.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vigil-fim/vigil/elf"
+	"github.com/vigil-fim/vigil/pkg/agent"
+	"github.com/vigil-fim/vigil/pkg/kernel"
+	"github.com/vigil-fim/vigil/pkg/loader"
+)
+
+// Set by the linker (see Makefile).
+var (
+	version = "dev"
+	commit  = "unknown"
+	date    = "unknown"
+)
+
+const usage = `vigil: file integrity monitoring on eBPF
+
+Usage:
+  vigil run [flags]     watch the configured files and write one JSON record per change
+  vigil objects         list the embedded BPF objects and the one this kernel gets
+  vigil version         print the version, commit, build date and embedded objects
+  vigil help            print this help
+
+Run 'vigil run -h' for the run flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "objects":
+		return cmdObjects(stdout, stderr)
+	case "version", "--version", "-version":
+		return cmdVersion(stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "vigil: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	object := fs.String("object", "auto", "force a BPF object by name (see 'vigil objects')")
+	hooks := fs.String("hooks", "auto", "force a hook type: kprobe or tracepoint")
+	debug := fs.Bool("debug", false, "log at debug level (full verifier logs)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	level := zerolog.InfoLevel
+	if *debug {
+		level = zerolog.DebugLevel
+	}
+	out := zerolog.New(stdout).With().Timestamp().Logger()
+	log := zerolog.New(stderr).Level(level).With().Timestamp().Str("log.logger", "vigil").Logger()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err := agent.Run(ctx, agent.Options{
+		Paths:  agent.DefaultPaths,
+		Loader: loader.Options{Object: *object, Hooks: *hooks},
+		Out:    out,
+		Log:    log,
+	})
+	if err != nil {
+		log.Error().Err(err).Msg("vigil stopped")
+		return 1
+	}
+	return 0
+}
+
+func cmdObjects(stdout, stderr io.Writer) int {
+	man, err := elf.Load()
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil:", err)
+		return 1
+	}
+	facts, err := kernel.Probe()
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%-6s %-11s %-6s %-40s %s\n", "NAME", "HOOKS", "BTF", "FACTS", "SHA256")
+	for _, o := range man.Objects {
+		facts := ""
+		for k, v := range o.Facts {
+			facts += k + "=" + v + " "
+		}
+		fmt.Fprintf(stdout, "%-6s %-11s %-6s %-40s %s\n", o.Name, o.Hooks, o.BTF, facts, o.SHA256[:16])
+	}
+	fmt.Fprintf(stdout, "\nkernel %s (BTF %v, kprobes %v) would try, in order:\n", facts.Release, facts.BTF, facts.Kprobes)
+	cands, refused := loader.Order(man.Objects, facts, loader.Options{})
+	for i, c := range cands {
+		spec, err := loader.Spec(c.Object)
+		verdict := "ok"
+		if err != nil {
+			verdict = err.Error()
+		} else if hooked, err := loader.HookedFuncs(spec); err != nil {
+			verdict = err.Error()
+		} else if err := loader.Verify(c.Object, hooked, facts); err != nil && c.Object.Hooks == loader.HooksKprobe {
+			verdict = "refused: " + err.Error()
+		}
+		fmt.Fprintf(stdout, "  %d. %s: %s [BTF check: %s]\n", i+1, c.Object.Name, c.Why, verdict)
+	}
+	for _, r := range refused {
+		fmt.Fprintf(stdout, "  -  %s: %s\n", r.Object, r.Reason)
+	}
+	return 0
+}
+
+func cmdVersion(stdout, stderr io.Writer) int {
+	man, err := elf.Load()
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil:", err)
+		return 1
+	}
+	v := struct {
+		Version string       `json:"version"`
+		Commit  string       `json:"commit"`
+		Date    string       `json:"date"`
+		Objects []elf.Object `json:"objects"`
+	}{version, commit, date, man.Objects}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+	return 0
+}

@@ -1,0 +1,255 @@
+package loader
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/hashicorp/go-multierror"
+	"github.com/rs/zerolog"
+
+	"github.com/vigil-fim/vigil/elf"
+	"github.com/vigil-fim/vigil/pkg/kernel"
+)
+
+// Options tune the load. Zero values mean the object's defaults.
+type Options struct {
+	// Object forces one object by name ("6.1", "tp"); "" or "auto" chooses.
+	Object string
+	// Hooks forces a hook type ("kprobe", "tracepoint"); "" or "auto" chooses.
+	Hooks string
+	// RingBufferBytes sizes the ring buffer: a power of two, a multiple of the page size.
+	RingBufferBytes uint32
+	// WatchEntries and NameEntries size the watch maps.
+	WatchEntries uint32
+	NameEntries  uint32
+	// MaxDepth bounds the recursive ancestor walk (1..32).
+	MaxDepth uint32
+	// SelfPID, when set, is never reported: the agent sets its own pid so
+	// that its own output files cannot feed back.
+	SelfPID uint32
+	// Log receives verifier logs (first and last lines at warn, all at debug).
+	Log zerolog.Logger
+}
+
+// Loaded is an object loaded and attached.
+type Loaded struct {
+	Object  elf.Object
+	Why     string
+	Hooks   []string // attach points, e.g. "kprobe/vfs_write"
+	Refused []Refusal
+	Coll    *ebpf.Collection
+	links   []link.Link
+}
+
+// Close detaches every program and frees the object.
+func (l *Loaded) Close() error {
+	var result *multierror.Error
+	for _, lk := range l.links {
+		if err := lk.Close(); err != nil {
+			result = multierror.Append(result, err)
+		}
+	}
+	l.links = nil
+	if l.Coll != nil {
+		l.Coll.Close()
+		l.Coll = nil
+	}
+	return result.ErrorOrNil()
+}
+
+// ErrNoObject is returned when no embedded object fits the kernel.
+var ErrNoObject = errors.New("no BPF object fits this kernel")
+
+// Load picks, verifies, loads and attaches the best object for the kernel.
+func Load(f *kernel.Facts, opt Options) (*Loaded, error) {
+	man, err := elf.Load()
+	if err != nil {
+		return nil, err
+	}
+	cands, refused := Order(man.Objects, f, opt)
+	for _, c := range cands {
+		l, err := try(c, f, opt)
+		if err != nil {
+			refused = append(refused, Refusal{Object: c.Object.Name, Reason: err.Error()})
+			opt.Log.Info().Str("object", c.Object.Name).Err(err).Msg("object refused, falling back")
+			continue
+		}
+		l.Why = c.Why
+		l.Refused = refused
+		return l, nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "kernel %s:", f.Release)
+	for _, r := range refused {
+		fmt.Fprintf(&b, " [%s: %s]", r.Object, r.Reason)
+	}
+	return nil, fmt.Errorf("%w: %s", ErrNoObject, b.String())
+}
+
+// Spec reads an embedded object's collection spec.
+func Spec(o elf.Object) (*ebpf.CollectionSpec, error) {
+	b, err := elf.Bytes(o.File)
+	if err != nil {
+		return nil, fmt.Errorf("reading object %s: %w", o.File, err)
+	}
+	spec, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("parsing object %s: %w", o.File, err)
+	}
+	return spec, nil
+}
+
+// attachPoint is where a program attaches, read from its ELF section.
+type attachPoint struct {
+	kind   string // kprobe, kretprobe, tp_btf
+	target string
+}
+
+func (a attachPoint) String() string { return a.kind + "/" + a.target }
+
+func pointOf(p *ebpf.ProgramSpec) (attachPoint, error) {
+	kind, target, ok := strings.Cut(p.SectionName, "/")
+	if !ok || target == "" {
+		return attachPoint{}, fmt.Errorf("program %s: section %q names no attach point", p.Name, p.SectionName)
+	}
+	switch kind {
+	case "kprobe", "kretprobe", "tp_btf":
+		return attachPoint{kind: kind, target: target}, nil
+	}
+	return attachPoint{}, fmt.Errorf("program %s: unsupported section %q", p.Name, p.SectionName)
+}
+
+// HookedFuncs lists the kernel functions an object's kprobes attach to.
+func HookedFuncs(spec *ebpf.CollectionSpec) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range spec.Programs {
+		ap, err := pointOf(p)
+		if err != nil {
+			return nil, err
+		}
+		if (ap.kind == "kprobe" || ap.kind == "kretprobe") && !seen[ap.target] {
+			seen[ap.target] = true
+			out = append(out, ap.target)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func try(c Candidate, f *kernel.Facts, opt Options) (*Loaded, error) {
+	spec, err := Spec(c.Object)
+	if err != nil {
+		return nil, err
+	}
+	hooked, err := HookedFuncs(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := Verify(c.Object, hooked, f); err != nil {
+		return nil, fmt.Errorf("verifying against kernel BTF: %w", err)
+	}
+	if err := configure(spec, opt); err != nil {
+		return nil, err
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
+		Programs: ebpf.ProgramOptions{KernelTypes: f.Spec},
+	})
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			logVerifier(opt.Log, c.Object.Name, ve)
+			return nil, fmt.Errorf("verifier rejected the object: %s", summarize(ve))
+		}
+		return nil, fmt.Errorf("loading: %w", err)
+	}
+	l := &Loaded{Object: c.Object, Coll: coll}
+	names := make([]string, 0, len(spec.Programs))
+	for n := range spec.Programs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		ap, err := pointOf(spec.Programs[name])
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+		lk, err := attach(ap, coll.Programs[name])
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("attaching %s: %w", ap, err)
+		}
+		l.links = append(l.links, lk)
+		l.Hooks = append(l.Hooks, ap.String())
+	}
+	return l, nil
+}
+
+func attach(ap attachPoint, prog *ebpf.Program) (link.Link, error) {
+	switch ap.kind {
+	case "kprobe":
+		return link.Kprobe(ap.target, prog, nil)
+	case "kretprobe":
+		return link.Kretprobe(ap.target, prog, nil)
+	case "tp_btf":
+		return link.AttachTracing(link.TracingOptions{Program: prog})
+	}
+	return nil, fmt.Errorf("unsupported attach kind %q", ap.kind)
+}
+
+func configure(spec *ebpf.CollectionSpec, opt Options) error {
+	set := func(name string, v uint32) error {
+		if v == 0 {
+			return nil
+		}
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("object has no variable %s", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return fmt.Errorf("setting %s: %w", name, err)
+		}
+		return nil
+	}
+	if opt.MaxDepth > 32 {
+		return fmt.Errorf("max depth %d: at most 32", opt.MaxDepth)
+	}
+	if err := set("vg_max_depth", opt.MaxDepth); err != nil {
+		return err
+	}
+	if err := set("vg_self_tgid", opt.SelfPID); err != nil {
+		return err
+	}
+	size := func(name string, v uint32) {
+		if m, ok := spec.Maps[name]; ok && v != 0 {
+			m.MaxEntries = v
+		}
+	}
+	size("events", opt.RingBufferBytes)
+	size("watched", opt.WatchEntries)
+	size("names", opt.NameEntries)
+	return nil
+}
+
+// summarize keeps the verifier log's first and last lines.
+func summarize(ve *ebpf.VerifierError) string {
+	lines := ve.Log
+	if len(lines) == 0 {
+		return ve.Error()
+	}
+	if len(lines) <= 2 {
+		return strings.Join(lines, " | ")
+	}
+	return lines[0] + " | ... | " + lines[len(lines)-1]
+}
+
+func logVerifier(log zerolog.Logger, object string, ve *ebpf.VerifierError) {
+	log.Warn().Str("object", object).Str("verifier", summarize(ve)).Msg("verifier rejected object")
+	log.Debug().Str("object", object).Str("verifier_log", strings.Join(ve.Log, "\n")).Msg("full verifier log")
+}

@@ -1,0 +1,212 @@
+// Package loader picks the embedded BPF object that fits the running kernel,
+// verifies it against the kernel's BTF, loads it and attaches its programs,
+// falling back in a fixed, documented order and saying why at each step.
+//
+// The order (docs/kernels.md):
+//  1. kprobe objects, when the kernel has kprobes: the exact major.minor,
+//     else the nearest lower one; then the other lower ones, nearest first;
+//     then the higher ones, nearest first.
+//  2. the tracepoint object.
+//
+// A better hook type (fentry, BPF-LSM) joins as a new group before the
+// kprobe objects: callers see only Candidate and Refusal.
+package loader
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/vigil-fim/vigil/elf"
+	"github.com/vigil-fim/vigil/pkg/kernel"
+)
+
+// Hook types, as named in bpf/matrix and the manifest.
+const (
+	HooksKprobe     = "kprobe"
+	HooksTracepoint = "tracepoint"
+)
+
+// hookRank orders hook-type groups: lower is tried first.
+var hookRank = map[string]int{
+	HooksKprobe:     10,
+	HooksTracepoint: 100,
+}
+
+// Candidate is an object the loader will try, in order.
+type Candidate struct {
+	Object elf.Object
+	Why    string
+}
+
+// Refusal says why an object was not used.
+type Refusal struct {
+	Object string `json:"object"`
+	Reason string `json:"reason"`
+}
+
+// Order returns the objects to try on a kernel, best first, and the ones
+// refused before trying. It reads no files: the facts are given.
+func Order(objs []elf.Object, f *kernel.Facts, opt Options) ([]Candidate, []Refusal) {
+	var cands []Candidate
+	var refused []Refusal
+	refuse := func(o elf.Object, format string, args ...any) {
+		refused = append(refused, Refusal{Object: o.Name, Reason: fmt.Sprintf(format, args...)})
+	}
+	type ranked struct {
+		Candidate
+		group, order int
+	}
+	var rs []ranked
+	for _, o := range objs {
+		if opt.Object != "" && opt.Object != "auto" && o.Name != opt.Object {
+			refuse(o, "sensor.object forces %q", opt.Object)
+			continue
+		}
+		if opt.Hooks != "" && opt.Hooks != "auto" && o.Hooks != opt.Hooks {
+			refuse(o, "sensor.hooks forces %q", opt.Hooks)
+			continue
+		}
+		rank, ok := hookRank[o.Hooks]
+		if !ok {
+			refuse(o, "unknown hook type %q", o.Hooks)
+			continue
+		}
+		if !f.BTF {
+			refuse(o, "kernel %s has no BTF (/sys/kernel/btf/vmlinux): CO-RE objects cannot be relocated", f.Release)
+			continue
+		}
+		switch o.Hooks {
+		case HooksKprobe:
+			if !f.Kprobes {
+				refuse(o, "kernel %s has no kprobes", f.Release)
+				continue
+			}
+			ov, err := kernel.ParseRelease(o.Name)
+			if err != nil {
+				refuse(o, "object name is not a kernel version: %v", err)
+				continue
+			}
+			kv := kernel.Version{Major: f.Version.Major, Minor: f.Version.Minor}
+			r := ranked{Candidate: Candidate{Object: o}, group: rank}
+			switch {
+			case ov == kv:
+				r.order = 0
+				r.Why = fmt.Sprintf("exact match for kernel %s", kv.MajorMinor())
+			case ov.Less(kv):
+				// Nearest lower first: distance in minor steps.
+				r.order = 1 + distance(ov, kv)
+				r.Why = fmt.Sprintf("built for %s, nearest lower to kernel %s", ov.MajorMinor(), kv.MajorMinor())
+			default:
+				r.order = 1 << 20
+				r.order += distance(kv, ov)
+				r.Why = fmt.Sprintf("built for newer kernel %s, tried after every lower one", ov.MajorMinor())
+			}
+			rs = append(rs, r)
+		case HooksTracepoint:
+			rs = append(rs, ranked{
+				Candidate: Candidate{Object: o, Why: "syscall tracepoints: the last fallback"},
+				group:     rank,
+			})
+		}
+	}
+	sort.SliceStable(rs, func(i, j int) bool {
+		if rs[i].group != rs[j].group {
+			return rs[i].group < rs[j].group
+		}
+		return rs[i].order < rs[j].order
+	})
+	// Only the first lower kprobe object is "nearest lower"; say so plainly
+	// for the others.
+	seenLower := false
+	for _, r := range rs {
+		if r.Object.Hooks == HooksKprobe && r.order > 0 && r.order < 1<<20 {
+			if seenLower {
+				r.Why = fmt.Sprintf("built for %s, an older kernel: fallback", r.Object.Name)
+			}
+			seenLower = true
+		}
+		if opt.Object == r.Object.Name {
+			r.Why = "forced by sensor.object"
+		}
+		cands = append(cands, r.Candidate)
+	}
+	return cands, refused
+}
+
+func distance(lo, hi kernel.Version) int {
+	return (hi.Major-lo.Major)*1000 + (hi.Minor - lo.Minor)
+}
+
+// expectations are what each fact in bpf/matrix means for the kernel's BTF:
+// function -> parameter index -> C type.
+var expectations = map[string]map[string]map[string]map[int]string{
+	"rename": {
+		"renamedata": {"vfs_rename": {0: "struct renamedata *"}},
+	},
+	"idmap": {
+		"none": {
+			"vfs_unlink":    {0: "struct inode *", 1: "struct dentry *"},
+			"notify_change": {0: "struct dentry *", 1: "struct iattr *"},
+		},
+		"userns": {
+			"vfs_unlink":    {0: "struct user_namespace *", 2: "struct dentry *"},
+			"notify_change": {0: "struct user_namespace *", 1: "struct dentry *"},
+		},
+		"idmap": {
+			"vfs_unlink":    {0: "struct mnt_idmap *", 2: "struct dentry *"},
+			"notify_change": {0: "struct mnt_idmap *", 1: "struct dentry *"},
+		},
+	},
+}
+
+// Verify checks an object's facts and hooked functions against the kernel's
+// BTF: every hooked function exists, and every fact the object was built
+// with holds for this kernel.
+func Verify(o elf.Object, hooked []string, f *kernel.Facts) error {
+	if f.Funcs == nil {
+		return fmt.Errorf("kernel %s: no BTF to verify against", f.Release)
+	}
+	for _, fn := range hooked {
+		if _, err := f.Funcs.Func(fn); err != nil {
+			return fmt.Errorf("hooked function: %w", err)
+		}
+	}
+	keys := make([]string, 0, len(o.Facts))
+	for k := range o.Facts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, fact := range keys {
+		val := o.Facts[fact]
+		byVal, ok := expectations[fact]
+		if !ok {
+			return fmt.Errorf("object fact %s=%s: unknown fact", fact, val)
+		}
+		funcs, ok := byVal[val]
+		if !ok {
+			return fmt.Errorf("object fact %s=%s: unknown value", fact, val)
+		}
+		names := make([]string, 0, len(funcs))
+		for n := range funcs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			fn, err := f.Funcs.Func(name)
+			if err != nil {
+				return fmt.Errorf("fact %s=%s: %w", fact, val, err)
+			}
+			for idx, want := range funcs[name] {
+				got := "(absent)"
+				if idx < len(fn.Params) {
+					got = fn.Params[idx]
+				}
+				if got != want {
+					return fmt.Errorf("fact %s=%s: %s parameter %d is %q in this kernel, object expects %q",
+						fact, val, name, idx+1, got, want)
+				}
+			}
+		}
+	}
+	return nil
+}

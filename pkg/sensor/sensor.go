@@ -1,0 +1,274 @@
+// Package sensor is vigil's kernel side as the rest of vigil sees it: it
+// loads the BPF object that fits the kernel, keeps the in-kernel watch set
+// (add, remove, list), reads records from the ring buffer and reports the
+// kernel's counters.
+package sensor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/rs/zerolog"
+
+	"github.com/vigil-fim/vigil/pkg/kernel"
+	"github.com/vigil-fim/vigil/pkg/loader"
+)
+
+// Watch entry flags (VG_W_*).
+const (
+	WatchFile      = 1 << 0
+	WatchNames     = 1 << 1
+	WatchRecursive = 1 << 2
+	WatchReseeded  = 1 << 3
+)
+
+// Entry is one in-kernel watch entry keyed by inode.
+type Entry struct {
+	Key   Key
+	ID    uint64
+	Flags uint32
+	// Matches counts the records this entry made the kernel try to emit:
+	// compared with the records received, it tells which entries lost some.
+	Matches uint64
+}
+
+type watchValue struct {
+	ID      uint64
+	Flags   uint32
+	Pad     uint32
+	Matches uint64
+}
+
+type nameKey struct {
+	Dev    uint64
+	DirIno uint64
+	Hash   uint64
+}
+
+// Info says which object runs and why.
+type Info struct {
+	Kernel  string           `json:"kernel"`
+	Object  string           `json:"object"`
+	HookTyp string           `json:"hook_type"`
+	Why     string           `json:"why"`
+	Hooks   []string         `json:"hooks"`
+	Refused []loader.Refusal `json:"refused,omitempty"`
+	BTF     string           `json:"built_against"`
+}
+
+// Sensor is a loaded, attached kernel sensor.
+type Sensor struct {
+	loaded *loader.Loaded
+	info   Info
+	rd     *ringbuf.Reader
+	watch  *ebpf.Map
+	names  *ebpf.Map
+	ctrs   *ebpf.Map
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// ErrClosed is returned by Read once the sensor is closed.
+var ErrClosed = errors.New("sensor closed")
+
+// New loads and attaches the sensor for the running kernel.
+func New(opt loader.Options) (*Sensor, error) {
+	facts, err := kernel.Probe()
+	if err != nil {
+		return nil, err
+	}
+	return NewWithFacts(facts, opt)
+}
+
+// NewWithFacts is New with the kernel's facts already read.
+func NewWithFacts(facts *kernel.Facts, opt loader.Options) (*Sensor, error) {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		opt.Log.Debug().Err(err).Msg("raising memlock rlimit")
+	}
+	l, err := loader.Load(facts, opt)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sensor{
+		loaded: l,
+		watch:  l.Coll.Maps["watched"],
+		names:  l.Coll.Maps["names"],
+		ctrs:   l.Coll.Maps["counters"],
+		info: Info{
+			Kernel: facts.Release, Object: l.Object.Name, HookTyp: l.Object.Hooks,
+			Why: l.Why, Hooks: l.Hooks, Refused: l.Refused, BTF: l.Object.BTF,
+		},
+	}
+	if s.watch == nil || s.names == nil || s.ctrs == nil || l.Coll.Maps["events"] == nil {
+		l.Close()
+		return nil, fmt.Errorf("object %s lacks a map vigil needs", l.Object.Name)
+	}
+	s.rd, err = ringbuf.NewReader(l.Coll.Maps["events"])
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("opening ring buffer: %w", err)
+	}
+	return s, nil
+}
+
+// Info returns which object runs and why.
+func (s *Sensor) Info() Info { return s.info }
+
+// Log writes the startup record's sensor fields.
+func (i Info) Log(ev *zerolog.Event) *zerolog.Event {
+	return ev.Str("kernel", i.Kernel).Str("object", i.Object).Str("hook_type", i.HookTyp).
+		Str("why", i.Why).Strs("hooks", i.Hooks).Str("built_against", i.BTF).
+		Interface("refused", i.Refused)
+}
+
+// Read blocks for the next record. It returns ErrClosed after Close.
+func (s *Sensor) Read() (*Event, error) {
+	var rec ringbuf.Record
+	for {
+		if err := s.rd.ReadInto(&rec); err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+				return nil, ErrClosed
+			}
+			return nil, fmt.Errorf("reading ring buffer: %w", err)
+		}
+		return Decode(rec.RawSample)
+	}
+}
+
+// WatchInode adds or replaces an inode entry.
+func (s *Sensor) WatchInode(k Key, id uint64, flags uint32) error {
+	v := watchValue{ID: id, Flags: flags}
+	if err := s.watch.Update(k, v, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("watching inode %s: %w", k, err)
+	}
+	return nil
+}
+
+// UnwatchInode removes an inode entry; a missing entry is not an error.
+func (s *Sensor) UnwatchInode(k Key) error {
+	if err := s.watch.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("unwatching inode %s: %w", k, err)
+	}
+	return nil
+}
+
+// WatchName marks (dir, name) as a watched path. The directory itself must
+// also be watched with WatchNames for the kernel to look names up in it.
+func (s *Sensor) WatchName(dir Key, name string, id uint64) error {
+	k := nameKey{Dev: dir.Dev, DirIno: dir.Ino, Hash: HashName(name)}
+	if err := s.names.Update(k, watchValue{ID: id, Flags: WatchFile}, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("watching name %q in %s: %w", name, dir, err)
+	}
+	return nil
+}
+
+// UnwatchName removes a (dir, name) entry.
+func (s *Sensor) UnwatchName(dir Key, name string) error {
+	k := nameKey{Dev: dir.Dev, DirIno: dir.Ino, Hash: HashName(name)}
+	if err := s.names.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("unwatching name %q in %s: %w", name, dir, err)
+	}
+	return nil
+}
+
+// Lookup returns one inode entry.
+func (s *Sensor) Lookup(k Key) (Entry, bool, error) {
+	var v watchValue
+	if err := s.watch.Lookup(k, &v); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return Entry{}, false, nil
+		}
+		return Entry{}, false, fmt.Errorf("looking up %s: %w", k, err)
+	}
+	return Entry{Key: k, ID: v.ID, Flags: v.Flags, Matches: v.Matches}, true, nil
+}
+
+// Entries lists every inode entry.
+func (s *Sensor) Entries() ([]Entry, error) {
+	var out []Entry
+	var k Key
+	var v watchValue
+	it := s.watch.Iterate()
+	for it.Next(&k, &v) {
+		out = append(out, Entry{Key: k, ID: v.ID, Flags: v.Flags, Matches: v.Matches})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("listing watch entries: %w", err)
+	}
+	return out, nil
+}
+
+// Capacity is the watch map's size.
+func (s *Sensor) Capacity() uint32 { return s.watch.MaxEntries() }
+
+// Counters are the kernel's per-hook counts, summed over CPUs.
+type Counters struct {
+	Hits    map[string]uint64 `json:"hits"`
+	Matched map[string]uint64 `json:"matched"`
+	Emitted map[string]uint64 `json:"emitted"`
+	Lost    map[string]uint64 `json:"lost"`
+}
+
+// TotalLost sums Lost.
+func (c Counters) TotalLost() uint64 {
+	var n uint64
+	for _, v := range c.Lost {
+		n += v
+	}
+	return n
+}
+
+const hookMax = 15 // VG_H_MAX
+
+type rawCounters struct {
+	Hits    [hookMax]uint64
+	Matched [hookMax]uint64
+	Emitted [hookMax]uint64
+	Lost    [hookMax]uint64
+}
+
+// Counters reads the kernel's counters.
+func (s *Sensor) Counters() (Counters, error) {
+	var per []rawCounters
+	if err := s.ctrs.Lookup(uint32(0), &per); err != nil {
+		return Counters{}, fmt.Errorf("reading counters: %w", err)
+	}
+	c := Counters{Hits: map[string]uint64{}, Matched: map[string]uint64{}, Emitted: map[string]uint64{}, Lost: map[string]uint64{}}
+	for _, p := range per {
+		for h := 0; h < hookMax; h++ {
+			name := Hook(h).String()
+			add := func(m map[string]uint64, v uint64) {
+				if v != 0 {
+					m[name] += v
+				}
+			}
+			add(c.Hits, p.Hits[h])
+			add(c.Matched, p.Matched[h])
+			add(c.Emitted, p.Emitted[h])
+			add(c.Lost, p.Lost[h])
+		}
+	}
+	return c, nil
+}
+
+// Close detaches the probes and frees the kernel objects. A Read blocked in
+// another goroutine returns ErrClosed.
+func (s *Sensor) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	err := s.rd.Close()
+	if cerr := s.loaded.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

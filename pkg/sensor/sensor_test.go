@@ -1,0 +1,192 @@
+package sensor_test
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vigil-fim/vigil/elf"
+	"github.com/vigil-fim/vigil/pkg/kernel"
+	"github.com/vigil-fim/vigil/pkg/loader"
+	"github.com/vigil-fim/vigil/pkg/sensor"
+	"github.com/vigil-fim/vigil/pkg/testutil"
+)
+
+var nextID uint64 = 1000
+
+func newID() uint64 { nextID++; return nextID }
+
+// watchFile creates a file and puts its inode in the watch set.
+func watchFile(t *testing.T, dir, name string) (string, sensor.Key, uint64) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k, _, err := sensor.KeyOf(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := newID()
+	if err := sens.WatchInode(k, id, sensor.WatchFile); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sens.UnwatchInode(k) })
+	return p, k, id
+}
+
+// TestObjectChoice asserts which object the loader chose, so that a silent
+// fallback fails the suite: in the matrix guests, the kprobe object built for
+// the running major.minor; elsewhere, the first candidate Order offers.
+func TestObjectChoice(t *testing.T) {
+	needSensor(t)
+	info := sens.Info()
+	facts, err := kernel.Probe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if testutil.InVM() {
+		want := facts.Version.MajorMinor()
+		if info.Object != want || info.HookTyp != loader.HooksKprobe {
+			t.Fatalf("kernel %s: loaded object %s (%s), want the kprobe object %s; refused: %+v",
+				facts.Release, info.Object, info.HookTyp, want, info.Refused)
+		}
+	}
+	man, err := elf.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cands, _ := loader.Order(man.Objects, facts, loader.Options{})
+	if len(cands) == 0 || cands[0].Object.Name != info.Object {
+		t.Fatalf("loaded %s, but the first candidate for kernel %s is %+v; refused: %+v",
+			info.Object, facts.Release, cands, info.Refused)
+	}
+	if !facts.Kprobes && info.HookTyp != loader.HooksTracepoint {
+		t.Fatalf("kernel without kprobes loaded a %s object", info.HookTyp)
+	}
+	if len(info.Hooks) == 0 {
+		t.Fatal("no hooks attached")
+	}
+}
+
+// TestWriteRecord: a write to a watched file comes back through the ring
+// buffer with the file's inode and the writer's pid, tid and comm.
+func TestWriteRecord(t *testing.T) {
+	needSensor(t)
+	p, k, id := watchFile(t, t.TempDir(), "passwd")
+
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	mark := coll.Mark()
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid := unix.Gettid()
+	if _, err := f.Write([]byte("bob:x:0:0::/home/bob:/bin/sh\n")); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	got := coll.WaitN(t, mark, 1, func(e *sensor.Event) bool { return e.File == k })
+	e := got[0]
+	if e.Op != sensor.OpWrite {
+		t.Errorf("op = %v, want write", e.Op)
+	}
+	if e.WatchID != id || e.Match != sensor.MatchInode {
+		t.Errorf("watch id %d match %v, want %d inode", e.WatchID, e.Match, id)
+	}
+	if e.Proc.PID != uint32(os.Getpid()) || e.Proc.TID != uint32(tid) {
+		t.Errorf("pid/tid = %d/%d, want %d/%d", e.Proc.PID, e.Proc.TID, os.Getpid(), tid)
+	}
+	if e.Proc.PPID != uint32(os.Getppid()) {
+		t.Errorf("ppid = %d, want %d", e.Proc.PPID, os.Getppid())
+	}
+	exe, _ := os.Executable()
+	comm := filepath.Base(exe)
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
+	if e.Proc.Comm != comm {
+		t.Errorf("comm = %q, want %q", e.Proc.Comm, comm)
+	}
+	if e.Proc.Exe != exe {
+		t.Errorf("exe = %q, want %q", e.Proc.Exe, exe)
+	}
+	if e.Proc.UID != 0 || e.Proc.EUID != 0 {
+		t.Errorf("uid/euid = %d/%d, want 0/0", e.Proc.UID, e.Proc.EUID)
+	}
+	if e.Path != "passwd" {
+		t.Errorf("path = %q, want passwd", e.Path)
+	}
+}
+
+// TestUnwatchedWritesStayInKernel: writes to files outside the watch set are
+// counted by the hook but never reach user space.
+func TestUnwatchedWritesStayInKernel(t *testing.T) {
+	needSensor(t)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "other")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k, _, err := sensor.KeyOf(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := sens.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := coll.Mark()
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for i := 0; i < n; i++ {
+		if _, err := f.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	after, err := sens.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hits uint64
+	for h, v := range after.Hits {
+		hits += v - before.Hits[h]
+	}
+	if hits < n {
+		t.Errorf("hooks ran %d times for %d writes", hits, n)
+	}
+	coll.Quiet(t, mark, 300*time.Millisecond, func(e *sensor.Event) bool { return e.File == k })
+}
+
+func TestExeAndCommOfChild(t *testing.T) {
+	needSensor(t)
+	p, k, _ := watchFile(t, t.TempDir(), "shadow")
+	sh, err := exec_lookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := coll.Mark()
+	pid := runSh(t, sh, "echo x >> "+p)
+	got := coll.WaitN(t, mark, 1, func(e *sensor.Event) bool { return e.File == k })
+	e := got[0]
+	if e.Proc.PID != uint32(pid) || e.Proc.PPID != uint32(os.Getpid()) {
+		t.Errorf("pid/ppid = %d/%d, want %d/%d", e.Proc.PID, e.Proc.PPID, pid, os.Getpid())
+	}
+	real, _ := filepath.EvalSymlinks(sh)
+	if e.Proc.Exe != real {
+		t.Errorf("exe = %q, want %q", e.Proc.Exe, real)
+	}
+	if e.Proc.Comm != filepath.Base(sh) {
+		t.Errorf("comm = %q, want %q (the name it was run by)", e.Proc.Comm, filepath.Base(sh))
+	}
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds every line of bpf/matrix into OUTDIR (default elf/) with its
+# manifest. Deterministic: the same sources and clang give the same bytes,
+# whatever the checkout's path or the files' times.
+#   scripts/build-elf.sh [OUTDIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-elf}
+mkdir -p "$out"
+CLANG=${CLANG:-clang}
+STRIP=${LLVM_STRIP:-llvm-strip}
+work=build/elf
+rm -rf "$work"
+mkdir -p "$work"
+
+clang_version=$($CLANG --version | head -n1)
+# Everything in bpf/ but the BTF headers: hashed into every object's source_sha256.
+src_files=$(find bpf -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' -o -name matrix \) | LC_ALL=C sort)
+
+entries=()
+while read -r name hooks btf suite facts; do
+	case "$name" in '' | '#'*) continue ;; esac
+	header=bpf/btf/vmlinux-$btf.h.xz
+	[ -f "$header" ] || { echo "build-elf: $header missing (scripts/kernels.sh btf $btf | xz > $header)" >&2; exit 1; }
+	inc=$work/$btf
+	mkdir -p "$inc"
+	[ -f "$inc/vmlinux.h" ] || xz -dc "$header" >"$inc/vmlinux.h"
+	case "$hooks" in
+	kprobe) src=bpf/kprobe.bpf.c ;;
+	tracepoint) src=bpf/tracepoint.bpf.c ;;
+	*) echo "build-elf: $name: unknown hook type $hooks" >&2; exit 1 ;;
+	esac
+	defs=()
+	facts_json=""
+	if [ "$facts" != "-" ]; then
+		for f in $facts; do
+			k=${f%%=*} v=${f#*=}
+			defs+=("-DVG_$(echo "${k}_${v}" | tr '[:lower:]-' '[:upper:]_')=1")
+			facts_json+="${facts_json:+, }\"$k\": \"$v\""
+		done
+	fi
+	obj=vigil-$name.o
+	$CLANG -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
+		-ffile-prefix-map="$PWD"=. -I "$inc" -I bpf "${defs[@]}" \
+		-c "$src" -o "$work/$obj"
+	$STRIP -g "$work/$obj" -o "$out/$obj"
+	src_sha=$(cat $src_files "$header" | sha256sum | cut -d' ' -f1)
+	obj_sha=$(sha256sum "$out/$obj" | cut -d' ' -f1)
+	entries+=("    {\"name\": \"$name\", \"file\": \"$obj\", \"hooks\": \"$hooks\", \"btf\": \"$btf\", \"facts\": {${facts_json}}, \"source_sha256\": \"$src_sha\", \"clang\": \"$clang_version\", \"sha256\": \"$obj_sha\"}")
+	echo "build-elf: $out/$obj ($hooks, BTF $btf${facts:+, $facts})"
+done <bpf/matrix
+
+{
+	echo '{'
+	echo '  "objects": ['
+	for i in "${!entries[@]}"; do
+		sep=,
+		[ "$i" -eq $((${#entries[@]} - 1)) ] && sep=
+		echo "${entries[$i]}$sep"
+	done
+	echo '  ]'
+	echo '}'
+} >"$out/manifest.json"

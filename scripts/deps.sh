@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Install the host packages that vigil's build and real-kernel tests need
+# (Debian 12 / apt). Idempotent: only missing packages are installed, and
+# `apt-get update` runs once, only when something has to be installed.
+#
+#   scripts/deps.sh            install what is missing (needs root)
+#   scripts/deps.sh --check    list missing packages, exit 1 if any
+#
+# Extra packages can be added with DEPS_EXTRA="pkg1 pkg2".
+set -euo pipefail
+
+PACKAGES=(
+	# eBPF build
+	clang llvm libbpf-dev bpftool
+	# real-kernel tests (scripts/kernels.sh, scripts/vmtest.sh)
+	qemu-system-x86 busybox-static cpio xz-utils zstd gzip e2fsprogs kmod
+	# private apt state for the kernel matrix
+	apt gpgv debian-archive-keyring ca-certificates
+	coreutils findutils util-linux grep
+)
+# shellcheck disable=SC2206 # word splitting intended
+[[ -n "${DEPS_EXTRA:-}" ]] && PACKAGES+=(${DEPS_EXTRA})
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+	[[ "$status" == ii* ]] || missing+=("$p")
+done
+
+if [[ "${1:-}" == "--check" ]]; then
+	if ((${#missing[@]})); then
+		echo "deps: missing: ${missing[*]}"
+		exit 1
+	fi
+	echo "deps: all ${#PACKAGES[@]} packages present"
+	exit 0
+fi
+
+if ((${#missing[@]} == 0)); then
+	echo "deps: all ${#PACKAGES[@]} packages present"
+	exit 0
+fi
+
+sudo=()
+if ((EUID != 0)); then
+	command -v sudo >/dev/null || {
+		echo "deps: need root (or sudo) to install: ${missing[*]}" >&2
+		exit 1
+	}
+	sudo=(sudo)
+fi
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+if ! "${sudo[@]}" apt-get update -q >"$log" 2>&1; then
+	cat "$log" >&2
+	echo "deps: apt-get update failed" >&2
+	exit 1
+fi
+if ! "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
+	cat "$log" >&2
+	echo "deps: apt-get install failed: ${missing[*]}" >&2
+	exit 1
+fi
+echo "deps: installed ${#missing[@]} package(s): ${missing[*]}"

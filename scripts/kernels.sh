@@ -1,0 +1,326 @@
+#!/usr/bin/env bash
+# Real Debian kernels for vigil's test matrix: fetch, cache, and extract BTF.
+#
+#   scripts/kernels.sh list                    the matrix, "major.minor suite" per line
+#   scripts/kernels.sh fetch [--refresh] [K..] download + cache the kernels (default: all)
+#   scripts/kernels.sh path K                  cache directory of kernel K (fetches if needed)
+#   scripts/kernels.sh vmlinux K               path of K's raw vmlinux ELF (extracted, cached)
+#   scripts/kernels.sh btf K|host              C header of K's BTF on stdout (vmlinux.h)
+#
+# K is a matrix "major.minor" (e.g. 6.1). Kernels come from Debian's own archive:
+# the suite's linux-image-amd64 metapackage is resolved at run time to its versioned
+# image package, and the matching "-unsigned" package is downloaded with a private apt
+# state (the machine's own package lists and caches are not touched). The mirror is
+# the one the machine's apt sources already use (override: VIGIL_DEBIAN_MIRROR).
+#
+# Cache: ${VIGIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil}/kernels/K/
+#   vmlinuz  release  version  package  suite  config  modules/  [vmlinux]
+# A complete cache entry is reused without network; --refresh re-resolves the suite
+# and re-downloads only if the Debian version changed.
+set -euo pipefail
+
+# ---- the matrix: one "major.minor:suite" word per kernel ---------------------------
+MATRIX="5.10:bullseye 6.1:bookworm 6.12:trixie"
+# --------------------------------------------------------------------------------------
+
+CACHE_ROOT=${VIGIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil}
+KCACHE=$CACHE_ROOT/kernels
+APTROOT=$CACHE_ROOT/apt
+KEYRING=${VIGIL_APT_KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
+
+die() {
+	echo "kernels.sh: $*" >&2
+	exit 1
+}
+note() { echo "kernels.sh: $*" >&2; }
+
+usage() {
+	sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
+	exit "${1:-0}"
+}
+
+matrix_suite() { # K -> suite
+	local e
+	for e in $MATRIX; do
+		[[ "${e%%:*}" == "$1" ]] && {
+			echo "${e#*:}"
+			return 0
+		}
+	done
+	return 1
+}
+
+matrix_kernels() {
+	local e
+	for e in $MATRIX; do echo "${e%%:*}"; done
+}
+
+check_kernel() {
+	matrix_suite "$1" >/dev/null || die "unknown kernel '$1' (matrix: $(matrix_kernels | tr '\n' ' '))"
+}
+
+need() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null || die "missing command '$c' (run scripts/deps.sh)"
+	done
+}
+
+# The Debian archive URI from the machine's own apt sources: the first enabled "deb"
+# source whose suites include a plain Debian codename (not -security/-updates).
+debian_mirror() {
+	if [[ -n "${VIGIL_DEBIAN_MIRROR:-}" ]]; then
+		echo "$VIGIL_DEBIAN_MIRROR"
+		return
+	fi
+	local codes='^(buster|bullseye|bookworm|trixie|forky|duke|sid|oldoldstable|oldstable|stable|testing|unstable)$'
+	local f uri=""
+	shopt -s nullglob
+	for f in /etc/apt/sources.list.d/*.sources; do
+		uri=$(awk -v codes="$codes" '
+			BEGIN { RS = ""; FS = "\n" }
+			{
+				types = ""; uris = ""; suites = ""; enabled = "yes"
+				for (i = 1; i <= NF; i++) {
+					line = $i
+					if (line ~ /^#/) continue
+					k = tolower(line); sub(/:.*/, "", k)
+					v = line; sub(/^[^:]*:[ \t]*/, "", v)
+					if (k == "types") types = v
+					else if (k == "uris") uris = v
+					else if (k == "suites") suites = v
+					else if (k == "enabled") enabled = tolower(v)
+				}
+				if (enabled == "no" || (" " types " ") !~ / deb /) next
+				n = split(suites, s, /[ \t]+/)
+				for (j = 1; j <= n; j++) if (s[j] ~ codes) { split(uris, u, /[ \t]+/); print u[1]; exit }
+			}' "$f")
+		[[ -n "$uri" ]] && break
+	done
+	if [[ -z "$uri" ]]; then
+		for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+			[[ -r "$f" ]] || continue
+			uri=$(awk -v codes="$codes" '
+				$1 == "deb" {
+					i = 2
+					if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+					if ($(i + 1) ~ codes) { print $i; exit }
+				}' "$f")
+			[[ -n "$uri" ]] && break
+		done
+	fi
+	shopt -u nullglob
+	[[ -n "$uri" ]] || die "no Debian archive found in /etc/apt/sources.list{,.d/*}; set VIGIL_DEBIAN_MIRROR"
+	echo "${uri%/}"
+}
+
+# Private apt state for one suite: lists, cache, sources and status under $APTROOT/<suite>.
+APT_OPTS=()
+apt_setup() { # suite
+	local suite=$1 d=$APTROOT/$1 signed=""
+	mkdir -p "$d/lists/partial" "$d/cache/archives/partial"
+	: >"$d/status"
+	[[ -r "$KEYRING" ]] && signed="signed-by=$KEYRING "
+	echo "deb [${signed}target=Packages] $(debian_mirror) $suite main" >"$d/sources.list"
+	APT_OPTS=(
+		-o "Dir::State=$d" -o "Dir::State::Lists=$d/lists" -o "Dir::State::status=$d/status"
+		-o "Dir::Cache=$d/cache" -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
+		-o "Dir::Etc::SourceList=$d/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+		-o "Acquire::Languages=none" -o "APT::Get::List-Cleanup=true"
+	)
+	# as root apt drops to _apt for downloads; our private dirs are root's, so don't
+	((EUID == 0)) && APT_OPTS+=(-o "APT::Sandbox::User=root")
+	return 0
+}
+
+apt_update() { # suite
+	local log
+	log=$(mktemp)
+	if ! apt-get "${APT_OPTS[@]}" -q update >"$log" 2>&1 || grep -qE '^(W|E): ' "$log"; then
+		cat "$log" >&2
+		rm -f "$log"
+		die "apt-get update of suite '$1' failed (private state $APTROOT/$1)"
+	fi
+	rm -f "$log"
+}
+
+kernel_complete() { # dir
+	local d=$1 f
+	for f in vmlinuz release version package modules/modules.dep complete; do
+		[[ -s "$d/$f" ]] || return 1
+	done
+}
+
+print_kernel() { # K dir
+	printf '%-6s %-22s %-26s %s\n' "$1" "$(cat "$2/version")" "$(cat "$2/release")" "$2"
+}
+
+fetch_one() { # K refresh
+	local k=$1 refresh=$2 suite dir ver dep pkg tmp root rel mods
+	suite=$(matrix_suite "$k")
+	dir=$KCACHE/$k
+	if ((!refresh)) && kernel_complete "$dir"; then
+		print_kernel "$k" "$dir"
+		return 0
+	fi
+	need apt-get apt-cache dpkg-deb
+	apt_setup "$suite"
+	apt_update "$suite"
+	ver=$(apt-cache "${APT_OPTS[@]}" show --no-all-versions linux-image-amd64 2>/dev/null |
+		awk -F': ' '$1 == "Version" { print $2; exit }')
+	[[ -n "$ver" ]] || die "$suite: no linux-image-amd64 in $(debian_mirror)"
+	dep=$(apt-cache "${APT_OPTS[@]}" show "linux-image-amd64=$ver" |
+		awk -F': ' '$1 == "Depends" { print $2; exit }')
+	pkg=$(tr ',|' '\n\n' <<<"$dep" | sed -e 's/^ *//' -e 's/ .*//' | grep -m1 '^linux-image-' || true)
+	[[ -n "$pkg" ]] || die "$suite: cannot find the image package in linux-image-amd64 $ver Depends: $dep"
+	if apt-cache "${APT_OPTS[@]}" show "$pkg-unsigned=$ver" >/dev/null 2>&1; then
+		pkg=$pkg-unsigned
+	else
+		note "$suite: $pkg-unsigned $ver not found, using $pkg"
+	fi
+	if ((refresh)) && kernel_complete "$dir" && [[ "$(cat "$dir/version")" == "$ver" && "$(cat "$dir/package")" == "$pkg" ]]; then
+		print_kernel "$k" "$dir"
+		return 0
+	fi
+
+	mkdir -p "$KCACHE"
+	tmp=$(mktemp -d "$KCACHE/.fetch-$k.XXXXXX")
+	# shellcheck disable=SC2064 # expand now
+	trap "rm -rf '$tmp'" EXIT
+	note "$k: downloading $pkg $ver ($suite)"
+	(cd "$tmp" && apt-get "${APT_OPTS[@]}" -q download "$pkg=$ver" >"$tmp/download.log" 2>&1) || {
+		cat "$tmp/download.log" >&2
+		die "$k: download of $pkg=$ver failed"
+	}
+	root=$tmp/root
+	dpkg-deb -x "$tmp"/*.deb "$root"
+	mkdir -p "$tmp/out"
+	local vmlinuz
+	vmlinuz=$(find "$root/boot" -maxdepth 1 -name 'vmlinuz-*' | head -n1)
+	[[ -n "$vmlinuz" ]] || die "$k: no boot/vmlinuz-* in $pkg"
+	rel=${vmlinuz##*/vmlinuz-}
+	mods=""
+	for mods in "$root/lib/modules/$rel" "$root/usr/lib/modules/$rel"; do
+		[[ -d "$mods" ]] && break
+	done
+	[[ -d "$mods" ]] || die "$k: no modules/$rel in $pkg"
+	# modules.dep is made by the package's postinst: run depmod on the extracted tree
+	need depmod
+	mkdir -p "$tmp/dm/lib/modules"
+	mv "$mods" "$tmp/dm/lib/modules/$rel"
+	depmod -b "$tmp/dm" "$rel" || die "$k: depmod failed"
+	[[ -s "$tmp/dm/lib/modules/$rel/modules.dep" ]] || die "$k: depmod made no modules.dep"
+	mv "$vmlinuz" "$tmp/out/vmlinuz"
+	mv "$tmp/dm/lib/modules/$rel" "$tmp/out/modules"
+	[[ -f "$root/boot/config-$rel" ]] && mv "$root/boot/config-$rel" "$tmp/out/config"
+	echo "$rel" >"$tmp/out/release"
+	echo "$ver" >"$tmp/out/version"
+	echo "$pkg" >"$tmp/out/package"
+	echo "$suite" >"$tmp/out/suite"
+	date -u +%Y-%m-%dT%H:%M:%SZ >"$tmp/out/complete"
+	rm -rf "$dir.old"
+	[[ -e "$dir" ]] && mv "$dir" "$dir.old"
+	mv "$tmp/out" "$dir"
+	rm -rf "$dir.old" "$tmp"
+	trap - EXIT
+	print_kernel "$k" "$dir"
+}
+
+cmd_fetch() {
+	local refresh=0 ks=() k
+	for k in "$@"; do
+		case $k in
+		--refresh) refresh=1 ;;
+		-*) die "fetch: unknown flag $k" ;;
+		*)
+			check_kernel "$k"
+			ks+=("$k")
+			;;
+		esac
+	done
+	((${#ks[@]})) || mapfile -t ks < <(matrix_kernels)
+	mkdir -p "$KCACHE"
+	exec 9>"$KCACHE/.lock"
+	flock 9
+	for k in "${ks[@]}"; do
+		fetch_one "$k" "$refresh"
+	done
+}
+
+kernel_dir() { # K -> cache dir, fetching if needed
+	check_kernel "$1"
+	local dir=$KCACHE/$1
+	kernel_complete "$dir" || cmd_fetch "$1" >&2
+	echo "$dir"
+}
+
+# Extract the vmlinux ELF from a bzImage: find a compressed stream's magic and
+# decompress from there (trailing data after the stream is ignored).
+extract_vmlinux() { # vmlinuz out
+	local in=$1 out=$2 magic tool off
+	for magic in 'xz:\xFD7zXZ\x00' 'zstd:\x28\xB5\x2F\xFD' 'gzip:\x1F\x8B\x08'; do
+		tool=${magic%%:*}
+		need "$tool"
+		while read -r off; do
+			[[ -n "$off" ]] || continue
+			case $tool in
+			xz) tail -c +"$((off + 1))" "$in" | xz -dc --single-stream >"$out" 2>/dev/null || true ;;
+			zstd) tail -c +"$((off + 1))" "$in" | zstd -dcq >"$out" 2>/dev/null || true ;;
+			gzip) tail -c +"$((off + 1))" "$in" | gzip -dc >"$out" 2>/dev/null || true ;;
+			esac
+			if [[ "$(head -c4 "$out" | od -An -tx1 | tr -d ' \n')" == 7f454c46 ]]; then
+				return 0
+			fi
+		done < <(LC_ALL=C grep -obUaP "${magic#*:}" "$in" | cut -d: -f1)
+	done
+	rm -f "$out"
+	return 1
+}
+
+cmd_vmlinux() {
+	[[ $# -eq 1 ]] || usage 2
+	local dir
+	dir=$(kernel_dir "$1")
+	if [[ ! -s "$dir/vmlinux" ]]; then
+		extract_vmlinux "$dir/vmlinuz" "$dir/vmlinux.tmp.$$" ||
+			die "$1: no xz/zstd/gzip-compressed ELF found in $dir/vmlinuz"
+		mv "$dir/vmlinux.tmp.$$" "$dir/vmlinux"
+	fi
+	echo "$dir/vmlinux"
+}
+
+cmd_btf() {
+	[[ $# -eq 1 ]] || usage 2
+	need bpftool
+	local f
+	if [[ "$1" == host ]]; then
+		f=/sys/kernel/btf/vmlinux
+		[[ -r "$f" ]] || die "host kernel has no $f"
+	else
+		f=$(cmd_vmlinux "$1")
+	fi
+	bpftool btf dump file "$f" format c
+}
+
+main() {
+	local cmd=${1:-}
+	[[ $# -gt 0 ]] && shift
+	case $cmd in
+	list)
+		local e
+		for e in $MATRIX; do echo "${e%%:*} ${e#*:}"; done
+		;;
+	fetch) cmd_fetch "$@" ;;
+	path)
+		[[ $# -eq 1 ]] || usage 2
+		kernel_dir "$1"
+		;;
+	vmlinux) cmd_vmlinux "$@" ;;
+	btf) cmd_btf "$@" ;;
+	mirror) debian_mirror ;;
+	-h | --help | help) usage 0 ;;
+	*) usage 2 ;;
+	esac
+}
+
+main "$@"

@@ -1,0 +1,389 @@
+#!/usr/bin/env bash
+# Run vigil's Go test binaries inside real Debian kernels under qemu.
+#
+#   scripts/vmtest.sh BINDIR [kernel ...]      (default: every kernel of scripts/kernels.sh list)
+#
+# BINDIR holds statically linked (CGO_ENABLED=0) files: Go test binaries named *.test and
+# anything else they need (the vigil binary, fixtures...). All of BINDIR is copied to /vigil/
+# in the guest, keeping its layout; each /vigil/*.test is run, in sorted order, as
+#   cd /vigil && ./NAME.test -test.v -test.count=1 -test.timeout=T $VMTEST_ARGS
+# with VIGIL_VM=1 in its environment, bpffs, tracefs, debugfs, securityfs and cgroup2
+# mounted, and an ext4 scratch filesystem (virtio disk) mounted at /mnt/ext4.
+#
+# Environment:
+#   VMTEST_ARGS          extra test flags, e.g. "-test.run TestRename" (shell words; evaluated
+#                        by the guest's sh, so quote as in a shell). When it has -test.run or
+#                        -test.skip, a binary that runs no test is tolerated (not a kernel that
+#                        runs none).
+#   VMTEST_TIMEOUT       seconds per kernel before qemu is killed and the kernel is HUNG (480)
+#   VMTEST_TEST_TIMEOUT  -test.timeout of each binary (default: VMTEST_TIMEOUT-60 seconds)
+#   VMTEST_JOBS          kernels run at once (1)
+#   VMTEST_KVM=1         use KVM instead of TCG (hangs on some machines)
+#   VMTEST_MEM           guest memory in MiB (1536)
+#   VMTEST_APPEND        extra kernel command line (e.g. lsm=lockdown,capability,bpf)
+#   VMTEST_MODULES       extra kernel modules to load (names, with their modules.dep deps)
+#   VMTEST_DISK_MB       size of the ext4 disk (64)
+#   VMTEST_OUT           logs: $VMTEST_OUT/<kernel>/{console.log,results.log}
+#                        (default ${VIGIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil}/vmtest)
+#
+# Result per kernel: PASS, FAIL (a test failed or a binary exited non-zero), NOTEST (no test
+# ran), NOEXT4 (the ext4 disk did not mount), CRASH (the VM stopped before the end), HUNG
+# (timeout). A skip whose message contains HOST-ONLY is counted as host-only, not skipped.
+# Exit status is non-zero unless every kernel is PASS.
+set -euo pipefail
+trap 'echo "vmtest.sh: line $LINENO: \"$BASH_COMMAND\" failed" >&2' ERR
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+KERNELS=$HERE/kernels.sh
+GUEST_INIT=$HERE/guest-init.sh
+CACHE_ROOT=${VIGIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil}
+OUT=${VMTEST_OUT:-$CACHE_ROOT/vmtest}
+TIMEOUT=${VMTEST_TIMEOUT:-480}
+MEM=${VMTEST_MEM:-1536}
+JOBS=${VMTEST_JOBS:-1}
+DISK_MB=${VMTEST_DISK_MB:-64}
+ARGS=${VMTEST_ARGS:-}
+# modules the guest needs for its disk; missing or built-in ones are skipped
+BASE_MODULES="virtio_pci virtio_blk crc32c_intel crc32c_generic ext4"
+export PATH=$PATH:/usr/sbin:/sbin
+
+die() {
+	echo "vmtest.sh: $*" >&2
+	exit 2
+}
+note() { echo "vmtest: $*" >&2; }
+
+usage() {
+	sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+[[ $# -ge 1 ]] || usage
+[[ "$1" != -h && "$1" != --help ]] || usage
+BINDIR=$1
+shift
+[[ -d "$BINDIR" ]] || die "BINDIR '$BINDIR' is not a directory"
+BINDIR=$(cd "$BINDIR" && pwd)
+[[ "$TIMEOUT" =~ ^[0-9]+$ ]] || die "VMTEST_TIMEOUT must be seconds"
+[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "VMTEST_JOBS must be a positive number"
+TEST_TIMEOUT=${VMTEST_TEST_TIMEOUT:-$((TIMEOUT > 120 ? TIMEOUT - 60 : TIMEOUT / 2))s}
+
+for c in qemu-system-x86_64 cpio zstd gzip xz base64 timeout mkfs.ext4 busybox flock; do
+	command -v "$c" >/dev/null || die "missing command '$c' (run scripts/deps.sh)"
+done
+BUSYBOX=$(command -v busybox)
+if ldd "$BUSYBOX" >/dev/null 2>&1; then
+	die "$BUSYBOX is dynamically linked: install busybox-static"
+fi
+
+if [[ $# -gt 0 ]]; then
+	KS=("$@")
+else
+	mapfile -t KS < <("$KERNELS" list | awk '{ print $1 }')
+fi
+
+mapfile -t TESTS < <(cd "$BINDIR" && find . -maxdepth 1 -name '*.test' -type f | sed 's|^\./||' | LC_ALL=C sort)
+((${#TESTS[@]})) || note "warning: no *.test in $BINDIR"
+for t in "${TESTS[@]}"; do
+	# a dynamically linked binary names its ELF interpreter near the start of the file
+	if head -c 4096 "$BINDIR/$t" | LC_ALL=C grep -aq 'ld-linux'; then
+		die "$BINDIR/$t is dynamically linked: build it with CGO_ENABLED=0"
+	fi
+done
+
+"$KERNELS" fetch "${KS[@]}" >&2
+
+mkdir -p "$OUT"
+WORK=$(mktemp -d "$OUT/.work.XXXXXX")
+cleanup() { rm -rf "$WORK"; }
+trap cleanup EXIT
+
+# ---- initramfs ------------------------------------------------------------------------
+
+# Compressor for a kernel's initramfs: zstd if its config says it can unpack it, else gzip.
+compressor() { # kdir
+	if grep -qx 'CONFIG_RD_ZSTD=y' "$1/config" 2>/dev/null; then echo zstd; else echo gzip; fi
+}
+
+compress() { # format
+	case $1 in
+	zstd) zstd -q -T0 -3 -c ;;
+	gzip) gzip -c -6 ;;
+	esac
+}
+
+mkcpio() { # dir -> newc cpio on stdout, files owned by root
+	(cd "$1" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
+		cpio --null -o -H newc --owner=0:0 --quiet)
+}
+
+# The part shared by every kernel: busybox, /init, /etc, BINDIR at /vigil.
+common_cpio() { # format -> path
+	local f=$WORK/common.cpio.$1
+	if [[ ! -s "$f" ]]; then
+		local r=$WORK/common
+		if [[ ! -d "$r" ]]; then
+			mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,root,mnt/ext4,var/tmp,lib/modules,vigil}
+			cp "$BUSYBOX" "$r/bin/busybox"
+			local a
+			while read -r a; do
+				[[ -n "$a" && "$a" != bin/busybox && ! -e "$r/$a" ]] || continue
+				ln -s /bin/busybox "$r/$a"
+			done < <("$BUSYBOX" --list-full)
+			[[ -e "$r/bin/sh" ]] || ln -s /bin/busybox "$r/bin/sh"
+			install -m 0755 "$GUEST_INIT" "$r/init"
+			printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$r/etc/passwd"
+			printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' >"$r/etc/group"
+			printf '127.0.0.1 localhost vigil-vm\n::1 localhost\n' >"$r/etc/hosts"
+			: >"$r/etc/fstab"
+			chmod 1777 "$r/tmp" "$r/var/tmp"
+			cp -rL "$BINDIR/." "$r/vigil/"
+		fi
+		mkcpio "$r" | compress "$1" >"$f.tmp"
+		mv "$f.tmp" "$f"
+	fi
+	echo "$f"
+}
+
+# The kernel's own modules for the disk, decompressed, with a load-order list; cached in
+# the kernel's cache directory. Prints the cached cpio's path; its .info file says
+# which modules are loaded and which are built in.
+modules_cpio() { # kdir format
+	local kdir=$1 fmt=$2 rel key dir
+	rel=$(cat "$kdir/release")
+	key=$(echo "$BASE_MODULES ${VMTEST_MODULES:-} $fmt v1" | md5sum | cut -c1-12)
+	dir=$kdir/vmtest
+	if [[ -s "$dir/modules-$key.cpio" && -s "$dir/modules-$key.info" ]]; then
+		echo "$dir/modules-$key.cpio"
+		return
+	fi
+	mkdir -p "$dir"
+	local mdir=$kdir/modules tree
+	tree=$(mktemp -d "$dir/.tree.XXXXXX")
+	local -A path=() deps=() builtin=() seen=()
+	local line p n
+	while IFS= read -r line; do
+		p=${line%%:*}
+		n=${p##*/}
+		n=${n%%.ko*}
+		n=${n//-/_}
+		path[$n]=$p
+		deps[$n]=${line#*:}
+	done <"$mdir/modules.dep"
+	if [[ -f "$mdir/modules.builtin" ]]; then
+		while IFS= read -r p; do
+			n=${p##*/}
+			n=${n%%.ko*}
+			builtin[${n//-/_}]=1
+		done <"$mdir/modules.builtin"
+	fi
+	local order=() loaded=() built=() missing=()
+	visit() {
+		local m=${1//-/_} d dn
+		[[ -z "${seen[$m]:-}" ]] || return 0
+		seen[$m]=1
+		if [[ -n "${builtin[$m]:-}" ]]; then
+			built+=("$m")
+			return 0
+		fi
+		if [[ -z "${path[$m]:-}" ]]; then
+			missing+=("$m")
+			return 0
+		fi
+		for d in ${deps[$m]}; do
+			dn=${d##*/}
+			visit "${dn%%.ko*}"
+		done
+		order+=("${path[$m]}")
+		loaded+=("$m")
+	}
+	local m
+	for m in $BASE_MODULES ${VMTEST_MODULES:-}; do visit "$m"; done
+	local base=$tree/lib/modules/$rel out
+	mkdir -p "$base"
+	: >"$base/vigil.modules"
+	for p in "${order[@]}"; do
+		out=${p%.xz}
+		out=${out%.zst}
+		out=${out%.gz}
+		mkdir -p "$base/$(dirname "$out")"
+		case $p in
+		*.xz) xz -dc "$mdir/$p" >"$base/$out" ;;
+		*.zst) zstd -qdc "$mdir/$p" >"$base/$out" ;;
+		*.gz) gzip -dc "$mdir/$p" >"$base/$out" ;;
+		*) cp "$mdir/$p" "$base/$out" ;;
+		esac
+		echo "$out" >>"$base/vigil.modules"
+	done
+	{
+		echo "loadable: ${loaded[*]:-none}"
+		echo "built-in: ${built[*]:-none}"
+		echo "missing: ${missing[*]:-none}"
+	} >"$dir/modules-$key.info.tmp"
+	mkcpio "$tree" | compress "$fmt" >"$dir/modules-$key.cpio.tmp"
+	rm -rf "$tree"
+	mv "$dir/modules-$key.cpio.tmp" "$dir/modules-$key.cpio"
+	mv "$dir/modules-$key.info.tmp" "$dir/modules-$key.info"
+	echo "$dir/modules-$key.cpio"
+}
+
+# ---- results --------------------------------------------------------------------------
+
+# Counts from a results log: "pass fail skip hostonly notest nresults badrc done ext4 release"
+parse_results() { # results.log
+	tr -d '\r' <"$1" | awk '
+		function indent(s) { match(s, /^ */); return RLENGTH }
+		function flush() { if (pending) { if (pendhost) host++; else skip++; pending = 0 } }
+		BEGIN { pass = fail = skip = host = notest = nres = badrc = done = 0; ext4 = "none"; rel = "-" }
+		/^VIGIL-VMTEST-KERNEL / { rel = $2; next }
+		/^VIGIL-VMTEST-EXT4 ok/ { ext4 = "ok"; next }
+		/^VIGIL-VMTEST-EXT4 FAIL/ { ext4 = "FAIL"; next }
+		/^VIGIL-VMTEST-RESULT / { flush(); nres++; if ($3 != "0") badrc++; cur = ""; next }
+		/^VIGIL-VMTEST-DONE/ { flush(); done = 1; next }
+		/^VIGIL-VMTEST-/ { next }
+		/testing: warning: no tests to run/ { notest++ }
+		/^=== (RUN|CONT|NAME|PAUSE) / { flush(); cur = $3; next }
+		/^ *--- (PASS|FAIL|SKIP): / {
+			flush()
+			ind = indent($0)
+			s = $0; sub(/^ *--- /, "", s)
+			kind = substr(s, 1, 4)
+			name = s; sub(/^[A-Z]+: /, "", name); sub(/ \(.*$/, "", name)
+			if (kind == "PASS") pass++
+			else if (kind == "FAIL") fail++
+			else { pending = 1; pendhost = (name in hostonly); pendind = ind }
+			cur = ""
+			next
+		}
+		{
+			# a skip reason printed after "--- SKIP:" (non-streamed output), more indented
+			if (pending) {
+				if (indent($0) > pendind && $0 != "") { if ($0 ~ /HOST-ONLY/) pendhost = 1; next }
+				flush()
+			}
+			# streamed (-test.v) log lines belong to the test named by the last === line
+			if (cur != "" && $0 ~ /HOST-ONLY/) hostonly[cur] = 1
+		}
+		END { flush(); print pass, fail, skip, host, notest, nres, badrc, done, ext4, rel }'
+}
+
+# ---- one kernel ----------------------------------------------------------------------
+
+run_kernel() { # K -> writes $WORK/row.K
+	local k=$1 kdir rel fmt common mods initrd odir disk start secs rc=0
+	kdir=$("$KERNELS" path "$k")
+	rel=$(cat "$kdir/release")
+	fmt=$(compressor "$kdir")
+	odir=$OUT/$k
+	mkdir -p "$odir"
+	rm -f "$odir/console.log" "$odir/summary"
+	: >"$odir/results.log"
+
+	common=$(common_cpio "$fmt")
+	mods=$(modules_cpio "$kdir" "$fmt")
+	initrd=$WORK/initrd.$k
+	cat "$common" "$mods" >"$initrd"
+	disk=$WORK/ext4.$k.img
+	rm -f "$disk"
+	truncate -s "${DISK_MB}M" "$disk"
+	mkfs.ext4 -q -F -L vigil-test "$disk" >/dev/null
+
+	local accel=(-accel tcg -cpu max)
+	[[ "${VMTEST_KVM:-0}" == 1 ]] && accel=(-accel kvm -cpu host)
+	local append="console=ttyS0 quiet panic=-1 vigil.timeout=$TEST_TIMEOUT"
+	[[ -n "$ARGS" ]] && append+=" vigil.args=$(printf '%s' "$ARGS" | base64 -w0)"
+	[[ -n "${VMTEST_APPEND:-}" ]] && append+=" $VMTEST_APPEND"
+
+	note "$k: booting $rel ($(sed -n 's/^loadable: /modules: /p' "${mods%.cpio}.info"); built-in: $(sed -n 's/^built-in: //p' "${mods%.cpio}.info"))"
+	start=$(date +%s)
+	timeout -k 5 "$TIMEOUT" qemu-system-x86_64 "${accel[@]}" -m "$MEM" -smp 2 \
+		-nographic -no-reboot -monitor none -nic none \
+		-kernel "$kdir/vmlinuz" -initrd "$initrd" -append "$append" \
+		-drive "file=$disk,if=virtio,format=raw,cache=unsafe" \
+		-serial "file:$odir/console.log" -serial "file:$odir/results.log" \
+		</dev/null >"$odir/qemu.log" 2>&1 || rc=$?
+	secs=$(($(date +%s) - start))
+	rm -f "$disk" "$initrd"
+
+	local pass fail skip host notest nres badrc done ext4 grel result
+	read -r pass fail skip host notest nres badrc done ext4 grel < <(parse_results "$odir/results.log")
+	local selected=0
+	[[ " $ARGS " =~ [[:space:]]-?-test\.(run|skip)[=[:space:]] ]] && selected=1
+	if ((rc == 124 || rc == 137)); then
+		result=HUNG
+	elif ((done == 0)); then
+		result=CRASH
+	elif [[ "$ext4" != ok ]]; then
+		result=NOEXT4
+	elif ((fail > 0 || badrc > 0 || nres < ${#TESTS[@]})) || [[ "$grel" != "$rel" ]]; then
+		result=FAIL
+	elif ((pass + fail == 0 || (notest > 0 && !selected))); then
+		result=NOTEST
+	else
+		result=PASS
+	fi
+	[[ "$grel" == "$rel" || "$grel" == - ]] || note "$k: guest runs $grel, expected $rel"
+	printf '%-7s %-22s %-7s %-7s %-7s %-8s %-10s %-7s %s\n' \
+		"$k" "$rel" "$result" "$pass" "$fail" "$skip" "$host" "$notest" "$secs" >"$WORK/row.$k"
+	cp "$WORK/row.$k" "$odir/summary"
+
+	if [[ "$result" != PASS ]]; then
+		{
+			echo "==== $k ($rel): $result; qemu exit $rc; $nres/${#TESTS[@]} binaries reported, $badrc non-zero"
+			echo "---- last 60 lines of $odir/results.log"
+			tail -n 60 "$odir/results.log" | tr -d '\r'
+			if [[ "$result" =~ ^(HUNG|CRASH|NOEXT4)$ ]]; then
+				echo "---- last 40 lines of $odir/console.log"
+				tail -n 40 "$odir/console.log" | tr -d '\r'
+				[[ -s "$odir/qemu.log" ]] && {
+					echo "---- $odir/qemu.log"
+					tail -n 20 "$odir/qemu.log"
+				}
+			fi
+			echo "===="
+		} >&2
+	fi
+	note "$k: guest mounts:$(tr -d '\r' <"$odir/results.log" | sed -n 's/^VIGIL-VMTEST-MOUNTS//p' | head -n1)"
+	note "$k: $result in ${secs}s (passed $pass, failed $fail, skipped $skip, host-only $host)"
+}
+
+# ---- main ------------------------------------------------------------------------------
+
+# build the shared archives once, before any parallel job needs them
+for k in "${KS[@]}"; do
+	common_cpio "$(compressor "$("$KERNELS" path "$k")")" >/dev/null
+done
+
+if ((JOBS <= 1)); then
+	for k in "${KS[@]}"; do run_kernel "$k"; done
+else
+	running=0
+	for k in "${KS[@]}"; do
+		if ((running >= JOBS)); then
+			wait -n || true
+			running=$((running - 1))
+		fi
+		run_kernel "$k" &
+		running=$((running + 1))
+	done
+	wait || true
+fi
+
+status=0
+tp=0 tf=0 ts=0
+printf '\n%-7s %-22s %-7s %-7s %-7s %-8s %-10s %-7s %s\n' \
+	kernel release result passed failed skipped host-only notest seconds
+for k in "${KS[@]}"; do
+	if [[ -s "$WORK/row.$k" ]]; then
+		cat "$WORK/row.$k"
+		read -r _ _ result pass fail skip host _ <"$WORK/row.$k"
+		[[ "$result" == PASS ]] || status=1
+		tp=$((tp + pass)) tf=$((tf + fail)) ts=$((ts + skip + host))
+	else
+		printf '%-7s %-22s %-7s\n' "$k" - ERROR
+		status=1
+	fi
+done
+echo "logs: $OUT/<kernel>/{console.log,results.log}"
+echo "vmtest: $tp passed, $tf failed, $ts skipped"
+exit "$status"
