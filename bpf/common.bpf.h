@@ -49,11 +49,42 @@ struct {
 #define VG_DATA_SIZE (4 * VG_PATH_MAX)
 #define VG_DATA_MASK (VG_DATA_SIZE - 1)
 
+/* An operation matched at a function's entry, finished at its return. */
+struct vg_pending {
+	__u32 op;
+	__u32 hook;
+	__u32 match;
+	__u32 flags;
+	__u64 watch_id;
+	struct vg_key file;
+	struct vg_key file2;
+	struct vg_key dir;
+	struct vg_key dir2;
+	__u64 dentry; /* reported path: walked at return */
+	__u64 inode;  /* the inode whose last link may go */
+	__u64 arg1;
+	__u32 depth;
+	__u32 reseeded; /* file2 was added to the map at entry */
+	__u32 drop_file; /* on success, file leaves the map */
+	__u32 _pad;
+	char name2[VG_NAME_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct vg_pending);
+} pending SEC(".maps");
+
 struct vg_scratch {
 	struct vg_event ev;
 	char data[VG_DATA_SIZE + VG_NAME_MAX]; /* slack: a read at a masked offset stays inside */
 	char name[VG_NAME_MAX];
+	struct vg_pending pend;
 };
+/* A record is ev followed by its strings: emitted as one span. */
+_Static_assert(__builtin_offsetof(struct vg_scratch, data) == sizeof(struct vg_event), "scratch layout");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -65,6 +96,8 @@ struct {
 /* Keep the record types in the object's BTF for the Go layout test. */
 const struct vg_event *vg_unused_event __attribute__((unused));
 const struct vg_counters *vg_unused_counters __attribute__((unused));
+const enum vg_hook *vg_unused_hook __attribute__((unused));
+const enum vg_op *vg_unused_op __attribute__((unused));
 
 static __always_inline struct vg_counters *vg_counters(void)
 {
@@ -75,8 +108,8 @@ static __always_inline struct vg_counters *vg_counters(void)
 static __always_inline void vg_count_hit(__u32 hook)
 {
 	struct vg_counters *c = vg_counters();
-	if (c && hook < VG_H_MAX)
-		c->hits[hook]++;
+	if (c)
+		c->hits[hook & (VG_H_SLOTS - 1)]++;
 }
 
 static __always_inline bool vg_is_self(void)
@@ -173,7 +206,7 @@ static __always_inline bool vg_match_dentry(struct dentry *d, struct vg_hit *hit
 	if (inode) {
 		vg_inode_key(inode, &hit->file);
 		hit->w = bpf_map_lookup_elem(&watched, &hit->file);
-		if (hit->w && (hit->w->flags & VG_W_FILE)) {
+		if (hit->w && (hit->w->flags & (VG_W_FILE | VG_W_RECURSIVE))) {
 			hit->match = VG_M_INODE;
 			struct inode *pinode = BPF_CORE_READ(d, d_parent, d_inode);
 			if (pinode)
@@ -240,9 +273,14 @@ static __always_inline struct vg_scratch *vg_begin(__u32 op, __u32 hook)
 static __always_inline int vg_put_str(struct vg_scratch *s, __u32 *off, const void *src)
 {
 	__u32 o = *off;
-	if (o >= VG_DATA_SIZE - VG_NAME_MAX)
+	/* Mask first, then compare, with a barrier between the load and the
+	 * mask so the compiler cannot fold the mask into the comparison: the
+	 * verifier needs the masked value to bound the write. */
+	asm volatile("" : "+r"(o));
+	o &= VG_DATA_MASK;
+	if (o > VG_DATA_SIZE - VG_NAME_MAX)
 		return -1;
-	int n = bpf_probe_read_kernel_str(&s->data[o & VG_DATA_MASK], VG_NAME_MAX, src);
+	int n = bpf_probe_read_kernel_str(&s->data[o], VG_NAME_MAX, src);
 	if (n <= 0)
 		return -1;
 	*off = o + n;
@@ -316,8 +354,8 @@ static __always_inline void vg_count_match(struct vg_watch *w, __u32 hook)
 	if (w)
 		__sync_fetch_and_add(&w->matches, 1);
 	struct vg_counters *c = vg_counters();
-	if (c && hook < VG_H_MAX)
-		c->matched[hook]++;
+	if (c)
+		c->matched[hook & (VG_H_SLOTS - 1)]++;
 }
 
 /* Finish the record (exe path last) and hand it to the ring buffer. */
@@ -331,12 +369,12 @@ static __always_inline int vg_emit(struct vg_scratch *s, __u32 off)
 	__u32 hook = s->ev.hook;
 	struct vg_counters *c = vg_counters();
 	if (bpf_ringbuf_output(&events, s, size, 0) == 0) {
-		if (c && hook < VG_H_MAX)
-			c->emitted[hook]++;
+		if (c)
+			c->emitted[hook & (VG_H_SLOTS - 1)]++;
 		return 0;
 	}
-	if (c && hook < VG_H_MAX)
-		c->lost[hook]++;
+	if (c)
+		c->lost[hook & (VG_H_SLOTS - 1)]++;
 	return -1;
 }
 
@@ -426,6 +464,82 @@ static __always_inline int vg_file_op(struct file *file, __u32 op, __u32 hook, _
 	__u32 off = 0;
 	bool trunc = false;
 	e->path_len = vg_put_rel(s, &off, d, 1, &trunc);
+	return vg_emit(s, off);
+}
+
+/* Start a pending operation from a hit; the caller fills the rest. */
+static __always_inline struct vg_pending *vg_pend(struct vg_scratch *s, __u32 op, __u32 hook,
+						   struct vg_hit *hit)
+{
+	struct vg_pending *p = &s->pend;
+	__builtin_memset(p, 0, sizeof(*p));
+	p->op = op;
+	p->hook = hook;
+	p->match = hit->match;
+	p->watch_id = hit->w ? hit->w->id : 0;
+	p->file = hit->file;
+	p->dir = hit->dir;
+	p->depth = hit->depth;
+	vg_count_match(hit->w, hook);
+	return p;
+}
+
+static __always_inline void vg_pend_store(struct vg_pending *p)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&pending, &id, p, BPF_ANY);
+}
+
+/*
+ * Finish the calling task's pending operation with the function's result:
+ * keep the map in step (drop a replaced or deleted inode, undo a reseed that
+ * did not happen) and emit the record.
+ */
+static __always_inline int vg_finish(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct vg_pending *p = bpf_map_lookup_elem(&pending, &id);
+	if (!p)
+		return 0;
+	struct vg_scratch *s = vg_begin(p->op, p->hook);
+	if (!s) {
+		bpf_map_delete_elem(&pending, &id);
+		return 0;
+	}
+	struct vg_event *e = &s->ev;
+	e->match = p->match;
+	e->flags = p->flags;
+	e->watch_id = p->watch_id;
+	e->file = p->file;
+	e->file2 = p->file2;
+	e->dir = p->dir;
+	e->dir2 = p->dir2;
+	e->arg1 = p->arg1;
+	e->ret = ret;
+	if (ret != 0) {
+		if (p->reseeded)
+			bpf_map_delete_elem(&watched, &p->file2);
+		e->flags &= ~VG_F_RESEEDED;
+	} else {
+		struct inode *inode = (struct inode *)p->inode;
+		if (inode && BPF_CORE_READ(inode, i_nlink) == 0)
+			e->flags |= VG_F_GONE;
+		if (p->drop_file && p->file.ino)
+			bpf_map_delete_elem(&watched, &p->file);
+	}
+	__u32 off = 0;
+	bool trunc = false;
+	struct dentry *d = (struct dentry *)p->dentry;
+	if (d)
+		e->path_len = vg_put_rel(s, &off, d, p->depth, &trunc);
+	if (p->name2[0]) {
+		int n = vg_put_str(s, &off, p->name2);
+		if (n > 0)
+			e->path2_len = n;
+	}
+	if (trunc)
+		e->flags |= VG_F_PATH_TRUNC;
+	bpf_map_delete_elem(&pending, &id);
 	return vg_emit(s, off);
 }
 

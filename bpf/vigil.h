@@ -71,6 +71,7 @@ enum vg_hook {
 #define VG_F_EXCHANGE (1U << 2)	   /* rename with RENAME_EXCHANGE */
 #define VG_F_RESEEDED (1U << 3)	   /* the kernel added file2 to the map */
 #define VG_F_PATH_ABS (1U << 4)	   /* path is absolute (from the task's root) */
+#define VG_F_GONE (1U << 5)	   /* unlink/rename: the file's last link went */
 
 struct vg_key {
 	__u64 dev; /* the kernel's s_dev: major << 20 | minor */
@@ -116,6 +117,10 @@ struct vg_event {
 	__s64 ret;	     /* the operation's result where known, else 0 */
 	__u64 arg1;	     /* op specific: see docs/events.md */
 	__u64 arg2;
+	__u32 mode;	     /* setattr: the new mode; create: the new file's mode */
+	__u32 attr_uid;	     /* setattr: the new owner */
+	__u32 attr_gid;
+	__u32 _pad1;
 	__u32 pid;
 	__u32 tid;
 	__u32 ppid;
@@ -134,12 +139,15 @@ struct vg_event {
 	__u16 _pad;
 };
 
-/* Kernel-side counters, one per-CPU array element. */
+/* Kernel-side counters, one per-CPU array element, indexed by hook (masked
+ * with VG_H_SLOTS - 1, which the verifier can bound). */
+#define VG_H_SLOTS 16
+_Static_assert(VG_H_MAX <= VG_H_SLOTS, "hook slots");
 struct vg_counters {
-	__u64 hits[VG_H_MAX];	 /* hook ran */
-	__u64 matched[VG_H_MAX]; /* hook matched the watch set */
-	__u64 emitted[VG_H_MAX]; /* record reached the ring buffer */
-	__u64 lost[VG_H_MAX];	 /* ring buffer full: record dropped */
+	__u64 hits[VG_H_SLOTS];	   /* hook ran */
+	__u64 matched[VG_H_SLOTS]; /* hook matched the watch set */
+	__u64 emitted[VG_H_SLOTS]; /* record reached the ring buffer */
+	__u64 lost[VG_H_SLOTS];	   /* ring buffer full: record dropped */
 };
 
 #define VG_EVENT_MAX (sizeof(struct vg_event) + 2 * VG_PATH_MAX + VG_PATH_MAX)
@@ -150,5 +158,5 @@ _Static_assert(sizeof(struct vg_key) == 16, "vg_key layout");
 _Static_assert(sizeof(struct vg_name_key) == 24, "vg_name_key layout");
 _Static_assert(sizeof(struct vg_watch) == 24, "vg_watch layout");
 _Static_assert(sizeof(struct vg_hdr) == 16, "vg_hdr layout");
-_Static_assert(sizeof(struct vg_event) == 200, "vg_event layout");
+_Static_assert(sizeof(struct vg_event) == 216, "vg_event layout");
 #endif

@@ -61,7 +61,8 @@ mnt securityfs securityfs /sys/kernel/security
 mnt cgroup2 cgroup2 /sys/fs/cgroup
 
 ARGS_B64="" TIMEOUT=5m
-for w in $(cat /proc/cmdline); do
+read -r CMDLINE </proc/cmdline
+for w in $CMDLINE; do
 	case $w in
 	vigil.args=*) ARGS_B64=${w#vigil.args=} ;;
 	vigil.timeout=*) TIMEOUT=${w#vigil.timeout=} ;;

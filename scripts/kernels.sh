@@ -17,7 +17,10 @@
 #   vmlinuz  release  version  package  suite  config  modules/  [vmlinux]
 # A complete cache entry is reused without network; --refresh re-resolves the suite
 # and re-downloads only if the Debian version changed.
-set -euo pipefail
+set -Eeuo pipefail
+# say where an unexpected failure stopped the script (not for subshells or SIGPIPE)
+# shellcheck disable=SC2154 # _erc is set by the trap itself
+trap '_erc=$?; ((BASH_SUBSHELL || _erc == 141)) || echo "kernels.sh: line $LINENO: \"$BASH_COMMAND\" failed ($_erc)" >&2' ERR
 
 # ---- the matrix: one "major.minor:suite" word per kernel ---------------------------
 MATRIX="5.10:bullseye 6.1:bookworm 6.12:trixie"
@@ -35,7 +38,7 @@ die() {
 note() { echo "kernels.sh: $*" >&2; }
 
 usage() {
-	sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
+	sed -n '2,/^set -Eeuo/p' "$0" | sed -e '/^set -Eeuo/d' -e 's/^# \{0,1\}//'
 	exit "${1:-0}"
 }
 
@@ -56,7 +59,7 @@ matrix_kernels() {
 }
 
 check_kernel() {
-	matrix_suite "$1" >/dev/null || die "unknown kernel '$1' (matrix: $(matrix_kernels | tr '\n' ' '))"
+	matrix_suite "$1" >/dev/null || die "unknown kernel '$1' (matrix: $(matrix_kernels | paste -sd' '))"
 }
 
 need() {
@@ -167,11 +170,12 @@ fetch_one() { # K refresh
 	apt_setup "$suite"
 	apt_update "$suite"
 	ver=$(apt-cache "${APT_OPTS[@]}" show --no-all-versions linux-image-amd64 2>/dev/null |
-		awk -F': ' '$1 == "Version" { print $2; exit }')
+		awk -F': ' '$1 == "Version" && !v { v = $2 } END { print v }')
 	[[ -n "$ver" ]] || die "$suite: no linux-image-amd64 in $(debian_mirror)"
 	dep=$(apt-cache "${APT_OPTS[@]}" show "linux-image-amd64=$ver" |
-		awk -F': ' '$1 == "Depends" { print $2; exit }')
-	pkg=$(tr ',|' '\n\n' <<<"$dep" | sed -e 's/^ *//' -e 's/ .*//' | grep -m1 '^linux-image-' || true)
+		awk -F': ' '$1 == "Depends" && !d { d = $2 } END { print d }')
+	dep=${dep//|/,}
+	pkg=$(tr ',' '\n' <<<"$dep" | sed -e 's/^ *//' -e 's/ .*//' | grep -m1 '^linux-image-' || true)
 	[[ -n "$pkg" ]] || die "$suite: cannot find the image package in linux-image-amd64 $ver Depends: $dep"
 	if apt-cache "${APT_OPTS[@]}" show "$pkg-unsigned=$ver" >/dev/null 2>&1; then
 		pkg=$pkg-unsigned
@@ -196,7 +200,7 @@ fetch_one() { # K refresh
 	dpkg-deb -x "$tmp"/*.deb "$root"
 	mkdir -p "$tmp/out"
 	local vmlinuz
-	vmlinuz=$(find "$root/boot" -maxdepth 1 -name 'vmlinuz-*' | head -n1)
+	vmlinuz=$(find "$root/boot" -maxdepth 1 -name 'vmlinuz-*' -print -quit)
 	[[ -n "$vmlinuz" ]] || die "$k: no boot/vmlinuz-* in $pkg"
 	rel=${vmlinuz##*/vmlinuz-}
 	mods=""

@@ -18,7 +18,8 @@
 #   VMTEST_TIMEOUT       seconds per kernel before qemu is killed and the kernel is HUNG (480)
 #   VMTEST_TEST_TIMEOUT  -test.timeout of each binary (default: VMTEST_TIMEOUT-60 seconds)
 #   VMTEST_JOBS          kernels run at once (1)
-#   VMTEST_KVM=1         use KVM instead of TCG (hangs on some machines)
+#   VMTEST_KVM=1         use KVM instead of TCG (hangs or aborts on some machines)
+#   VMTEST_CPU           qemu -cpu model (max with TCG, host with KVM)
 #   VMTEST_MEM           guest memory in MiB (1536)
 #   VMTEST_APPEND        extra kernel command line (e.g. lsm=lockdown,capability,bpf)
 #   VMTEST_MODULES       extra kernel modules to load (names, with their modules.dep deps)
@@ -30,8 +31,10 @@
 # ran), NOEXT4 (the ext4 disk did not mount), CRASH (the VM stopped before the end), HUNG
 # (timeout). A skip whose message contains HOST-ONLY is counted as host-only, not skipped.
 # Exit status is non-zero unless every kernel is PASS.
-set -euo pipefail
-trap 'echo "vmtest.sh: line $LINENO: \"$BASH_COMMAND\" failed" >&2' ERR
+set -Eeuo pipefail
+# say where an unexpected failure stopped the script (not for subshells or SIGPIPE)
+# shellcheck disable=SC2154 # _erc is set by the trap itself
+trap '_erc=$?; ((BASH_SUBSHELL || _erc == 141)) || echo "vmtest.sh: line $LINENO: \"$BASH_COMMAND\" failed ($_erc)" >&2' ERR
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KERNELS=$HERE/kernels.sh
@@ -54,7 +57,7 @@ die() {
 note() { echo "vmtest: $*" >&2; }
 
 usage() {
-	sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2
+	sed -n '2,/^set -Eeuo/p' "$0" | sed -e '/^set -Eeuo/d' -e 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -86,7 +89,7 @@ mapfile -t TESTS < <(cd "$BINDIR" && find . -maxdepth 1 -name '*.test' -type f |
 ((${#TESTS[@]})) || note "warning: no *.test in $BINDIR"
 for t in "${TESTS[@]}"; do
 	# a dynamically linked binary names its ELF interpreter near the start of the file
-	if head -c 4096 "$BINDIR/$t" | LC_ALL=C grep -aq 'ld-linux'; then
+	if LC_ALL=C grep -aq 'ld-linux' < <(head -c 4096 "$BINDIR/$t"); then
 		die "$BINDIR/$t is dynamically linked: build it with CGO_ENABLED=0"
 	fi
 done
@@ -95,6 +98,7 @@ done
 
 mkdir -p "$OUT"
 WORK=$(mktemp -d "$OUT/.work.XXXXXX")
+# shellcheck disable=SC2317 # called by the trap
 cleanup() { rm -rf "$WORK"; }
 trap cleanup EXIT
 
@@ -288,8 +292,8 @@ run_kernel() { # K -> writes $WORK/row.K
 	truncate -s "${DISK_MB}M" "$disk"
 	mkfs.ext4 -q -F -L vigil-test "$disk" >/dev/null
 
-	local accel=(-accel tcg -cpu max)
-	[[ "${VMTEST_KVM:-0}" == 1 ]] && accel=(-accel kvm -cpu host)
+	local accel=(-accel tcg -cpu "${VMTEST_CPU:-max}")
+	[[ "${VMTEST_KVM:-0}" == 1 ]] && accel=(-accel kvm -cpu "${VMTEST_CPU:-host}")
 	local append="console=ttyS0 quiet panic=-1 vigil.timeout=$TEST_TIMEOUT"
 	[[ -n "$ARGS" ]] && append+=" vigil.args=$(printf '%s' "$ARGS" | base64 -w0)"
 	[[ -n "${VMTEST_APPEND:-}" ]] && append+=" $VMTEST_APPEND"
@@ -305,13 +309,13 @@ run_kernel() { # K -> writes $WORK/row.K
 	secs=$(($(date +%s) - start))
 	rm -f "$disk" "$initrd"
 
-	local pass fail skip host notest nres badrc done ext4 grel result
-	read -r pass fail skip host notest nres badrc done ext4 grel < <(parse_results "$odir/results.log")
+	local pass fail skip host notest nres badrc fin ext4 grel result
+	read -r pass fail skip host notest nres badrc fin ext4 grel < <(parse_results "$odir/results.log")
 	local selected=0
 	[[ " $ARGS " =~ [[:space:]]-?-test\.(run|skip)[=[:space:]] ]] && selected=1
 	if ((rc == 124 || rc == 137)); then
 		result=HUNG
-	elif ((done == 0)); then
+	elif ((fin == 0)); then
 		result=CRASH
 	elif [[ "$ext4" != ok ]]; then
 		result=NOEXT4
@@ -343,7 +347,7 @@ run_kernel() { # K -> writes $WORK/row.K
 			echo "===="
 		} >&2
 	fi
-	note "$k: guest mounts:$(tr -d '\r' <"$odir/results.log" | sed -n 's/^VIGIL-VMTEST-MOUNTS//p' | head -n1)"
+	note "$k: guest mounts:$(tr -d '\r' <"$odir/results.log" | sed -n 's/^VIGIL-VMTEST-MOUNTS//p')"
 	note "$k: $result in ${secs}s (passed $pass, failed $fail, skipped $skip, host-only $host)"
 }
 

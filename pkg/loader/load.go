@@ -237,16 +237,21 @@ func configure(spec *ebpf.CollectionSpec, opt Options) error {
 	return nil
 }
 
-// summarize keeps the verifier log's first and last lines.
+// summarize keeps the verifier log's first line and its last lines: the
+// rejection, then the instruction count.
 func summarize(ve *ebpf.VerifierError) string {
 	lines := ve.Log
 	if len(lines) == 0 {
 		return ve.Error()
 	}
-	if len(lines) <= 2 {
+	if len(lines) <= 3 {
 		return strings.Join(lines, " | ")
 	}
-	return lines[0] + " | ... | " + lines[len(lines)-1]
+	tail := lines[len(lines)-2:]
+	if strings.HasPrefix(tail[1], "processed ") && len(lines) > 3 {
+		tail = lines[len(lines)-3:]
+	}
+	return lines[0] + " | ... | " + strings.Join(tail, " | ")
 }
 
 func logVerifier(log zerolog.Logger, object string, ve *ebpf.VerifierError) {

@@ -147,14 +147,17 @@ var expectations = map[string]map[string]map[string]map[int]string{
 		"none": {
 			"vfs_unlink":    {0: "struct inode *", 1: "struct dentry *"},
 			"notify_change": {0: "struct dentry *", 1: "struct iattr *"},
+			"vfs_link":      {0: "struct dentry *", 1: "struct inode *", 2: "struct dentry *"},
 		},
 		"userns": {
 			"vfs_unlink":    {0: "struct user_namespace *", 2: "struct dentry *"},
-			"notify_change": {0: "struct user_namespace *", 1: "struct dentry *"},
+			"notify_change": {0: "struct user_namespace *", 1: "struct dentry *", 2: "struct iattr *"},
+			"vfs_link":      {1: "struct user_namespace *", 2: "struct inode *", 3: "struct dentry *"},
 		},
 		"idmap": {
 			"vfs_unlink":    {0: "struct mnt_idmap *", 2: "struct dentry *"},
-			"notify_change": {0: "struct mnt_idmap *", 1: "struct dentry *"},
+			"notify_change": {0: "struct mnt_idmap *", 1: "struct dentry *", 2: "struct iattr *"},
+			"vfs_link":      {1: "struct mnt_idmap *", 2: "struct inode *", 3: "struct dentry *"},
 		},
 	},
 }

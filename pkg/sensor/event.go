@@ -122,6 +122,7 @@ const (
 	FlagExchange  = 1 << 2
 	FlagReseeded  = 1 << 3
 	FlagPathAbs   = 1 << 4
+	FlagGone      = 1 << 5
 )
 
 // Record types (enum vg_type).
@@ -151,6 +152,10 @@ type rawEvent struct {
 	Ret       int64
 	Arg1      uint64
 	Arg2      uint64
+	Mode      uint32
+	AttrUID   uint32
+	AttrGID   uint32
+	Pad1      uint32
 	PID       uint32
 	TID       uint32
 	PPID      uint32
@@ -191,7 +196,11 @@ type Event struct {
 	Ret       int64
 	Arg1      uint64
 	Arg2      uint64
-	Proc      Process
+	// Mode is, for setattr, the new mode; for create, the new file's mode.
+	Mode uint32
+	// AttrUID and AttrGID are, for setattr, the new owner.
+	AttrUID, AttrGID uint32
+	Proc             Process
 	// Path is relative to Dir ("passwd", "a/b/file"), absolute when
 	// FlagPathAbs is set. Path2 is, for a rename, the source.
 	Path, Path2 string
@@ -259,6 +268,7 @@ func Decode(b []byte) (*Event, error) {
 		Op: Op(r.Op), Hook: Hook(r.Hook), Match: Match(r.Match), Flags: r.Flags,
 		WatchID: r.WatchID, File: r.File, File2: r.File2, Dir: r.Dir, Dir2: r.Dir2,
 		Ret: r.Ret, Arg1: r.Arg1, Arg2: r.Arg2,
+		Mode: r.Mode, AttrUID: r.AttrUID, AttrGID: r.AttrGID,
 		Proc: Process{
 			PID: r.PID, TID: r.TID, PPID: r.PPID, UID: r.UID, GID: r.GID,
 			EUID: r.EUID, EGID: r.EGID, AUID: r.AUID, SessionID: r.SessionID,

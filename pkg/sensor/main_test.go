@@ -1,3 +1,5 @@
+//go:build privileged
+
 package sensor_test
 
 import (
@@ -22,7 +24,7 @@ var (
 
 func TestMain(m *testing.M) {
 	if os.Geteuid() == 0 {
-		log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.InfoLevel)
+		log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.DebugLevel)
 		sens, loadErr = sensor.New(loader.Options{Log: log})
 		if loadErr == nil {
 			coll = testutil.Collect(sens)

@@ -224,13 +224,16 @@ func (c Counters) TotalLost() uint64 {
 	return n
 }
 
-const hookMax = 15 // VG_H_MAX
+const (
+	hookMax   = 15 // VG_H_MAX
+	hookSlots = 16 // VG_H_SLOTS
+)
 
 type rawCounters struct {
-	Hits    [hookMax]uint64
-	Matched [hookMax]uint64
-	Emitted [hookMax]uint64
-	Lost    [hookMax]uint64
+	Hits    [hookSlots]uint64
+	Matched [hookSlots]uint64
+	Emitted [hookSlots]uint64
+	Lost    [hookSlots]uint64
 }
 
 // Counters reads the kernel's counters.
