@@ -36,11 +36,7 @@ if [[ "${1:-}" == "--check" ]]; then
 	exit 0
 fi
 
-if ((${#missing[@]} == 0)); then
-	echo "deps: all ${#PACKAGES[@]} packages present"
-	exit 0
-fi
-
+install_missing() {
 sudo=()
 if ((EUID != 0)); then
 	command -v sudo >/dev/null || {
@@ -64,3 +60,20 @@ if ! "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" 
 	exit 1
 fi
 echo "deps: installed ${#missing[@]} package(s): ${missing[*]}"
+}
+
+if ((${#missing[@]} == 0)); then
+	echo "deps: all ${#PACKAGES[@]} packages present"
+else
+	install_missing
+fi
+
+# Go: the version go.mod names. Debian's golang-go is older, so it is not
+# installed here; the Makefile also looks in /usr/local/go/bin.
+want=$(awk '/^go /{print $2; exit}' "$(dirname "$0")/../go.mod")
+gobin=$(command -v go || true)
+[[ -z "$gobin" && -x /usr/local/go/bin/go ]] && gobin=/usr/local/go/bin/go
+if [[ -z "$gobin" ]]; then
+	echo "deps: Go $want is needed to build vigil from source and is not installed (see README.md)" >&2
+	exit 1
+fi
