@@ -406,7 +406,8 @@ static __always_inline bool vg_reseed(struct vg_key *k, struct vg_watch *w)
  * A content change through an open file: the body every write-type hook
  * shares. Only watched files cost more than two map lookups.
  */
-static __always_inline int vg_file_op(struct file *file, __u32 op, __u32 hook, __u64 arg1)
+static __always_inline int vg_file_op_attr(struct file *file, __u32 op, __u32 hook, __u64 arg1,
+					   __u64 arg2, __u32 mode, __u32 uid, __u32 gid)
 {
 	vg_count_hit(hook);
 	if (!file)
@@ -452,6 +453,10 @@ static __always_inline int vg_file_op(struct file *file, __u32 op, __u32 hook, _
 	e->watch_id = w->id;
 	e->file = k;
 	e->arg1 = arg1;
+	e->arg2 = arg2;
+	e->mode = mode;
+	e->attr_uid = uid;
+	e->attr_gid = gid;
 	if (match == VG_M_NAME) {
 		e->dir = dir;
 		if (vg_reseed(&k, w))
@@ -465,6 +470,11 @@ static __always_inline int vg_file_op(struct file *file, __u32 op, __u32 hook, _
 	bool trunc = false;
 	e->path_len = vg_put_rel(s, &off, d, 1, &trunc);
 	return vg_emit(s, off);
+}
+
+static __always_inline int vg_file_op(struct file *file, __u32 op, __u32 hook, __u64 arg1)
+{
+	return vg_file_op_attr(file, op, hook, arg1, 0, 0, 0, 0);
 }
 
 /* Start a pending operation from a hit; the caller fills the rest. */

@@ -1,22 +1,91 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * The tracepoint object, for kernels without kprobes (and the last fallback
- * everywhere): BTF-typed raw syscall tracepoints. File descriptors are
- * resolved to the open file in the kernel at syscall entry.
+ * everywhere): one BTF-typed raw tracepoint at syscall exit. At exit the
+ * syscall's arguments are still in the user registers and its result is
+ * known, so one program serves every operation and failed calls are skipped.
+ *
+ * File descriptors resolve to the open file in the kernel, and from there
+ * the same inode/name/ancestor match as the kprobe object. Path arguments
+ * cannot be resolved to a dentry here: they are filtered by the name's hash,
+ * by a watched ancestor of the directory they are relative to, or by a
+ * watched directory prefix of an absolute path, and sent with the absolute
+ * path of the directory they were relative to; user space resolves them.
  */
 #include "common.bpf.h"
 
 /* x86_64 syscall numbers. */
 #define NR_write 1
+#define NR_open 2
+#define NR_mmap 9
 #define NR_pwrite64 18
 #define NR_writev 20
+#define NR_sendfile 40
+#define NR_truncate 76
+#define NR_ftruncate 77
+#define NR_rename 82
+#define NR_creat 85
+#define NR_link 86
+#define NR_unlink 87
+#define NR_chmod 90
+#define NR_fchmod 91
+#define NR_chown 92
+#define NR_fchown 93
+#define NR_lchown 94
+#define NR_utime 132
+#define NR_utimes 235
+#define NR_openat 257
+#define NR_fchownat 260
+#define NR_futimesat 261
+#define NR_unlinkat 263
+#define NR_renameat 264
+#define NR_linkat 265
+#define NR_fchmodat 268
+#define NR_splice 275
+#define NR_utimensat 280
+#define NR_fallocate 285
 #define NR_pwritev 296
+#define NR_renameat2 316
+#define NR_copy_file_range 326
 #define NR_pwritev2 328
+#define NR_openat2 437
+#define NR_fchmodat2 452
 
-static __always_inline struct file *vg_fd_file(struct task_struct *t, long fd)
+#define AT_FDCWD -100
+#define AT_REMOVEDIR 0x200
+#define O_TRUNC 01000
+#define FMODE_CREATED 0x100000
+#define PROT_WRITE 0x2
+#define MAP_SHARED 0x01
+#define RENAME_EXCHANGE (1 << 1)
+#define ATTR_MODE (1 << 0)
+#define ATTR_UID (1 << 1)
+#define ATTR_GID (1 << 2)
+#define ATTR_SIZE (1 << 3)
+#define ATTR_ATIME (1 << 4)
+#define ATTR_MTIME (1 << 5)
+
+/* Hashes of watched names (any directory): the path filter's first test. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u32);
+} basenames SEC(".maps");
+
+/* Hashes of watched directories' absolute paths (no trailing slash). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u32);
+} dirpaths SEC(".maps");
+
+static __always_inline struct file *vg_fd_file(long fd)
 {
 	if (fd < 0)
 		return NULL;
+	struct task_struct *t = bpf_get_current_task_btf();
 	struct fdtable *fdt = t->files->fdt;
 	if (!fdt || fd >= fdt->max_fds)
 		return NULL;
@@ -26,20 +95,389 @@ static __always_inline struct file *vg_fd_file(struct task_struct *t, long fd)
 	return f;
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(tp_sys_enter, struct pt_regs *regs, long id)
+/* open, openat, openat2, creat: a file created, or truncated by O_TRUNC. */
+static __always_inline int vg_open_exit(long fd, __u64 flags)
 {
-	switch (id) {
+	struct file *f = vg_fd_file(fd);
+	if (!f)
+		return 0;
+	if (BPF_CORE_READ(f, f_mode) & FMODE_CREATED) {
+		if (vg_is_self())
+			return 0;
+		__u32 zero = 0;
+		struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+		if (!s)
+			return 0;
+		struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+		struct vg_hit hit = {};
+		if (!vg_match_dentry(d, &hit, true, s))
+			return 0;
+		vg_count_match(hit.w, VG_H_SYS_EXIT);
+		bool reseeded = hit.match != VG_M_INODE && vg_reseed(&hit.file, hit.w);
+		s = vg_begin(VG_OP_CREATE, VG_H_SYS_EXIT);
+		if (!s)
+			return 0;
+		struct vg_event *e = &s->ev;
+		vg_set_hit(e, &hit);
+		if (reseeded)
+			e->flags |= VG_F_RESEEDED;
+		e->mode = BPF_CORE_READ(f, f_inode, i_mode);
+		__u32 off = 0;
+		bool trunc = false;
+		e->path_len = vg_put_rel(s, &off, d, hit.depth, &trunc);
+		if (trunc)
+			e->flags |= VG_F_PATH_TRUNC;
+		return vg_emit(s, off);
+	}
+	if (flags & O_TRUNC)
+		return vg_file_op_attr(f, VG_OP_TRUNCATE, VG_H_SYS_EXIT, ATTR_SIZE, 0, 0, 0, 0);
+	return 0;
+}
+
+/* The directory a path argument is relative to: dirfd's, the cwd, or the root. */
+static __always_inline void vg_base(long dirfd, bool absolute, struct dentry **d, struct vfsmount **m)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (absolute) {
+		*d = t->fs->root.dentry;
+		*m = t->fs->root.mnt;
+	} else if (dirfd == AT_FDCWD) {
+		*d = t->fs->pwd.dentry;
+		*m = t->fs->pwd.mnt;
+	} else {
+		struct file *f = vg_fd_file(dirfd);
+		*d = f ? BPF_CORE_READ(f, f_path.dentry) : NULL;
+		*m = f ? BPF_CORE_READ(f, f_path.mnt) : NULL;
+	}
+}
+
+struct vg_scan {
+	__u64 h;  /* FNV-1a of the whole path so far */
+	__u64 bh; /* FNV-1a of the last component */
+	bool slash;
+	bool found;
+	bool absolute;
+};
+
+/* One character of the path in scratch->name (a bpf_loop callback, so the
+ * verifier checks it once rather than once per character). */
+static long vg_scan_char(__u32 i, struct vg_scan *c)
+{
+	__u32 zero = 0;
+	struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 1;
+	char ch = s->name[i & (VG_NAME_MAX - 1)];
+	if (!ch)
+		return 1;
+	if (ch == '/') {
+		c->slash = true;
+		if (i > 0 && c->absolute && bpf_map_lookup_elem(&dirpaths, &c->h)) {
+			c->found = true;
+			return 1;
+		}
+		c->bh = 0xcbf29ce484222325ULL;
+	} else {
+		c->bh ^= (__u8)ch;
+		c->bh *= 0x100000001b3ULL;
+	}
+	c->h ^= (__u8)ch;
+	c->h *= 0x100000001b3ULL;
+	return 0;
+}
+
+/*
+ * Does the user path in scratch->name name something watched? Its name's
+ * hash is a watched name, a watched directory is a prefix of it (absolute
+ * paths), or the directory it is relative to is watched.
+ */
+static __always_inline bool vg_path_watched(struct vg_scratch *s, struct dentry *base)
+{
+	struct vg_scan c = {
+		.h = 0xcbf29ce484222325ULL,
+		.bh = 0xcbf29ce484222325ULL,
+		.absolute = s->name[0] == '/',
+	};
+	bpf_loop(VG_NAME_MAX, vg_scan_char, &c, 0);
+	if (c.found || bpf_map_lookup_elem(&basenames, &c.bh))
+		return true;
+	if (c.absolute || !base)
+		return false;
+	/* Relative: the base directory or one of its ancestors is watched. */
+	struct dentry *cur = base;
+	for (__u32 i = 0; i < VG_DEPTH_MAX; i++) {
+		if (i >= vg_max_depth)
+			break;
+		struct inode *inode = BPF_CORE_READ(cur, d_inode);
+		if (!inode)
+			break;
+		struct vg_key k;
+		vg_inode_key(inode, &k);
+		struct vg_watch *w = bpf_map_lookup_elem(&watched, &k);
+		if (w && (w->flags & VG_W_RECURSIVE))
+			return true;
+		if (w && i == 0 && !c.slash && (w->flags & VG_W_NAMES))
+			return true;
+		struct dentry *up = BPF_CORE_READ(cur, d_parent);
+		if (up == cur)
+			break;
+		cur = up;
+	}
+	return false;
+}
+
+/* Put a user path in the record: the string as given, then the absolute
+ * path (leaf first) of the directory it is relative to. */
+static __always_inline __u16 vg_put_user_path(struct vg_scratch *s, __u32 *off, const char *user,
+					      struct dentry *d, struct vfsmount *m, bool *trunc)
+{
+	__u32 start = *off;
+	if (vg_put_str(s, off, user) < 0)
+		return 0;
+	if (d && m)
+		vg_put_abs(s, off, d, m, trunc);
+	return *off - start;
+}
+
+struct vg_patharg {
+	long dirfd;
+	const char *user;
+};
+
+/* What one syscall asks of the sensor: filled by the switch below, then
+ * handled at one call site per kind, so the verifier sees each body once. */
+enum { VG_K_NONE, VG_K_FD, VG_K_OPEN, VG_K_PATH };
+
+struct vg_req {
+	__u32 kind;
+	__u32 op;
+	long fd;
+	__u64 arg1, arg2;
+	__u32 mode, uid, gid, flags;
+	struct vg_patharg a, b;
+	bool two;
+};
+
+/* A path-based operation that succeeded: filter and emit. */
+static __always_inline int vg_path_op(struct vg_req *r)
+{
+	vg_count_hit(VG_H_SYS_EXIT);
+	__u32 zero = 0;
+	struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	struct dentry *ad = NULL, *bd = NULL;
+	struct vfsmount *am = NULL, *bm = NULL;
+	struct vg_patharg *a = &r->a, *b = r->two ? &r->b : NULL;
+	long n = bpf_probe_read_user_str(s->name, sizeof(s->name), a->user);
+	if (n <= 0)
+		return 0;
+	vg_base(a->dirfd, s->name[0] == '/', &ad, &am);
+	bool hit = n >= VG_NAME_MAX || vg_path_watched(s, ad);
+	if (b) {
+		n = bpf_probe_read_user_str(s->name, sizeof(s->name), b->user);
+		if (n > 0) {
+			vg_base(b->dirfd, s->name[0] == '/', &bd, &bm);
+			if (!hit)
+				hit = n >= VG_NAME_MAX || vg_path_watched(s, bd);
+		}
+	}
+	if (!hit || vg_is_self())
+		return 0;
+	vg_count_match(NULL, VG_H_SYS_EXIT);
+	s = vg_begin(r->op, VG_H_SYS_EXIT);
+	if (!s)
+		return 0;
+	struct vg_event *e = &s->ev;
+	e->match = VG_M_PATH;
+	e->flags = r->flags;
+	e->arg1 = r->arg1;
+	e->arg2 = r->arg2;
+	e->mode = r->mode;
+	e->attr_uid = r->uid;
+	e->attr_gid = r->gid;
+	__u32 off = 0;
+	bool trunc = false;
+	/* path: the target (rename/link: the new name); path2: the source. */
+	if (b) {
+		e->path_len = vg_put_user_path(s, &off, b->user, bd, bm, &trunc);
+		e->path2_len = vg_put_user_path(s, &off, a->user, ad, am, &trunc);
+	} else {
+		e->path_len = vg_put_user_path(s, &off, a->user, ad, am, &trunc);
+	}
+	if (trunc)
+		e->flags |= VG_F_PATH_TRUNC;
+	return vg_emit(s, off);
+}
+
+static __always_inline __u32 vg_owner_valid(__u32 uid, __u32 gid)
+{
+	return (uid != (__u32)-1 ? ATTR_UID : 0) | (gid != (__u32)-1 ? ATTR_GID : 0);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
+{
+	if (ret < 0)
+		return 0;
+	long nr = regs->orig_ax;
+	struct vg_req r = {.a = {.dirfd = AT_FDCWD}, .b = {.dirfd = AT_FDCWD}};
+	switch (nr) {
+	/* Content, through a file descriptor. */
 	case NR_write:
 	case NR_pwrite64:
 	case NR_writev:
 	case NR_pwritev:
 	case NR_pwritev2:
+	case NR_fallocate:
+	case NR_sendfile:
+		r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_WRITE, .fd = regs->di, .arg1 = ret};
+		break;
+	case NR_splice:
+	case NR_copy_file_range:
+		r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_WRITE, .fd = regs->dx, .arg1 = ret};
+		break;
+	case NR_mmap:
+		if (!(regs->dx & PROT_WRITE) || !(regs->r10 & MAP_SHARED))
+			return 0;
+		r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_MMAP, .fd = regs->r8, .arg1 = regs->dx};
+		break;
+	case NR_ftruncate:
+		r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_TRUNCATE, .fd = regs->di,
+				    .arg1 = ATTR_SIZE, .arg2 = regs->si};
+		break;
+	case NR_fchmod:
+		r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_SETATTR, .fd = regs->di,
+				    .arg1 = ATTR_MODE, .mode = regs->si};
+		break;
+	case NR_fchown:
+		r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_SETATTR, .fd = regs->di,
+				    .arg1 = vg_owner_valid(regs->si, regs->dx), .uid = regs->si, .gid = regs->dx};
+		break;
+	/* Opens: creation and O_TRUNC. */
+	case NR_open:
+		r = (struct vg_req){.kind = VG_K_OPEN, .fd = ret, .arg1 = regs->si};
+		break;
+	case NR_creat:
+		r = (struct vg_req){.kind = VG_K_OPEN, .fd = ret, .arg1 = O_TRUNC};
+		break;
+	case NR_openat:
+		r = (struct vg_req){.kind = VG_K_OPEN, .fd = ret, .arg1 = regs->dx};
+		break;
+	case NR_openat2:
+		r = (struct vg_req){.kind = VG_K_OPEN, .fd = ret};
+		bpf_probe_read_user(&r.arg1, sizeof(r.arg1), (void *)regs->dx); /* open_how.flags */
+		break;
+	/* Paths. */
+	case NR_rename:
+	case NR_link:
+		r.kind = VG_K_PATH;
+		r.op = nr == NR_rename ? VG_OP_RENAME : VG_OP_LINK;
+		r.a.user = (const char *)regs->di;
+		r.b.user = (const char *)regs->si;
+		r.two = true;
+		break;
+	case NR_renameat:
+	case NR_renameat2:
+	case NR_linkat:
+		r.kind = VG_K_PATH;
+		r.op = nr == NR_linkat ? VG_OP_LINK : VG_OP_RENAME;
+		r.a.dirfd = (int)regs->di;
+		r.a.user = (const char *)regs->si;
+		r.b.dirfd = (int)regs->dx;
+		r.b.user = (const char *)regs->r10;
+		r.two = true;
+		if (nr == NR_renameat2) {
+			r.arg1 = regs->r8;
+			if (regs->r8 & RENAME_EXCHANGE)
+				r.flags = VG_F_EXCHANGE;
+		}
+		break;
+	case NR_unlink:
+		r.kind = VG_K_PATH;
+		r.op = VG_OP_UNLINK;
+		r.a.user = (const char *)regs->di;
+		break;
+	case NR_unlinkat:
+		r.kind = VG_K_PATH;
+		r.op = (regs->dx & AT_REMOVEDIR) ? VG_OP_RMDIR : VG_OP_UNLINK;
+		r.a.dirfd = (int)regs->di;
+		r.a.user = (const char *)regs->si;
+		r.arg1 = regs->dx;
+		break;
+	case NR_chmod:
+		r.kind = VG_K_PATH;
+		r.op = VG_OP_SETATTR;
+		r.a.user = (const char *)regs->di;
+		r.arg1 = ATTR_MODE;
+		r.mode = regs->si;
+		break;
+	case NR_fchmodat:
+	case NR_fchmodat2:
+		r.kind = VG_K_PATH;
+		r.op = VG_OP_SETATTR;
+		r.a.dirfd = (int)regs->di;
+		r.a.user = (const char *)regs->si;
+		r.arg1 = ATTR_MODE;
+		r.mode = regs->dx;
+		break;
+	case NR_chown:
+	case NR_lchown:
+		r.kind = VG_K_PATH;
+		r.op = VG_OP_SETATTR;
+		r.a.user = (const char *)regs->di;
+		r.uid = regs->si;
+		r.gid = regs->dx;
+		r.arg1 = vg_owner_valid(r.uid, r.gid);
+		break;
+	case NR_fchownat:
+		r.kind = VG_K_PATH;
+		r.op = VG_OP_SETATTR;
+		r.a.dirfd = (int)regs->di;
+		r.a.user = (const char *)regs->si;
+		r.uid = regs->dx;
+		r.gid = regs->r10;
+		r.arg1 = vg_owner_valid(r.uid, r.gid);
+		break;
+	case NR_truncate:
+		r.kind = VG_K_PATH;
+		r.op = VG_OP_TRUNCATE;
+		r.a.user = (const char *)regs->di;
+		r.arg1 = ATTR_SIZE;
+		r.arg2 = regs->si;
+		break;
+	case NR_utimensat:
+		if (!regs->si) { /* futimens: the dirfd is the file */
+			r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_SETATTR, .fd = regs->di,
+					    .arg1 = ATTR_ATIME | ATTR_MTIME};
+			break;
+		}
+		/* fallthrough */
+	case NR_futimesat:
+		r.kind = VG_K_PATH;
+		r.op = VG_OP_SETATTR;
+		r.a.dirfd = (int)regs->di;
+		r.a.user = (const char *)regs->si;
+		r.arg1 = ATTR_ATIME | ATTR_MTIME;
+		break;
+	case NR_utime:
+	case NR_utimes:
+		r.kind = VG_K_PATH;
+		r.op = VG_OP_SETATTR;
+		r.a.user = (const char *)regs->di;
+		r.arg1 = ATTR_ATIME | ATTR_MTIME;
 		break;
 	default:
 		return 0;
 	}
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct file *f = vg_fd_file(t, regs->di);
-	return vg_file_op(f, VG_OP_WRITE, VG_H_SYS_ENTER, id);
+	switch (r.kind) {
+	case VG_K_FD:
+		return vg_file_op_attr(vg_fd_file(r.fd), r.op, VG_H_SYS_EXIT, r.arg1, r.arg2, r.mode,
+				       r.uid, r.gid);
+	case VG_K_OPEN:
+		return vg_open_exit(r.fd, r.arg1);
+	case VG_K_PATH:
+		return vg_path_op(&r);
+	}
+	return 0;
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"unsafe"
 
@@ -276,8 +277,16 @@ func Decode(b []byte) (*Event, error) {
 			Comm: cstring(r.Comm[:]),
 		},
 	}
-	e.Path = joinLeafFirst(p1, r.Flags&FlagPathAbs != 0)
-	e.Path2 = joinLeafFirst(p2, false)
+	if e.Match == MatchPath {
+		// Tracepoint object: each path is the string the process gave, then
+		// the absolute path of the directory it was relative to.
+		e.Path = userPath(p1)
+		e.Path2 = userPath(p2)
+		e.Flags |= FlagPathAbs
+	} else {
+		e.Path = joinLeafFirst(p1, r.Flags&FlagPathAbs != 0)
+		e.Path2 = joinLeafFirst(p2, false)
+	}
 	if len(exe) > 0 {
 		e.Proc.Exe = joinLeafFirst(exe, true)
 	}
@@ -306,6 +315,22 @@ func joinLeafFirst(b []byte, abs bool) string {
 		return "/" + p
 	}
 	return p
+}
+
+// userPath joins a path as a process gave it with the absolute path of the
+// directory it was relative to (for an absolute path, the process's root).
+func userPath(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	user, base, _ := bytes.Cut(b, []byte{0})
+	abs := joinLeafFirst(base, true)
+	if len(base) == 0 {
+		abs = "/"
+	}
+	// For an absolute path the base is the process's root (a chroot's
+	// directory, or "/"), so joining gives the global path either way.
+	return path.Join(abs, string(user))
 }
 
 // HashName is the name hash the kernel computes (FNV-1a 64).

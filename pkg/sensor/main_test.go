@@ -24,7 +24,7 @@ var (
 
 func TestMain(m *testing.M) {
 	if os.Geteuid() == 0 {
-		log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.DebugLevel)
+		log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.InfoLevel)
 		sens, loadErr = sensor.New(loader.Options{Log: log})
 		if loadErr == nil {
 			coll = testutil.Collect(sens)

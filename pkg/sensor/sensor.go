@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -69,9 +70,13 @@ type Sensor struct {
 	watch  *ebpf.Map
 	names  *ebpf.Map
 	ctrs   *ebpf.Map
+	// The tracepoint object's path filters; nil in other objects.
+	basenames *ebpf.Map
+	dirpaths  *ebpf.Map
 
-	mu     sync.Mutex
-	closed bool
+	mu        sync.Mutex
+	closed    bool
+	unmatched uint64
 }
 
 // ErrClosed is returned by Read once the sensor is closed.
@@ -100,6 +105,9 @@ func NewWithFacts(facts *kernel.Facts, opt loader.Options) (*Sensor, error) {
 		watch:  l.Coll.Maps["watched"],
 		names:  l.Coll.Maps["names"],
 		ctrs:   l.Coll.Maps["counters"],
+
+		basenames: l.Coll.Maps["basenames"],
+		dirpaths:  l.Coll.Maps["dirpaths"],
 		info: Info{
 			Kernel: facts.Release, Object: l.Object.Name, HookTyp: l.Object.Hooks,
 			Why: l.Why, Hooks: l.Hooks, Refused: l.Refused, BTF: l.Object.BTF,
@@ -137,8 +145,26 @@ func (s *Sensor) Read() (*Event, error) {
 			}
 			return nil, fmt.Errorf("reading ring buffer: %w", err)
 		}
-		return Decode(rec.RawSample)
+		e, err := Decode(rec.RawSample)
+		if err != nil {
+			return nil, err
+		}
+		if e.Match == MatchPath && !s.resolve(e) {
+			s.mu.Lock()
+			s.unmatched++
+			s.mu.Unlock()
+			continue
+		}
+		return e, nil
 	}
+}
+
+// Unmatched counts tracepoint path records that matched no watch entry once
+// resolved (another file with a watched file's name) and were dropped.
+func (s *Sensor) Unmatched() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unmatched
 }
 
 // WatchInode adds or replaces an inode entry.
@@ -162,8 +188,15 @@ func (s *Sensor) UnwatchInode(k Key) error {
 // also be watched with WatchNames for the kernel to look names up in it.
 func (s *Sensor) WatchName(dir Key, name string, id uint64) error {
 	k := nameKey{Dev: dir.Dev, DirIno: dir.Ino, Hash: HashName(name)}
+	var old watchValue
+	existed := s.names.Lookup(k, &old) == nil
 	if err := s.names.Update(k, watchValue{ID: id, Flags: WatchFile}, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("watching name %q in %s: %w", name, dir, err)
+	}
+	if !existed {
+		if err := refcount(s.basenames, HashName(name), +1); err != nil {
+			return fmt.Errorf("watching name %q: %w", name, err)
+		}
 	}
 	return nil
 }
@@ -171,10 +204,72 @@ func (s *Sensor) WatchName(dir Key, name string, id uint64) error {
 // UnwatchName removes a (dir, name) entry.
 func (s *Sensor) UnwatchName(dir Key, name string) error {
 	k := nameKey{Dev: dir.Dev, DirIno: dir.Ino, Hash: HashName(name)}
-	if err := s.names.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	err := s.names.Delete(k)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("unwatching name %q in %s: %w", name, dir, err)
 	}
-	return nil
+	return refcount(s.basenames, HashName(name), -1)
+}
+
+// WatchTree watches a directory and everything below it (to the configured
+// depth): its inode as a recursive entry and, for the tracepoint object's
+// path filter, its absolute path.
+func (s *Sensor) WatchTree(dir string, id uint64) (Key, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Key{}, err
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	k, _, err := KeyOf(abs, false)
+	if err != nil {
+		return Key{}, fmt.Errorf("watching tree %s: %w", dir, err)
+	}
+	if err := s.WatchInode(k, id, WatchRecursive); err != nil {
+		return Key{}, err
+	}
+	if err := refcount(s.dirpaths, HashName(abs), +1); err != nil {
+		return Key{}, fmt.Errorf("watching tree %s: %w", dir, err)
+	}
+	return k, nil
+}
+
+// UnwatchTree undoes WatchTree.
+func (s *Sensor) UnwatchTree(dir string, k Key) error {
+	if err := s.UnwatchInode(k); err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	return refcount(s.dirpaths, HashName(abs), -1)
+}
+
+// refcount adds d to a hash-keyed counter map, deleting at zero. A nil map
+// (an object without path filters) is not an error.
+func refcount(m *ebpf.Map, h uint64, d int) error {
+	if m == nil {
+		return nil
+	}
+	var n uint32
+	if err := m.Lookup(h, &n); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	if d < 0 && n <= uint32(-d) {
+		if err := m.Delete(h); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return err
+		}
+		return nil
+	}
+	return m.Update(h, uint32(int(n)+d), ebpf.UpdateAny)
 }
 
 // Lookup returns one inode entry.

@@ -1,0 +1,159 @@
+package sensor
+
+import (
+	"path/filepath"
+
+	"github.com/cilium/ebpf"
+)
+
+// maxResolveDepth bounds the user-space ancestor walk, as vg_max_depth
+// bounds the kernel's.
+const maxResolveDepth = 16
+
+// resolve completes a tracepoint object's path record (MatchPath): the
+// kernel could filter the path only by its name's hash and its directory,
+// so here the path is matched against the watch set exactly, the inodes are
+// read, and the map is kept in step the way the kprobe object does it in
+// the kernel. It returns false for a record that matches nothing (another
+// file with a watched file's name).
+func (s *Sensor) resolve(e *Event) bool {
+	target, source := e.Path, e.Path2
+	m, ok := s.matchPath(target)
+	switch e.Op {
+	case OpRename, OpLink:
+		if k, _, err := KeyOf(target, true); err == nil {
+			e.File2 = k
+		}
+		if !ok && source != "" {
+			// A watched file renamed or linked away: it is watched by inode.
+			if w, found := s.lookupWatch(e.File2); found && w.Flags&WatchFile != 0 {
+				m = pathMatch{id: w.ID, dir: parentKey(target), rel: filepath.Base(target), ok: true}
+				ok = true
+			} else if sm, sok := s.matchPath(source); sok {
+				m, ok = sm, true
+			}
+		}
+		if ok && e.Op == OpRename && e.Flags&FlagExchange == 0 && m.byName {
+			// The kprobe object's re-seed: the target's old inode leaves the
+			// map, the new one joins under the same entry.
+			for _, old := range s.keysWithID(m.id) {
+				if old != e.File2 {
+					s.watch.Delete(old)
+					e.File = old
+				}
+			}
+		}
+		if ok && (m.byName || m.recursive) && e.File2.Ino != 0 {
+			if err := s.watch.Update(e.File2, watchValue{ID: m.id, Flags: WatchFile}, ebpf.UpdateNoExist); err == nil {
+				e.Flags |= FlagReseeded
+			}
+		}
+		if source != "" {
+			e.Dir2 = parentKey(source)
+			e.Path2 = filepath.Base(source)
+		}
+	case OpUnlink, OpRmdir:
+		if ok && m.byName {
+			for _, old := range s.keysWithID(m.id) {
+				s.watch.Delete(old)
+				e.File = old
+				e.Flags |= FlagGone
+			}
+		}
+	default:
+		k, _, err := KeyOf(target, true)
+		if err == nil {
+			e.File = k
+			if !ok {
+				if w, found := s.lookupWatch(k); found && w.Flags&(WatchFile|WatchRecursive) != 0 {
+					m = pathMatch{id: w.ID, dir: parentKey(target), rel: filepath.Base(target), ok: true}
+					ok = true
+				}
+			}
+		}
+	}
+	if !ok {
+		return false
+	}
+	e.WatchID = m.id
+	e.Dir = m.dir
+	e.Path = m.rel
+	e.Flags &^= FlagPathAbs
+	return true
+}
+
+type pathMatch struct {
+	id        uint64
+	dir       Key    // the anchor: parent (name) or watched ancestor (recursive)
+	rel       string // the path below the anchor
+	byName    bool
+	recursive bool
+	ok        bool
+}
+
+// matchPath finds the watch entry of an absolute path: a watched name in
+// its parent, or a recursively watched ancestor.
+func (s *Sensor) matchPath(p string) (pathMatch, bool) {
+	if p == "" || p[0] != '/' {
+		return pathMatch{}, false
+	}
+	parent := filepath.Dir(p)
+	pk, _, err := KeyOf(parent, false)
+	if err != nil {
+		return pathMatch{}, false
+	}
+	var v watchValue
+	nk := nameKey{Dev: pk.Dev, DirIno: pk.Ino, Hash: HashName(filepath.Base(p))}
+	if err := s.names.Lookup(nk, &v); err == nil {
+		return pathMatch{id: v.ID, dir: pk, rel: filepath.Base(p), byName: true, ok: true}, true
+	}
+	dir, rel := parent, filepath.Base(p)
+	for i := 0; i < maxResolveDepth; i++ {
+		k, _, err := KeyOf(dir, false)
+		if err != nil {
+			break
+		}
+		if w, found := s.lookupWatch(k); found && w.Flags&WatchRecursive != 0 {
+			return pathMatch{id: w.ID, dir: k, rel: rel, recursive: true, ok: true}, true
+		}
+		if dir == "/" {
+			break
+		}
+		rel = filepath.Join(filepath.Base(dir), rel)
+		dir = filepath.Dir(dir)
+	}
+	return pathMatch{}, false
+}
+
+func (s *Sensor) lookupWatch(k Key) (watchValue, bool) {
+	var v watchValue
+	if k.Ino == 0 {
+		return v, false
+	}
+	if err := s.watch.Lookup(k, &v); err != nil {
+		return v, false
+	}
+	return v, true
+}
+
+// keysWithID lists the file entries of one watch id.
+func (s *Sensor) keysWithID(id uint64) []Key {
+	var out []Key
+	var k Key
+	var v watchValue
+	it := s.watch.Iterate()
+	for it.Next(&k, &v) {
+		if v.ID == id && v.Flags&WatchFile != 0 {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func parentKey(p string) Key {
+	k, _, err := KeyOf(filepath.Dir(p), false)
+	if err != nil {
+		return Key{}
+	}
+	return k
+}
