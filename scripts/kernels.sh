@@ -22,9 +22,10 @@ set -Eeuo pipefail
 # shellcheck disable=SC2154 # _erc is set by the trap itself
 trap '_erc=$?; ((BASH_SUBSHELL || _erc == 141)) || echo "kernels.sh: line $LINENO: \"$BASH_COMMAND\" failed ($_erc)" >&2' ERR
 
-# ---- the matrix: one "major.minor:suite" word per kernel ---------------------------
-MATRIX="5.10:bullseye 6.1:bookworm 6.12:trixie"
-# --------------------------------------------------------------------------------------
+# The matrix: every bpf/matrix line that names a Debian suite, as "major.minor:suite".
+MATRIX_FILE=${VIGIL_MATRIX:-$(dirname "$0")/../bpf/matrix}
+MATRIX=$(awk '!/^[[:space:]]*(#|$)/ && $4 != "-" {printf "%s:%s ", $1, $4}' "$MATRIX_FILE")
+[[ -n "$MATRIX" ]] || { echo "kernels.sh: no kernels in $MATRIX_FILE" >&2; exit 1; }
 
 CACHE_ROOT=${VIGIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil}
 KCACHE=$CACHE_ROOT/kernels
