@@ -199,7 +199,15 @@ func Verify(o elf.Object, hooked []string, f *kernel.Facts) error {
 			if err != nil {
 				return fmt.Errorf("fact %s=%s: %w", fact, val, err)
 			}
-			for idx, want := range funcs[name] {
+			// In index order, so that the error names the first mismatch.
+			params := funcs[name]
+			idxs := make([]int, 0, len(params))
+			for idx := range params {
+				idxs = append(idxs, idx)
+			}
+			sort.Ints(idxs)
+			for _, idx := range idxs {
+				want := params[idx]
 				got := "(absent)"
 				if idx < len(fn.Params) {
 					got = fn.Params[idx]

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		code       int
+		stdout     []string // substrings
+		stderr     []string // substrings
+		noStdout   bool
+		noStderr   bool
+		jsonStdout bool
+	}{
+		{name: "no args", args: nil, code: 2, stderr: []string{"Usage:", "vigil run"}, noStdout: true},
+		{name: "help", args: []string{"help"}, code: 0, stdout: []string{"Usage:", "vigil run", "vigil objects", "vigil version"}, noStderr: true},
+		{name: "-h", args: []string{"-h"}, code: 0, stdout: []string{"Usage:"}, noStderr: true},
+		{name: "--help", args: []string{"--help"}, code: 0, stdout: []string{"Usage:"}, noStderr: true},
+		{name: "bogus", args: []string{"bogus"}, code: 2, stderr: []string{`unknown command "bogus"`, "Usage:"}, noStdout: true},
+		{name: "version", args: []string{"version"}, code: 0, jsonStdout: true, noStderr: true},
+		{name: "--version", args: []string{"--version"}, code: 0, jsonStdout: true, noStderr: true},
+		{name: "run bad flag", args: []string{"run", "-nosuchflag"}, code: 2, stderr: []string{"nosuchflag"}, noStdout: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(tt.args, &stdout, &stderr)
+			if code != tt.code {
+				t.Errorf("run(%q) = %d, want %d\nstdout: %s\nstderr: %s", tt.args, code, tt.code, &stdout, &stderr)
+			}
+			for _, s := range tt.stdout {
+				if !strings.Contains(stdout.String(), s) {
+					t.Errorf("stdout does not contain %q:\n%s", s, &stdout)
+				}
+			}
+			for _, s := range tt.stderr {
+				if !strings.Contains(stderr.String(), s) {
+					t.Errorf("stderr does not contain %q:\n%s", s, &stderr)
+				}
+			}
+			if tt.noStdout && stdout.Len() != 0 {
+				t.Errorf("stdout not empty: %s", &stdout)
+			}
+			if tt.noStderr && stderr.Len() != 0 {
+				t.Errorf("stderr not empty: %s", &stderr)
+			}
+			if tt.jsonStdout {
+				checkVersionJSON(t, stdout.Bytes())
+			}
+		})
+	}
+}
+
+func checkVersionJSON(t *testing.T, b []byte) {
+	t.Helper()
+	var v struct {
+		Version string `json:"version"`
+		Commit  string `json:"commit"`
+		Date    string `json:"date"`
+		Objects []struct {
+			Name   string            `json:"name"`
+			File   string            `json:"file"`
+			Hooks  string            `json:"hooks"`
+			Facts  map[string]string `json:"facts"`
+			SHA256 string            `json:"sha256"`
+		} `json:"objects"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("version output is not JSON: %v\n%s", err, b)
+	}
+	if v.Version != version || v.Commit != commit || v.Date != date {
+		t.Errorf("version %q commit %q date %q, want %q %q %q", v.Version, v.Commit, v.Date, version, commit, date)
+	}
+	var names []string
+	for _, o := range v.Objects {
+		names = append(names, o.Name)
+		if o.File == "" || o.Hooks == "" || len(o.SHA256) != 64 {
+			t.Errorf("object %s incomplete: %+v", o.Name, o)
+		}
+	}
+	if want := []string{"5.10", "6.1", "6.12", "tp"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("objects %q, want %q", names, want)
+	}
+}

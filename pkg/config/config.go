@@ -1,0 +1,328 @@
+// Package config reads vigil's TOML configuration: the main file, its
+// conf.d drop-ins merged in name order, and the embedded default. Every
+// problem (unknown key, wrong type, impossible value) is reported at once,
+// each naming the file, the key's full path and its line.
+package config
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+)
+
+// DefaultPath is read when no --config is given and it exists.
+const DefaultPath = "/etc/vigil/vigil.toml"
+
+//go:embed default.toml
+var defaultTOML []byte
+
+// DefaultTOML returns the embedded default configuration's text.
+func DefaultTOML() []byte { return append([]byte(nil), defaultTOML...) }
+
+// Config is the whole configuration. Field tags name the TOML keys; the
+// comments are the reference (docs/config.md repeats them with defaults).
+type Config struct {
+	Agent    Agent    `toml:"agent"`
+	Sensor   Sensor   `toml:"sensor"`
+	Coalesce Coalesce `toml:"coalesce"`
+	Diff     Diff     `toml:"diff"`
+	Output   Output   `toml:"output"`
+	Watch    []Watch  `toml:"watch"`
+
+	// Sources lists the files read, in order ("(embedded default)" for it).
+	Sources []string `toml:"-"`
+}
+
+// Agent holds host-level settings.
+type Agent struct {
+	// HostName overrides the host name in records.
+	HostName string `toml:"host_name"`
+	// StateDir holds the baseline store and the host key.
+	StateDir string `toml:"state_dir"`
+	// QueueSize bounds the pipeline between the ring buffer reader and the consumers.
+	QueueSize int `toml:"queue_size"`
+}
+
+// Sensor tunes the kernel side.
+type Sensor struct {
+	// Object forces a BPF object by name ("auto" chooses; see `vigil objects`).
+	Object string `toml:"object"`
+	// Hooks forces a hook type: "auto", "kprobe" or "tracepoint".
+	Hooks string `toml:"hooks"`
+	// RingBufferKiB sizes the ring buffer: a power of two, at least 4.
+	RingBufferKiB int `toml:"ring_buffer_kib"`
+	// MaxWatches sizes the in-kernel watch map (inodes).
+	MaxWatches int `toml:"max_watches"`
+	// MaxDepth bounds recursive watches (1..32).
+	MaxDepth int `toml:"max_depth"`
+}
+
+// Coalesce merges bursts of writes to one file into one record.
+type Coalesce struct {
+	// Window is how long writes to one file are gathered ("0s" disables).
+	Window Duration `toml:"window"`
+}
+
+// Diff tunes the generic text diff.
+type Diff struct {
+	// MaxBytes bounds one record's diff text.
+	MaxBytes int `toml:"max_bytes"`
+	// Redact lists regular expressions: matching lines never leave the host.
+	Redact []string `toml:"redact"`
+}
+
+// Output says where records go.
+type Output struct {
+	// Stdout writes records to standard output.
+	Stdout bool       `toml:"stdout"`
+	File   FileOutput `toml:"file"`
+	Syslog Syslog     `toml:"syslog"`
+}
+
+// FileOutput appends records to a file, reopened on SIGHUP.
+type FileOutput struct {
+	// Path enables the output when set.
+	Path string `toml:"path"`
+}
+
+// Syslog sends RFC 5424 messages.
+type Syslog struct {
+	// Address enables the output: "udp://host:port", "tcp://host:port" or "tls://host:port".
+	Address string `toml:"address"`
+	// Facility is the syslog facility name (default "authpriv").
+	Facility string `toml:"facility"`
+	// AppName is the APP-NAME field (default "vigil").
+	AppName string `toml:"app_name"`
+	// CAFile verifies a TLS server; empty uses the system roots.
+	CAFile string `toml:"ca_file"`
+}
+
+// Watch is one [[watch]] entry.
+type Watch struct {
+	// Path is a file, a directory or a glob (`/home/*/.ssh/authorized_keys`).
+	Path string `toml:"path"`
+	// Kind picks the consumer; empty infers it from well-known paths.
+	Kind string `toml:"kind"`
+	// Recursive watches a directory at any depth (to sensor.max_depth).
+	Recursive bool `toml:"recursive"`
+	// Exclude lists globs (matched against full paths and base names) left out.
+	Exclude []string `toml:"exclude"`
+
+	// Where the entry was defined, for messages.
+	Source string `toml:"-"`
+}
+
+// Duration is a time.Duration written as a string ("200ms").
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (e.g. \"200ms\"): %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Kinds are the consumer kinds a watch may name.
+var Kinds = []string{"passwd", "shadow", "group", "gshadow", "sudoers", "authorized_keys", "sshd_config", "diff", "hash"}
+
+// Load reads the configuration: path if given, else DefaultPath when it
+// exists, else the embedded default; then the *.toml drop-ins of the
+// conf.d directory beside it, in name order.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		if _, err := os.Stat(DefaultPath); err == nil {
+			path = DefaultPath
+		}
+	}
+	var srcs []source
+	if path == "" {
+		srcs = append(srcs, source{name: "(embedded default)", data: defaultTOML})
+	} else {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading config: %w", err)
+		}
+		srcs = append(srcs, source{name: path, data: b})
+		dropins, err := filepath.Glob(filepath.Join(filepath.Dir(path), "conf.d", "*.toml"))
+		if err != nil {
+			return nil, err
+		}
+		sort.Strings(dropins)
+		for _, d := range dropins {
+			b, err := os.ReadFile(d)
+			if err != nil {
+				return nil, fmt.Errorf("reading config drop-in: %w", err)
+			}
+			srcs = append(srcs, source{name: d, data: b})
+		}
+	}
+	return parse(srcs)
+}
+
+// Parse reads one configuration text (no drop-ins), as Load does.
+func Parse(name string, data []byte) (*Config, error) {
+	return parse([]source{{name: name, data: data}})
+}
+
+type source struct {
+	name string
+	data []byte
+}
+
+func parse(srcs []source) (*Config, error) {
+	var errs *multierror.Error
+	var merged *node
+	for _, s := range srcs {
+		n, err := parseNode(s.name, s.data)
+		if err != nil {
+			errs = multierror.Append(errs, err)
+			continue
+		}
+		merged = merge(merged, n)
+	}
+	if errs != nil {
+		return nil, format(errs)
+	}
+	cfg := Defaults()
+	if merged != nil {
+		if err := decode(merged, &cfg, nil); err != nil {
+			errs = multierror.Append(errs, err)
+		}
+	}
+	for _, s := range srcs {
+		cfg.Sources = append(cfg.Sources, s.name)
+	}
+	errs = multierror.Append(errs, validate(&cfg, merged)...)
+	if err := errs.ErrorOrNil(); err != nil {
+		return nil, format(errs)
+	}
+	return &cfg, nil
+}
+
+// Defaults are the values of every key a file leaves out.
+func Defaults() Config {
+	return Config{
+		Agent:    Agent{StateDir: "/var/lib/vigil", QueueSize: 65536},
+		Sensor:   Sensor{Object: "auto", Hooks: "auto", RingBufferKiB: 4096, MaxWatches: 65536, MaxDepth: 16},
+		Coalesce: Coalesce{Window: Duration{200 * time.Millisecond}},
+		Diff:     Diff{MaxBytes: 65536},
+		Output:   Output{Stdout: true, Syslog: Syslog{Facility: "authpriv", AppName: "vigil"}},
+	}
+}
+
+// validate checks values that parse but cannot work.
+func validate(c *Config, root *node) []error {
+	var errs []error
+	bad := func(path []string, format string, args ...any) {
+		errs = append(errs, &Error{Where: root.where(path), Key: strings.Join(path, "."), Msg: fmt.Sprintf(format, args...)})
+	}
+	oneOf := func(path []string, v string, allowed ...string) {
+		for _, a := range allowed {
+			if v == a {
+				return
+			}
+		}
+		bad(path, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
+	oneOf([]string{"sensor", "hooks"}, c.Sensor.Hooks, "auto", "kprobe", "tracepoint")
+	if kib := c.Sensor.RingBufferKiB; kib < 4 || kib&(kib-1) != 0 || kib > 1<<20 {
+		bad([]string{"sensor", "ring_buffer_kib"}, "%d must be a power of two from 4 to 1048576", kib)
+	}
+	if n := c.Sensor.MaxWatches; n < 16 || n > 1<<24 {
+		bad([]string{"sensor", "max_watches"}, "%d must be from 16 to 16777216", n)
+	}
+	if d := c.Sensor.MaxDepth; d < 1 || d > 32 {
+		bad([]string{"sensor", "max_depth"}, "%d must be from 1 to 32", d)
+	}
+	if c.Agent.QueueSize < 16 {
+		bad([]string{"agent", "queue_size"}, "%d must be at least 16", c.Agent.QueueSize)
+	}
+	if c.Coalesce.Window.Duration < 0 || c.Coalesce.Window.Duration > 10*time.Second {
+		bad([]string{"coalesce", "window"}, "%s must be from 0s to 10s", c.Coalesce.Window)
+	}
+	if c.Diff.MaxBytes < 256 {
+		bad([]string{"diff", "max_bytes"}, "%d must be at least 256", c.Diff.MaxBytes)
+	}
+	for i, r := range c.Diff.Redact {
+		if _, err := regexp.Compile(r); err != nil {
+			bad([]string{"diff", "redact", fmt.Sprint(i)}, "bad regular expression: %v", err)
+		}
+	}
+	if a := c.Output.Syslog.Address; a != "" {
+		scheme, _, ok := strings.Cut(a, "://")
+		if !ok || (scheme != "udp" && scheme != "tcp" && scheme != "tls") {
+			bad([]string{"output", "syslog", "address"}, "%q must be udp://, tcp:// or tls://host:port", a)
+		}
+	}
+	if _, ok := Facilities[c.Output.Syslog.Facility]; !ok {
+		bad([]string{"output", "syslog", "facility"}, "unknown facility %q", c.Output.Syslog.Facility)
+	}
+	if len(c.Watch) == 0 {
+		bad([]string{"watch"}, "no [[watch]] entries: nothing to watch")
+	}
+	for i, w := range c.Watch {
+		p := []string{"watch", fmt.Sprint(i)}
+		if w.Path == "" {
+			bad(append(p, "path"), "missing")
+		} else if !filepath.IsAbs(w.Path) {
+			bad(append(p, "path"), "%q must be absolute", w.Path)
+		} else if _, err := filepath.Match(w.Path, ""); err != nil {
+			bad(append(p, "path"), "bad glob %q: %v", w.Path, err)
+		}
+		if w.Kind != "" {
+			oneOf(append(p, "kind"), w.Kind, Kinds...)
+		}
+		for j, x := range w.Exclude {
+			if _, err := filepath.Match(x, ""); err != nil {
+				bad(append(p, "exclude", fmt.Sprint(j)), "bad glob %q: %v", x, err)
+			}
+		}
+	}
+	return errs
+}
+
+// Facilities are the syslog facility names and numbers.
+var Facilities = map[string]int{
+	"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7,
+	"uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11,
+	"local0": 16, "local1": 17, "local2": 18, "local3": 19, "local4": 20, "local5": 21, "local6": 22, "local7": 23,
+}
+
+// Error is one configuration problem.
+type Error struct {
+	Where string // "file:line" or "file"
+	Key   string // full key path: "watch.2.kind"
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("%s: %s", e.Where, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.Where, e.Key, e.Msg)
+}
+
+func format(errs *multierror.Error) error {
+	errs.ErrorFormat = func(es []error) string {
+		lines := make([]string, 0, len(es)+1)
+		lines = append(lines, fmt.Sprintf("%d problem(s) in the configuration:", len(es)))
+		for _, e := range es {
+			lines = append(lines, "  "+e.Error())
+		}
+		return strings.Join(lines, "\n")
+	}
+	return errs
+}
