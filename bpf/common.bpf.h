@@ -49,6 +49,9 @@ struct {
 #define VG_DATA_SIZE (4 * VG_PATH_MAX)
 #define VG_DATA_MASK (VG_DATA_SIZE - 1)
 
+#define VG_DROP_ALWAYS 1
+#define VG_DROP_GONE 2
+
 /* An operation matched at a function's entry, finished at its return. */
 struct vg_pending {
 	__u32 op;
@@ -65,7 +68,7 @@ struct vg_pending {
 	__u64 arg1;
 	__u32 depth;
 	__u32 reseeded; /* file2 was added to the map at entry */
-	__u32 drop_file; /* on success, file leaves the map */
+	__u32 drop_file; /* on success, file leaves the map (VG_DROP_*) */
 	__u32 _pad;
 	char name2[VG_NAME_MAX];
 };
@@ -183,7 +186,7 @@ static __always_inline struct vg_watch *vg_match_ancestor(struct dentry *d, stru
 			break;
 		vg_inode_key(inode, akey);
 		struct vg_watch *w = bpf_map_lookup_elem(&watched, akey);
-		if (w && (w->flags & VG_W_RECURSIVE)) {
+		if (w && (w->flags & (VG_W_RECURSIVE | VG_W_ANCHOR)) && (!w->depth || i < w->depth)) {
 			*depth = i + 1;
 			return w;
 		}
@@ -269,8 +272,9 @@ static __always_inline struct vg_scratch *vg_begin(__u32 op, __u32 hook)
 	return s;
 }
 
-/* Append one NUL-terminated string at *off; returns its length with NUL. */
-static __always_inline int vg_put_str(struct vg_scratch *s, __u32 *off, const void *src)
+/* Append one NUL-terminated string at *off; returns its length with NUL.
+ * user says src is in user memory. */
+static __always_inline int vg_put_any_str(struct vg_scratch *s, __u32 *off, const void *src, bool user)
 {
 	__u32 o = *off;
 	/* Mask first, then compare, with a barrier between the load and the
@@ -280,11 +284,17 @@ static __always_inline int vg_put_str(struct vg_scratch *s, __u32 *off, const vo
 	o &= VG_DATA_MASK;
 	if (o > VG_DATA_SIZE - VG_NAME_MAX)
 		return -1;
-	int n = bpf_probe_read_kernel_str(&s->data[o], VG_NAME_MAX, src);
+	int n = user ? bpf_probe_read_user_str(&s->data[o], VG_NAME_MAX, src)
+		     : bpf_probe_read_kernel_str(&s->data[o], VG_NAME_MAX, src);
 	if (n <= 0)
 		return -1;
 	*off = o + n;
 	return n;
+}
+
+static __always_inline int vg_put_str(struct vg_scratch *s, __u32 *off, const void *src)
+{
+	return vg_put_any_str(s, off, src, false);
 }
 
 /*
@@ -393,7 +403,8 @@ static __always_inline void vg_set_hit(struct vg_event *e, struct vg_hit *hit)
  */
 static __always_inline bool vg_reseed(struct vg_key *k, struct vg_watch *w)
 {
-	if (!w || !k->ino)
+	/* An anchor's matches are only reported: user space decides what to follow. */
+	if (!w || !k->ino || (w->flags & VG_W_ANCHOR))
 		return false;
 	struct vg_watch nw = {
 		.id = w->id,
@@ -532,9 +543,12 @@ static __always_inline int vg_finish(long ret)
 		e->flags &= ~VG_F_RESEEDED;
 	} else {
 		struct inode *inode = (struct inode *)p->inode;
-		if (inode && BPF_CORE_READ(inode, i_nlink) == 0)
+		bool gone = inode && BPF_CORE_READ(inode, i_nlink) == 0;
+		if (gone)
 			e->flags |= VG_F_GONE;
-		if (p->drop_file && p->file.ino)
+		/* VG_DROP_GONE: only when the last link went (another name may
+		 * still be the watched path's). */
+		if (p->drop_file && p->file.ino && (p->drop_file != VG_DROP_GONE || gone))
 			bpf_map_delete_elem(&watched, &p->file);
 	}
 	__u32 off = 0;

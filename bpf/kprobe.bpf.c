@@ -47,11 +47,20 @@ int BPF_KPROBE(kp_vfs_writev, struct file *file)
 	return vg_file_op(file, VG_OP_WRITE, VG_H_VFS_WRITEV, 0);
 }
 
-/* splice and sendfile into a file, and copy_file_range's splice fallback. */
+/* overlayfs, nfsd and loop writes, and (before 6.7) splice and sendfile. */
 SEC("kprobe/vfs_iter_write")
 int BPF_KPROBE(kp_vfs_iter_wr, struct file *file)
 {
 	return vg_file_op(file, VG_OP_WRITE, VG_H_VFS_ITER_WRITE, 0);
+}
+
+/* splice and sendfile into a file: since 6.7 iter_file_splice_write calls
+ * ->write_iter directly, not vfs_iter_write (which older kernels reach from
+ * here too, so there a splice may give two records). */
+SEC("kprobe/iter_file_splice_write")
+int BPF_KPROBE(kp_splice_write, struct pipe_inode_info *pipe, struct file *out)
+{
+	return vg_file_op(out, VG_OP_WRITE, VG_H_SPLICE_WRITE, 0);
 }
 
 SEC("kprobe/vfs_copy_file_range")
@@ -197,7 +206,8 @@ int BPF_KPROBE(kp_vfs_rename, struct renamedata *rd)
 				p->reseeded = 1;
 				p->flags |= VG_F_RESEEDED;
 			}
-			p->drop_file = th.match == VG_M_INODE || th.match == VG_M_NAME;
+			if (th.match == VG_M_INODE || th.match == VG_M_NAME)
+				p->drop_file = VG_DROP_ALWAYS;
 			p->inode = (__u64)BPF_CORE_READ(nd, d_inode);
 		}
 	} else {
@@ -212,7 +222,7 @@ int BPF_KPROBE(kp_vfs_rename, struct renamedata *rd)
 }
 
 SEC("kretprobe/vfs_rename")
-int BPF_KRETPROBE(kr_vfs_rename, long ret)
+int BPF_KRETPROBE(kr_vfs_rename, int ret) /* the VFS returns int */
 {
 	return vg_finish(ret);
 }
@@ -234,13 +244,13 @@ int kp_vfs_unlink(struct pt_regs *ctx)
 	struct vg_pending *p = vg_pend(s, VG_OP_UNLINK, VG_H_VFS_UNLINK, &hit);
 	p->dentry = (__u64)d;
 	p->inode = (__u64)BPF_CORE_READ(d, d_inode);
-	p->drop_file = 1;
+	p->drop_file = VG_DROP_GONE;
 	vg_pend_store(p);
 	return 0;
 }
 
 SEC("kretprobe/vfs_unlink")
-int BPF_KRETPROBE(kr_vfs_unlink, long ret)
+int BPF_KRETPROBE(kr_vfs_unlink, int ret) /* the VFS returns int */
 {
 	return vg_finish(ret);
 }
@@ -285,7 +295,7 @@ int kp_vfs_link(struct pt_regs *ctx)
 }
 
 SEC("kretprobe/vfs_link")
-int BPF_KRETPROBE(kr_vfs_link, long ret)
+int BPF_KRETPROBE(kr_vfs_link, int ret) /* the VFS returns int */
 {
 	return vg_finish(ret);
 }

@@ -214,7 +214,7 @@ static __always_inline bool vg_path_watched(struct vg_scratch *s, struct dentry 
 		struct vg_key k;
 		vg_inode_key(inode, &k);
 		struct vg_watch *w = bpf_map_lookup_elem(&watched, &k);
-		if (w && (w->flags & VG_W_RECURSIVE))
+		if (w && (w->flags & (VG_W_RECURSIVE | VG_W_ANCHOR)) && (!w->depth || i < w->depth))
 			return true;
 		if (w && i == 0 && !c.slash && (w->flags & VG_W_NAMES))
 			return true;
@@ -232,7 +232,7 @@ static __always_inline __u16 vg_put_user_path(struct vg_scratch *s, __u32 *off, 
 					      struct dentry *d, struct vfsmount *m, bool *trunc)
 {
 	__u32 start = *off;
-	if (vg_put_str(s, off, user) < 0)
+	if (vg_put_any_str(s, off, user, true) < 0)
 		return 0;
 	if (d && m)
 		vg_put_abs(s, off, d, m, trunc);

@@ -56,6 +56,7 @@ enum vg_hook {
 	VG_H_VFS_MKDIR,
 	VG_H_SYS_ENTER,
 	VG_H_SYS_EXIT,
+	VG_H_SPLICE_WRITE,
 	VG_H_MAX,
 };
 
@@ -64,6 +65,8 @@ enum vg_hook {
 #define VG_W_NAMES (1U << 1)	 /* a directory holding watched names */
 #define VG_W_RECURSIVE (1U << 2) /* a directory watched at any depth */
 #define VG_W_RESEEDED (1U << 3)	 /* added by the kernel after a replace */
+#define VG_W_ANCHOR (1U << 4)	 /* a glob's or missing path's existing ancestor: creations
+				  * and renames below (to depth) are reported, not followed */
 
 /* Record flags (struct vg_event.flags). */
 #define VG_F_PATH_TRUNC (1U << 0)  /* path walk hit its bound */
@@ -87,7 +90,7 @@ struct vg_name_key {
 struct vg_watch {
 	__u64 id;      /* user space's watch entry id */
 	__u32 flags;   /* VG_W_* */
-	__u32 _pad;
+	__u32 depth;   /* RECURSIVE/ANCHOR: levels below that match; 0 = vg_max_depth */
 	__u64 matches; /* records this entry caused the kernel to try to emit */
 };
 

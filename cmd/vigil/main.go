@@ -10,14 +10,18 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-fim/vigil/elf"
 	"github.com/vigil-fim/vigil/pkg/agent"
+	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/kernel"
 	"github.com/vigil-fim/vigil/pkg/loader"
+	"github.com/vigil-fim/vigil/pkg/output"
+	"github.com/vigil-fim/vigil/pkg/state"
 )
 
 // Set by the linker (see Makefile).
@@ -30,12 +34,15 @@ var (
 const usage = `vigil: file integrity monitoring on eBPF
 
 Usage:
-  vigil run [flags]     watch the configured files and write one JSON record per change
-  vigil objects         list the embedded BPF objects and the one this kernel gets
-  vigil version         print the version, commit, build date and embedded objects
-  vigil help            print this help
+  vigil run [flags]                 watch the configured files and write one JSON record per change
+  vigil check-config [-config FILE] check a configuration and its drop-ins; exit 1 on any problem
+  vigil default-config              print the embedded default configuration
+  vigil objects                     list the embedded BPF objects and the one this kernel gets
+  vigil version                     print the version, commit, build date and embedded objects
+  vigil help                        print this help
 
-Run 'vigil run -h' for the run flags.
+Without -config, vigil reads /etc/vigil/vigil.toml (and /etc/vigil/conf.d/*.toml) when it
+exists, else its embedded default. Run 'vigil run -h' for the run flags.
 `
 
 func main() {
@@ -52,6 +59,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stdout, stderr)
 	case "objects":
 		return cmdObjects(stdout, stderr)
+	case "check-config":
+		return cmdCheckConfig(args[1:], stdout, stderr)
+	case "default-config":
+		stdout.Write(config.DefaultTOML())
+		return 0
 	case "version", "--version", "-version":
 		return cmdVersion(stdout, stderr)
 	case "help", "-h", "--help":
@@ -65,8 +77,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	object := fs.String("object", "auto", "force a BPF object by name (see 'vigil objects')")
-	hooks := fs.String("hooks", "auto", "force a hook type: kprobe or tracepoint")
+	cfgPath := fs.String("config", "", "configuration file (default /etc/vigil/vigil.toml, else the embedded default)")
+	object := fs.String("object", "", "force a BPF object by name (see 'vigil objects'); overrides sensor.object")
+	hooks := fs.String("hooks", "", "force a hook type, kprobe or tracepoint; overrides sensor.hooks")
 	debug := fs.Bool("debug", false, "log at debug level (full verifier logs)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -75,21 +88,87 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if *debug {
 		level = zerolog.DebugLevel
 	}
-	out := zerolog.New(stdout).With().Timestamp().Logger()
 	log := zerolog.New(stderr).Level(level).With().Timestamp().Str("log.logger", "vigil").Logger()
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil:", err)
+		return 1
+	}
+	if *object != "" {
+		cfg.Sensor.Object = *object
+	}
+	if *hooks != "" {
+		cfg.Sensor.Hooks = *hooks
+	}
+	key, err := state.LoadKey(cfg.Agent.StateDir)
+	if err != nil {
+		log.Error().Err(err).Msg("vigil cannot start")
+		return 1
+	}
+	out, err := openOutputs(cfg, stdout)
+	if err != nil {
+		log.Error().Err(err).Msg("vigil cannot start")
+		return 1
+	}
+	defer out.Close()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err := agent.Run(ctx, agent.Options{
-		Paths:  agent.DefaultPaths,
-		Loader: loader.Options{Object: *object, Hooks: *hooks},
-		Out:    out,
-		Log:    log,
-	})
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			if err := out.Reopen(); err != nil {
+				log.Warn().Err(err).Msg("reopening outputs")
+			}
+		}
+	}()
+	err = agent.Run(ctx, agent.Options{Config: cfg, Out: out, Log: log, Key: key})
 	if err != nil {
 		log.Error().Err(err).Msg("vigil stopped")
 		return 1
 	}
+	return 0
+}
+
+func openOutputs(cfg *config.Config, stdout io.Writer) (*output.Fanout, error) {
+	var sinks []output.Sink
+	if cfg.Output.Stdout {
+		sinks = append(sinks, output.Stream{W: stdout, Label: "stdout"})
+	}
+	if p := cfg.Output.File.Path; p != "" {
+		f, err := output.OpenFile(p)
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, f)
+	}
+	if a := cfg.Output.Syslog.Address; a != "" {
+		s, err := output.NewSyslog(output.SyslogOptions{
+			Address: a, Facility: config.Facilities[cfg.Output.Syslog.Facility],
+			AppName: cfg.Output.Syslog.AppName, HostName: cfg.Agent.HostName, CAFile: cfg.Output.Syslog.CAFile,
+		})
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, s)
+	}
+	return output.NewFanout(sinks...), nil
+}
+
+func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file (default /etc/vigil/vigil.toml, else the embedded default)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "configuration ok: %s (%d watch entries)\n", strings.Join(cfg.Sources, ", "), len(cfg.Watch))
 	return 0
 }
 

@@ -1,102 +1,301 @@
-// Package agent wires vigil's stages together: the sensor's records, the
-// watch set, and the output.
+// Package agent wires vigil's stages together: the sensor's records go
+// through one ordered pipeline (watch set, coalescing, consumers) to the
+// outputs. The ring buffer reader never waits for the rest: a full queue is
+// counted, reported and recovered by re-reading the files concerned.
 package agent
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"regexp"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/vigil-fim/vigil/pkg/config"
+	"github.com/vigil-fim/vigil/pkg/consumer"
 	"github.com/vigil-fim/vigil/pkg/loader"
 	"github.com/vigil-fim/vigil/pkg/sensor"
 	"github.com/vigil-fim/vigil/pkg/watch"
 )
 
-// DefaultPaths are the identity files watched when nothing else is asked.
-var DefaultPaths = []string{"/etc/passwd", "/etc/shadow", "/etc/group", "/etc/sudoers"}
-
 // Options configure a run.
 type Options struct {
-	Paths  []string
-	Loader loader.Options
-	Out    zerolog.Logger // records
-	Log    zerolog.Logger // diagnostics
+	Config *config.Config
+	// Out receives the records, one JSON object per line.
+	Out io.Writer
+	// Log receives diagnostics.
+	Log zerolog.Logger
+	// Key is the host secret for keyed fingerprints (>= 16 bytes).
+	Key []byte
+	// Ready, if set, is closed once agent-ready is written.
+	Ready chan<- struct{}
+}
+
+// Agent is a running agent.
+type Agent struct {
+	opt    Options
+	cfg    *config.Config
+	sens   *sensor.Sensor
+	set    *watch.Set
+	rec    *recorder
+	cons   map[string]consumer.Consumer
+	states map[string]consumer.State
+	queue  chan *sensor.Event
+
+	mu      sync.Mutex
+	dropped uint64              // records the queue could not take
+	dirty   map[uint64]struct{} // watch ids whose records were dropped
+	lost    uint64              // kernel-reported lost records seen so far
 }
 
 // Run loads the sensor, seeds the watch set and writes one record per
-// kernel event until ctx ends.
+// change until ctx ends, then writes agent-stopped.
 func Run(ctx context.Context, opt Options) error {
-	opt.Loader.Log = opt.Log
-	opt.Loader.SelfPID = uint32(os.Getpid())
-	s, err := sensor.New(opt.Loader)
+	a, err := start(opt)
 	if err != nil {
-		return fmt.Errorf("starting sensor: %w", err)
-	}
-	defer s.Close()
-	set := watch.New(s)
-	var watched []string
-	for _, p := range opt.Paths {
-		if _, err := set.AddFile(p); err != nil {
-			opt.Log.Warn().Err(err).Str("path", p).Msg("not watched")
-			continue
-		}
-		watched = append(watched, p)
-	}
-	s.Info().Log(opt.Out.Info()).Str("event.action", "agent-ready").Strs("vigil.watched", watched).Send()
-
-	errc := make(chan error, 1)
-	go func() { errc <- readLoop(s, set, opt) }()
-	select {
-	case <-ctx.Done():
-		s.Close()
-		<-errc
-		opt.Out.Info().Str("event.action", "agent-stopped").Send()
-		return nil
-	case err := <-errc:
 		return err
+	}
+	defer a.sens.Close()
+	return a.loop(ctx)
+}
+
+func start(opt Options) (*Agent, error) {
+	cfg := opt.Config
+	if cfg == nil {
+		return nil, errors.New("no configuration")
+	}
+	if len(opt.Key) < 16 {
+		return nil, errors.New("host key too short")
+	}
+	a := &Agent{
+		opt: opt, cfg: cfg,
+		cons:   map[string]consumer.Consumer{},
+		states: map[string]consumer.State{},
+		queue:  make(chan *sensor.Event, cfg.Agent.QueueSize),
+		dirty:  map[uint64]struct{}{},
+	}
+	var redact []*regexp.Regexp
+	for _, r := range cfg.Diff.Redact {
+		redact = append(redact, regexp.MustCompile(r)) // validated by config
+	}
+	copts := consumer.Options{Key: opt.Key, DiffMaxBytes: cfg.Diff.MaxBytes, Redact: append(consumer.DefaultRedact, redact...)}
+	for _, k := range config.Kinds {
+		c, err := consumer.New(consumer.Kind(k), copts)
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", k, err)
+		}
+		a.cons[k] = c
+	}
+	s, err := sensor.New(loader.Options{
+		Object:          cfg.Sensor.Object,
+		Hooks:           cfg.Sensor.Hooks,
+		RingBufferBytes: uint32(cfg.Sensor.RingBufferKiB) * 1024,
+		WatchEntries:    uint32(cfg.Sensor.MaxWatches),
+		NameEntries:     uint32(cfg.Sensor.MaxWatches),
+		MaxDepth:        uint32(cfg.Sensor.MaxDepth),
+		SelfPID:         uint32(os.Getpid()),
+		Log:             opt.Log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting sensor: %w", err)
+	}
+	a.sens = s
+	a.rec = newRecorder(opt.Out, cfg.Agent.HostName)
+	a.set = watch.New(s, cfg.Sensor.MaxDepth, func(p string) string { return string(consumer.KindFor(p)) })
+	for _, err := range a.set.Add(cfg.Watch) {
+		opt.Log.Warn().Err(err).Msg("not watched")
+	}
+	for _, err := range a.set.Problems() {
+		opt.Log.Warn().Err(err).Msg("while seeding the watch set")
+	}
+	// The baseline: every watched file's state as it is now.
+	for _, f := range a.set.Files() {
+		a.observe(&f)
+	}
+	files, trees, anchors := a.set.Targets()
+	a.rec.ready(s.Info(), len(a.set.Files()), files, trees, anchors, cfg.Sources)
+	if opt.Ready != nil {
+		close(opt.Ready)
+	}
+	return a, nil
+}
+
+// observe reads a file and stores its consumer state; it returns the
+// semantic changes since the last observation and the parse problems.
+func (a *Agent) observe(f *watch.File) ([]consumer.Change, []consumer.Problem, *consumer.FileInfo, string) {
+	in, sum := readFile(f.Path)
+	c := a.cons[f.Kind]
+	if c == nil {
+		c = a.cons["hash"]
+	}
+	st, problems, err := c.Parse(in)
+	if err != nil {
+		a.opt.Log.Warn().Err(err).Str("file.path", f.Path).Msg("parsing")
+		return nil, problems, in.Info, sum
+	}
+	prev, seen := a.states[f.Path]
+	a.states[f.Path] = st
+	if !seen {
+		return nil, problems, in.Info, sum
+	}
+	changes, err := c.Diff(prev, st)
+	if err != nil {
+		a.opt.Log.Warn().Err(err).Str("file.path", f.Path).Msg("diffing")
+	}
+	return changes, problems, in.Info, sum
+}
+
+func (a *Agent) loop(ctx context.Context) error {
+	readErr := make(chan error, 1)
+	go func() { readErr <- a.read() }()
+	window := a.cfg.Coalesce.Window.Duration
+	tick := window / 4
+	if tick < 10*time.Millisecond {
+		tick = 10 * time.Millisecond
+	}
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	health := time.NewTicker(time.Second)
+	defer health.Stop()
+	co := newCoalescer(window)
+	for {
+		select {
+		case <-ctx.Done():
+			a.sens.Close()
+			<-readErr
+			a.drain(co)
+			a.rec.stopped()
+			return nil
+		case err := <-readErr:
+			a.drain(co)
+			return err
+		case e := <-a.queue:
+			a.handle(co, e)
+		case now := <-ticker.C:
+			for _, b := range co.due(now) {
+				a.emitBurst(b)
+			}
+		case <-health.C:
+			a.checkLoss()
+		}
 	}
 }
 
-func readLoop(s *sensor.Sensor, set *watch.Set, opt Options) error {
-	boot := bootTime()
+// read is the ring buffer reader: it never blocks on the pipeline.
+func (a *Agent) read() error {
 	for {
-		e, err := s.Read()
+		e, err := a.sens.Read()
 		if errors.Is(err, sensor.ErrClosed) {
 			return nil
 		}
 		if err != nil {
-			opt.Log.Warn().Err(err).Msg("bad record")
+			a.opt.Log.Warn().Err(err).Msg("bad kernel record")
 			continue
 		}
-		path := e.Path
-		if ent, ok := set.Get(e.WatchID); ok {
-			path = ent.Path
-			if e.Match == sensor.MatchName {
-				if err := set.Follow(e.WatchID, e.File); err != nil {
-					opt.Log.Warn().Err(err).Msg("following replaced file")
-				}
-			}
+		select {
+		case a.queue <- e:
+		default:
+			a.mu.Lock()
+			a.dropped++
+			a.dirty[e.WatchID] = struct{}{}
+			a.mu.Unlock()
 		}
-		opt.Out.Info().
-			Time("@timestamp", boot.Add(time.Duration(e.BootNS))).
-			Str("event.action", e.Op.String()).
-			Str("file.path", path).
-			Uint64("file.inode", e.File.Ino).
-			Uint64("file.device", e.File.Dev).
-			Uint32("process.pid", e.Proc.PID).
-			Uint32("process.ppid", e.Proc.PPID).
-			Str("process.name", e.Proc.Comm).
-			Str("process.executable", e.Proc.Exe).
-			Uint32("user.id", e.Proc.UID).
-			Uint32("user.effective.id", e.Proc.EUID).
-			Uint32("user.audit.id", e.Proc.AUID).
-			Uint64("process.cgroup.id", e.Proc.CgroupID).
-			Str("vigil.hook", e.Hook.String()).
-			Str("vigil.match", e.Match.String()).
-			Send()
 	}
+}
+
+func (a *Agent) drain(co *coalescer) {
+	for {
+		select {
+		case e := <-a.queue:
+			a.handle(co, e)
+		default:
+			for _, b := range co.all() {
+				a.emitBurst(b)
+			}
+			return
+		}
+	}
+}
+
+func (a *Agent) handle(co *coalescer, e *sensor.Event) {
+	ch, ok := a.set.Apply(e)
+	if !ok {
+		return
+	}
+	if ch.Action == "modified" {
+		if b := co.add(ch, e); b != nil {
+			a.emitBurst(b)
+		}
+		return
+	}
+	// Never held back: flush what was gathered for the file first.
+	if b := co.flush(ch.File.Path); b != nil {
+		a.emitBurst(b)
+	}
+	a.emit(ch, []*sensor.Event{e}, 1)
+}
+
+func (a *Agent) emitBurst(b *burst) { a.emit(b.change, b.events, b.count) }
+
+func (a *Agent) emit(ch watch.Change, evs []*sensor.Event, count int) {
+	f := ch.File
+	var changes []consumer.Change
+	var problems []consumer.Problem
+	var info *consumer.FileInfo
+	var sum string
+	if ch.Gone {
+		delete(a.states, f.Path)
+	} else {
+		changes, problems, info, sum = a.observe(f)
+	}
+	a.rec.change(ch, evs, count, changes, problems, info, sum)
+	if f.Kind == "passwd" || f.Kind == "group" {
+		a.rec.forgetNames()
+	}
+}
+
+// checkLoss turns records the kernel or the queue could not take into an
+// events-lost record, then re-reads the files concerned so that no change
+// goes unreported (their actor is unknown: origin "recovered").
+func (a *Agent) checkLoss() {
+	c, err := a.sens.Counters()
+	if err != nil {
+		return
+	}
+	kernelLost := c.TotalLost()
+	a.mu.Lock()
+	dropped := a.dropped
+	a.dropped = 0
+	dirty := a.dirty
+	a.dirty = map[uint64]struct{}{}
+	newLost := kernelLost - a.lost
+	a.lost = kernelLost
+	a.mu.Unlock()
+	if newLost == 0 && dropped == 0 {
+		return
+	}
+	a.rec.lost(newLost, dropped)
+	// Which entries lost records: the kernel counts matches per entry; here,
+	// simply every watched file is re-read when the kernel lost any.
+	for _, f := range a.set.Files() {
+		if _, ok := dirty[f.Target]; !ok && newLost == 0 {
+			continue
+		}
+		f := f
+		changes, problems, info, sum := a.observe(&f)
+		if len(changes) > 0 {
+			a.rec.recovered(&f, changes, problems, info, sum)
+		}
+	}
+}
+
+// String is for logs.
+func (a *Agent) String() string {
+	return fmt.Sprintf("agent(%s)", strings.Join(a.cfg.Sources, ","))
 }

@@ -106,7 +106,7 @@ type Hook uint32
 var HookNames = []string{
 	"vfs_write", "vfs_writev", "vfs_iter_write", "copy_file_range", "io_write",
 	"notify_change", "vfs_rename", "vfs_unlink", "vfs_link", "file_open", "mmap",
-	"vfs_rmdir", "vfs_mkdir", "sys_enter", "sys_exit",
+	"vfs_rmdir", "vfs_mkdir", "sys_enter", "sys_exit", "splice_write",
 }
 
 func (h Hook) String() string {

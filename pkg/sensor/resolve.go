@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"os"
 	"path/filepath"
 
 	"github.com/cilium/ebpf"
@@ -44,8 +45,14 @@ func (s *Sensor) resolve(e *Event) bool {
 			}
 		}
 		if ok && (m.byName || m.recursive) && e.File2.Ino != 0 {
-			if err := s.watch.Update(e.File2, watchValue{ID: m.id, Flags: WatchFile}, ebpf.UpdateNoExist); err == nil {
-				e.Flags |= FlagReseeded
+			// The inode now at the target joins under the target's entry,
+			// unless the kernel already followed it (a write through the
+			// name came first). Whatever else held the key is stale: its
+			// path no longer holds this inode.
+			if w, found := s.lookupWatch(e.File2); !found || w.ID != m.id || w.Flags&WatchFile == 0 {
+				if err := s.watch.Update(e.File2, watchValue{ID: m.id, Flags: WatchFile}, ebpf.UpdateAny); err == nil {
+					e.Flags |= FlagReseeded
+				}
 			}
 		}
 		if source != "" {
@@ -54,21 +61,26 @@ func (s *Sensor) resolve(e *Event) bool {
 		}
 	case OpUnlink, OpRmdir:
 		if ok && m.byName {
+			// The name is gone; so is its inode unless another name holds it.
 			for _, old := range s.keysWithID(m.id) {
-				s.watch.Delete(old)
 				e.File = old
-				e.Flags |= FlagGone
+				m.byInode = true
+				if !stillLinked(old, filepath.Dir(target)) {
+					s.watch.Delete(old)
+					e.Flags |= FlagGone
+				}
 			}
 		}
 	default:
 		k, _, err := KeyOf(target, true)
 		if err == nil {
 			e.File = k
-			if !ok {
-				if w, found := s.lookupWatch(k); found && w.Flags&(WatchFile|WatchRecursive) != 0 {
+			if w, found := s.lookupWatch(k); found && w.Flags&(WatchFile|WatchRecursive) != 0 {
+				if !ok {
 					m = pathMatch{id: w.ID, dir: parentKey(target), rel: filepath.Base(target), ok: true}
 					ok = true
 				}
+				m.byInode = true
 			}
 		}
 	}
@@ -79,6 +91,17 @@ func (s *Sensor) resolve(e *Event) bool {
 	e.Dir = m.dir
 	e.Path = m.rel
 	e.Flags &^= FlagPathAbs
+	// Say how it matched, as the kprobe object would have.
+	switch {
+	case m.byInode:
+		e.Match = MatchInode
+	case m.byName:
+		e.Match = MatchName
+	case m.anchor:
+		e.Match = MatchAncestor
+	default:
+		e.Match = MatchInode
+	}
 	return true
 }
 
@@ -88,6 +111,8 @@ type pathMatch struct {
 	rel       string // the path below the anchor
 	byName    bool
 	recursive bool
+	anchor    bool // matched through a directory (recursive or anchor)
+	byInode   bool // the file's own inode is watched
 	ok        bool
 }
 
@@ -113,8 +138,9 @@ func (s *Sensor) matchPath(p string) (pathMatch, bool) {
 		if err != nil {
 			break
 		}
-		if w, found := s.lookupWatch(k); found && w.Flags&WatchRecursive != 0 {
-			return pathMatch{id: w.ID, dir: k, rel: rel, recursive: true, ok: true}, true
+		if w, found := s.lookupWatch(k); found && w.Flags&(WatchRecursive|WatchAnchor) != 0 &&
+			(w.Depth == 0 || i < int(w.Depth)) {
+			return pathMatch{id: w.ID, dir: k, rel: rel, recursive: w.Flags&WatchRecursive != 0, anchor: true, ok: true}, true
 		}
 		if dir == "/" {
 			break
@@ -156,4 +182,20 @@ func parentKey(p string) Key {
 		return Key{}
 	}
 	return k
+}
+
+// stillLinked reports whether an inode still has a name in dir after one
+// of its names went. A link in another directory is not seen here, so that
+// entry is dropped (the kprobe object reads i_nlink in the kernel instead).
+func stillLinked(k Key, dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, d := range ents {
+		if kk, _, err := KeyOf(filepath.Join(dir, d.Name()), true); err == nil && kk == k {
+			return true
+		}
+	}
+	return false
 }

@@ -26,6 +26,10 @@ const (
 	WatchNames     = 1 << 1
 	WatchRecursive = 1 << 2
 	WatchReseeded  = 1 << 3
+	// WatchAnchor marks a directory below which creations and renames (to a
+	// depth) are reported but not followed: a glob's fixed prefix, or the
+	// nearest existing ancestor of a path that does not exist yet.
+	WatchAnchor = 1 << 4
 )
 
 // Entry is one in-kernel watch entry keyed by inode.
@@ -33,6 +37,8 @@ type Entry struct {
 	Key   Key
 	ID    uint64
 	Flags uint32
+	// Depth bounds a directory entry's reach (0: the sensor's max depth).
+	Depth uint32
 	// Matches counts the records this entry made the kernel try to emit:
 	// compared with the records received, it tells which entries lost some.
 	Matches uint64
@@ -41,7 +47,7 @@ type Entry struct {
 type watchValue struct {
 	ID      uint64
 	Flags   uint32
-	Pad     uint32
+	Depth   uint32
 	Matches uint64
 }
 
@@ -60,6 +66,16 @@ type Info struct {
 	Hooks   []string         `json:"hooks"`
 	Refused []loader.Refusal `json:"refused,omitempty"`
 	BTF     string           `json:"built_against"`
+	// Features names what this object can and cannot see (docs/kernels.md).
+	Features []string `json:"features"`
+}
+
+// features lists, per hook type, what the object sees and its documented gaps.
+var features = map[string][]string{
+	loader.HooksKprobe: {"content:vfs", "io_uring", "rename:in-kernel-reseed", "create", "attributes",
+		"mmap", "failed-ops"},
+	loader.HooksTracepoint: {"content:fd", "rename:user-space-resolve", "create", "attributes", "mmap",
+		"gap:io_uring", "gap:failed-ops", "gap:path>255"},
 }
 
 // Sensor is a loaded, attached kernel sensor.
@@ -111,6 +127,7 @@ func NewWithFacts(facts *kernel.Facts, opt loader.Options) (*Sensor, error) {
 		info: Info{
 			Kernel: facts.Release, Object: l.Object.Name, HookTyp: l.Object.Hooks,
 			Why: l.Why, Hooks: l.Hooks, Refused: l.Refused, BTF: l.Object.BTF,
+			Features: features[l.Object.Hooks],
 		},
 	}
 	if s.watch == nil || s.names == nil || s.ctrs == nil || l.Coll.Maps["events"] == nil {
@@ -131,7 +148,7 @@ func (s *Sensor) Info() Info { return s.info }
 // Log writes the startup record's sensor fields.
 func (i Info) Log(ev *zerolog.Event) *zerolog.Event {
 	return ev.Str("kernel", i.Kernel).Str("object", i.Object).Str("hook_type", i.HookTyp).
-		Str("why", i.Why).Strs("hooks", i.Hooks).Str("built_against", i.BTF).
+		Str("why", i.Why).Strs("hooks", i.Hooks).Str("built_against", i.BTF).Strs("features", i.Features).
 		Interface("refused", i.Refused)
 }
 
@@ -214,43 +231,64 @@ func (s *Sensor) UnwatchName(dir Key, name string) error {
 	return refcount(s.basenames, HashName(name), -1)
 }
 
-// WatchTree watches a directory and everything below it (to the configured
-// depth): its inode as a recursive entry and, for the tracepoint object's
-// path filter, its absolute path.
+// WatchTree watches a directory and everything below it (to the sensor's
+// max depth): its inode as a recursive entry and, for the tracepoint
+// object's path filter, its absolute path.
 func (s *Sensor) WatchTree(dir string, id uint64) (Key, error) {
-	abs, err := filepath.Abs(dir)
+	return s.watchDir(dir, id, WatchRecursive, 0)
+}
+
+// WatchAnchor watches a directory as an anchor: creations and renames up to
+// depth levels below it are reported, and nothing is followed.
+func (s *Sensor) WatchAnchor(dir string, id uint64, depth uint32) (Key, error) {
+	return s.watchDir(dir, id, WatchAnchor, depth)
+}
+
+func (s *Sensor) watchDir(dir string, id uint64, flags, depth uint32) (Key, error) {
+	abs, err := realPath(dir)
 	if err != nil {
 		return Key{}, err
-	}
-	if real, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = real
 	}
 	k, _, err := KeyOf(abs, false)
 	if err != nil {
-		return Key{}, fmt.Errorf("watching tree %s: %w", dir, err)
+		return Key{}, fmt.Errorf("watching directory %s: %w", dir, err)
 	}
-	if err := s.WatchInode(k, id, WatchRecursive); err != nil {
-		return Key{}, err
+	v := watchValue{ID: id, Flags: flags, Depth: depth}
+	var old watchValue
+	if s.watch.Lookup(k, &old) == nil {
+		// A directory can be a names holder and a tree at once.
+		v.Flags |= old.Flags &^ (WatchRecursive | WatchAnchor)
+	}
+	if err := s.watch.Update(k, v, ebpf.UpdateAny); err != nil {
+		return Key{}, fmt.Errorf("watching directory %s: %w", dir, err)
 	}
 	if err := refcount(s.dirpaths, HashName(abs), +1); err != nil {
-		return Key{}, fmt.Errorf("watching tree %s: %w", dir, err)
+		return Key{}, fmt.Errorf("watching directory %s: %w", dir, err)
 	}
 	return k, nil
 }
 
-// UnwatchTree undoes WatchTree.
-func (s *Sensor) UnwatchTree(dir string, k Key) error {
+// UnwatchDir undoes WatchTree or WatchAnchor.
+func (s *Sensor) UnwatchDir(dir string, k Key) error {
 	if err := s.UnwatchInode(k); err != nil {
 		return err
 	}
-	abs, err := filepath.Abs(dir)
+	abs, err := realPath(dir)
 	if err != nil {
 		return err
+	}
+	return refcount(s.dirpaths, HashName(abs), -1)
+}
+
+func realPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
 	}
 	if real, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = real
 	}
-	return refcount(s.dirpaths, HashName(abs), -1)
+	return abs, nil
 }
 
 // refcount adds d to a hash-keyed counter map, deleting at zero. A nil map
@@ -281,7 +319,7 @@ func (s *Sensor) Lookup(k Key) (Entry, bool, error) {
 		}
 		return Entry{}, false, fmt.Errorf("looking up %s: %w", k, err)
 	}
-	return Entry{Key: k, ID: v.ID, Flags: v.Flags, Matches: v.Matches}, true, nil
+	return Entry{Key: k, ID: v.ID, Flags: v.Flags, Depth: v.Depth, Matches: v.Matches}, true, nil
 }
 
 // Entries lists every inode entry.
@@ -291,7 +329,7 @@ func (s *Sensor) Entries() ([]Entry, error) {
 	var v watchValue
 	it := s.watch.Iterate()
 	for it.Next(&k, &v) {
-		out = append(out, Entry{Key: k, ID: v.ID, Flags: v.Flags, Matches: v.Matches})
+		out = append(out, Entry{Key: k, ID: v.ID, Flags: v.Flags, Depth: v.Depth, Matches: v.Matches})
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("listing watch entries: %w", err)
@@ -320,7 +358,7 @@ func (c Counters) TotalLost() uint64 {
 }
 
 const (
-	hookMax   = 15 // VG_H_MAX
+	hookMax   = 16 // VG_H_MAX
 	hookSlots = 16 // VG_H_SLOTS
 )
 

@@ -1,12 +1,21 @@
-// Package watch turns configured paths into the sensor's in-kernel watch
-// set and keeps it in step with what the sensor reports.
+// Package watch turns configured paths (files, directories, globs, paths
+// that do not exist yet) into the sensor's in-kernel watch set, and keeps it
+// in step with what the sensor reports: new files in watched trees, deleted
+// files, files replaced by rename, and paths that appear later. It is driven
+// by the sensor's records; it never polls.
 package watch
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 
+	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/sensor"
 )
 
@@ -15,86 +24,361 @@ type Kernel interface {
 	WatchInode(k sensor.Key, id uint64, flags uint32) error
 	UnwatchInode(k sensor.Key) error
 	WatchName(dir sensor.Key, name string, id uint64) error
+	UnwatchName(dir sensor.Key, name string) error
+	WatchTree(dir string, id uint64) (sensor.Key, error)
+	WatchAnchor(dir string, id uint64, depth uint32) (sensor.Key, error)
+	UnwatchDir(dir string, k sensor.Key) error
 }
 
-// Entry is one watched path.
-type Entry struct {
+// Rule is one configured [[watch]] entry.
+type Rule struct {
+	config.Watch
+	Kind string // the configured kind; empty: inferred per file
+}
+
+// Target is something the kernel matches by id: one file path, one tree,
+// or one anchor (a glob's fixed prefix, or a missing path's nearest
+// existing ancestor).
+type Target struct {
 	ID   uint64
+	Rule *Rule
+	// Path is the file's path, the tree's root, or the anchor directory.
 	Path string
-	// Key is the inode now at Path; zero while the path does not exist.
+	// Link is the configured path when Path was reached through a symlink.
+	Link string
+	Kind targetKind
+	// Key is the inode now at Path (zero while absent).
 	Key sensor.Key
-	// Dir is Path's parent directory.
+	// Dir is a file's parent directory.
 	Dir sensor.Key
+	// Pattern is what an anchor waits for (a glob or a missing path).
+	Pattern string
+}
+
+type targetKind int
+
+const (
+	kindFile targetKind = iota
+	kindTree
+	kindAnchor
+)
+
+// File is one watched file as the pipeline sees it.
+type File struct {
+	Path   string
+	Link   string
+	Rule   *Rule
+	Kind   string // the consumer kind
+	Key    sensor.Key
+	Target uint64
 }
 
 // Set is the watch set.
 type Set struct {
-	mu      sync.Mutex
-	k       Kernel
-	entries map[uint64]*Entry
-	byKey   map[sensor.Key]*Entry
-	nextID  uint64
+	mu       sync.Mutex
+	k        Kernel
+	maxDepth int
+	nextID   uint64
+	targets  map[uint64]*Target
+	byKey    map[sensor.Key]*File // every watched file's inode
+	byPath   map[string]*File
+	namesIn  map[sensor.Key]int // directories holding watched names: refcount
+	problems []error
+	kindFor  func(path string) string
 }
 
-// New returns an empty set driving k.
-func New(k Kernel) *Set {
-	return &Set{k: k, entries: map[uint64]*Entry{}, byKey: map[sensor.Key]*Entry{}, nextID: 1}
+// New returns an empty set driving k. kindFor infers a file's consumer kind
+// from its path when its rule names none ("" means "hash").
+func New(k Kernel, maxDepth int, kindFor func(path string) string) *Set {
+	if maxDepth <= 0 {
+		maxDepth = 16
+	}
+	if kindFor == nil {
+		kindFor = func(string) string { return "" }
+	}
+	return &Set{k: k, maxDepth: maxDepth, nextID: 1, targets: map[uint64]*Target{},
+		byKey: map[sensor.Key]*File{}, byPath: map[string]*File{}, namesIn: map[sensor.Key]int{},
+		kindFor: kindFor}
 }
 
-// AddFile watches one file path: its inode, and its name in its parent
-// directory, so that a replacement by rename is followed in the kernel.
-func (s *Set) AddFile(path string) (*Entry, error) {
+// Add seeds the set from configured rules. It returns the problems met
+// (a path that cannot be watched), but keeps going.
+func (s *Set) Add(rules []config.Watch) []error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	path = filepath.Clean(path)
-	dirKey, _, err := sensor.KeyOf(filepath.Dir(path), false)
-	if err != nil {
-		return nil, fmt.Errorf("watching %s: parent directory: %w", path, err)
-	}
-	e := &Entry{ID: s.nextID, Path: path, Dir: dirKey}
-	s.nextID++
-	if err := s.k.WatchInode(dirKey, 0, sensor.WatchNames); err != nil {
-		return nil, err
-	}
-	if err := s.k.WatchName(dirKey, filepath.Base(path), e.ID); err != nil {
-		return nil, err
-	}
-	if k, _, err := sensor.KeyOf(path, false); err == nil {
-		e.Key = k
-		if err := s.k.WatchInode(k, e.ID, sensor.WatchFile); err != nil {
-			return nil, err
+	var errs []error
+	for i := range rules {
+		r := &Rule{Watch: rules[i], Kind: rules[i].Kind}
+		if err := s.addRule(r); err != nil {
+			errs = append(errs, fmt.Errorf("watch %s (%s): %w", r.Path, r.Source, err))
 		}
-		s.byKey[k] = e
 	}
-	s.entries[e.ID] = e
-	return e, nil
+	return errs
 }
 
-// Get returns the entry with an id.
-func (s *Set) Get(id uint64) (*Entry, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.entries[id]
-	return e, ok
+func (s *Set) addRule(r *Rule) error {
+	if hasMeta(r.Path) {
+		return s.addGlob(r)
+	}
+	st, err := os.Stat(r.Path)
+	switch {
+	case err == nil && st.IsDir():
+		return s.addDir(r, r.Path)
+	case err == nil:
+		return s.addFile(r, r.Path)
+	case errors.Is(err, fs.ErrNotExist):
+		return s.addMissing(r, r.Path)
+	default:
+		return err
+	}
 }
 
-// Follow records that the entry's path now holds inode k (the kernel has
-// already added k when it matched by name): the old inode leaves the map.
-func (s *Set) Follow(id uint64, k sensor.Key) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.entries[id]
-	if !ok || e.Key == k {
+func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
+
+func (s *Set) newTarget(r *Rule, path string, kind targetKind) *Target {
+	t := &Target{ID: s.nextID, Rule: r, Path: path, Kind: kind}
+	s.nextID++
+	s.targets[t.ID] = t
+	return t
+}
+
+// addFile watches one file: its inode, and its name in its parent, so a
+// replacement by rename is followed in the kernel.
+func (s *Set) addFile(r *Rule, path string) error {
+	path = filepath.Clean(path)
+	if f, ok := s.byPath[path]; ok && f.Rule != nil {
+		return nil // already watched (another rule, or a glob matched it)
+	}
+	if s.excluded(r, path) {
 		return nil
 	}
-	old := e.Key
-	e.Key = k
-	s.byKey[k] = e
-	if old != (sensor.Key{}) {
-		delete(s.byKey, old)
-		if err := s.k.UnwatchInode(old); err != nil {
+	real := path
+	if p, err := filepath.EvalSymlinks(path); err == nil {
+		real = p
+	}
+	t := s.newTarget(r, real, kindFile)
+	if real != path {
+		t.Link = path
+	}
+	dirKey, _, err := sensor.KeyOf(filepath.Dir(real), false)
+	if err != nil {
+		return fmt.Errorf("parent directory: %w", err)
+	}
+	t.Dir = dirKey
+	if err := s.holdNames(dirKey); err != nil {
+		return err
+	}
+	if err := s.k.WatchName(dirKey, filepath.Base(real), t.ID); err != nil {
+		return err
+	}
+	f := &File{Path: real, Link: t.Link, Rule: r, Kind: s.kindOf(r, real), Target: t.ID}
+	s.byPath[real] = f
+	if k, _, err := sensor.KeyOf(real, true); err == nil {
+		t.Key = k
+		f.Key = k
+		s.byKey[k] = f
+		if err := s.k.WatchInode(k, t.ID, sensor.WatchFile); err != nil {
 			return err
 		}
 	}
-	return s.k.WatchInode(k, e.ID, sensor.WatchFile)
+	return nil
+}
+
+func (s *Set) holdNames(dir sensor.Key) error {
+	s.namesIn[dir]++
+	if s.namesIn[dir] > 1 {
+		return nil
+	}
+	return s.k.WatchInode(dir, 0, sensor.WatchNames)
+}
+
+func (s *Set) kindOf(r *Rule, path string) string {
+	if r.Kind != "" {
+		return r.Kind
+	}
+	if k := s.kindFor(path); k != "" {
+		return k
+	}
+	return "hash"
+}
+
+// addDir watches a directory: recursively (to the max depth) or its direct
+// children; existing files are seeded, new ones are caught by the kernel's
+// ancestor walk.
+func (s *Set) addDir(r *Rule, dir string) error {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return err
+	}
+	t := s.newTarget(r, real, kindTree)
+	if r.Recursive {
+		t.Key, err = s.k.WatchTree(real, t.ID)
+	} else {
+		t.Key, err = s.k.WatchAnchor(real, t.ID, 1)
+		// A non-recursive directory follows its direct children like a tree.
+		if err == nil {
+			err = s.k.WatchInode(t.Key, t.ID, sensor.WatchRecursive)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	depth := 1
+	if r.Recursive {
+		depth = s.maxDepth
+	}
+	return filepath.WalkDir(real, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			s.problems = append(s.problems, err)
+			return nil
+		}
+		rel, _ := filepath.Rel(real, p)
+		level := 0
+		if rel != "." {
+			level = strings.Count(rel, string(filepath.Separator)) + 1
+		}
+		if s.excluded(r, p) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			if level >= depth {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		s.seedTreeFile(t, p)
+		return nil
+	})
+}
+
+func (s *Set) seedTreeFile(t *Target, p string) *File {
+	k, _, err := sensor.KeyOf(p, true)
+	if err != nil {
+		return nil
+	}
+	f := &File{Path: p, Rule: t.Rule, Kind: s.kindOf(t.Rule, p), Key: k, Target: t.ID}
+	if old, ok := s.byKey[k]; ok && old.Rule != nil && old.Target != t.ID {
+		return old // watched on its own already
+	}
+	s.byKey[k] = f
+	s.byPath[p] = f
+	if err := s.k.WatchInode(k, t.ID, sensor.WatchFile); err != nil {
+		s.problems = append(s.problems, err)
+	}
+	return f
+}
+
+// addGlob watches what a glob matches now, and anchors its fixed prefix so
+// that later matches are reported when they are created.
+func (s *Set) addGlob(r *Rule) error {
+	matches, err := filepath.Glob(r.Path)
+	if err != nil {
+		return err
+	}
+	for _, m := range matches {
+		st, err := os.Stat(m)
+		if err != nil {
+			continue
+		}
+		if st.IsDir() {
+			err = s.addDir(r, m)
+		} else {
+			err = s.addFile(r, m)
+		}
+		if err != nil {
+			s.problems = append(s.problems, fmt.Errorf("watch %s: %s: %w", r.Path, m, err))
+		}
+	}
+	prefix := r.Path
+	for hasMeta(prefix) {
+		prefix = filepath.Dir(prefix)
+	}
+	return s.anchor(r, prefix, r.Path)
+}
+
+// addMissing watches a path that does not exist yet: its parent's name when
+// the parent exists, else an anchor at the nearest existing ancestor.
+func (s *Set) addMissing(r *Rule, path string) error {
+	parent := filepath.Dir(path)
+	if st, err := os.Stat(parent); err == nil && st.IsDir() {
+		return s.addFile(r, path)
+	}
+	return s.anchor(r, parent, path)
+}
+
+func (s *Set) anchor(r *Rule, dir, pattern string) error {
+	for {
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			break
+		}
+		if dir == "/" {
+			return fmt.Errorf("no existing ancestor")
+		}
+		dir = filepath.Dir(dir)
+	}
+	rel, err := filepath.Rel(dir, pattern)
+	if err != nil {
+		return err
+	}
+	depth := strings.Count(rel, string(filepath.Separator)) + 1
+	t := s.newTarget(r, dir, kindAnchor)
+	t.Pattern = pattern
+	t.Key, err = s.k.WatchAnchor(dir, t.ID, uint32(depth))
+	return err
+}
+
+func (s *Set) excluded(r *Rule, path string) bool {
+	for _, x := range r.Exclude {
+		if ok, _ := filepath.Match(x, path); ok {
+			return true
+		}
+		if ok, _ := filepath.Match(x, filepath.Base(path)); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Problems returns and clears the problems met while seeding.
+func (s *Set) Problems() []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.problems
+	s.problems = nil
+	return p
+}
+
+// Files lists every watched file, sorted by path.
+func (s *Set) Files() []File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]File, 0, len(s.byPath))
+	for _, f := range s.byPath {
+		out = append(out, *f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// Targets returns how many targets there are, by kind, for the startup record.
+func (s *Set) Targets() (files, trees, anchors int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.targets {
+		switch t.Kind {
+		case kindFile:
+			files++
+		case kindTree:
+			trees++
+		case kindAnchor:
+			anchors++
+		}
+	}
+	return
 }

@@ -1,0 +1,92 @@
+package agent
+
+import (
+	"time"
+
+	"github.com/vigil-fim/vigil/pkg/sensor"
+	"github.com/vigil-fim/vigil/pkg/watch"
+)
+
+// maxBurstEvents bounds the records a burst keeps for its actor list; the
+// count covers them all.
+const maxBurstEvents = 256
+
+// burst is the writes to one file gathered within the window.
+type burst struct {
+	change   watch.Change
+	events   []*sensor.Event
+	count    int
+	deadline time.Time
+}
+
+// coalescer gathers writes per file: the first write opens a window, and
+// everything written to the file before it closes becomes one record.
+type coalescer struct {
+	window time.Duration
+	bursts map[string]*burst
+	order  []string
+	now    func() time.Time
+}
+
+func newCoalescer(window time.Duration) *coalescer {
+	return &coalescer{window: window, bursts: map[string]*burst{}, now: time.Now}
+}
+
+// add gathers one write. With no window it returns the burst at once.
+func (c *coalescer) add(ch watch.Change, e *sensor.Event) *burst {
+	if c.window <= 0 {
+		return &burst{change: ch, events: []*sensor.Event{e}, count: 1}
+	}
+	p := ch.File.Path
+	b := c.bursts[p]
+	if b == nil {
+		b = &burst{change: ch, deadline: c.now().Add(c.window)}
+		c.bursts[p] = b
+		c.order = append(c.order, p)
+	}
+	b.count++
+	if len(b.events) < maxBurstEvents {
+		b.events = append(b.events, e)
+	}
+	return nil
+}
+
+// due returns the bursts whose window has closed, oldest first.
+func (c *coalescer) due(now time.Time) []*burst {
+	var out []*burst
+	keep := c.order[:0]
+	for _, p := range c.order {
+		b := c.bursts[p]
+		if b == nil {
+			continue
+		}
+		if !now.Before(b.deadline) {
+			out = append(out, b)
+			delete(c.bursts, p)
+			continue
+		}
+		keep = append(keep, p)
+	}
+	c.order = keep
+	return out
+}
+
+// flush takes a file's burst out early (before another change to it).
+func (c *coalescer) flush(path string) *burst {
+	b := c.bursts[path]
+	delete(c.bursts, path)
+	return b
+}
+
+// all takes every burst out, oldest first.
+func (c *coalescer) all() []*burst {
+	var out []*burst
+	for _, p := range c.order {
+		if b := c.bursts[p]; b != nil {
+			out = append(out, b)
+		}
+	}
+	c.bursts = map[string]*burst{}
+	c.order = nil
+	return out
+}

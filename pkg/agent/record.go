@@ -1,0 +1,299 @@
+package agent
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vigil-fim/vigil/pkg/consumer"
+	"github.com/vigil-fim/vigil/pkg/sensor"
+	"github.com/vigil-fim/vigil/pkg/watch"
+)
+
+// recorder writes records: JSON lines with Elastic Common Schema names
+// (docs/events.md), one per change.
+type recorder struct {
+	out    zerolog.Logger
+	host   string
+	hostID string
+	boot   time.Time
+
+	mu    sync.Mutex
+	seq   uint64
+	names map[uint32]string
+}
+
+func newRecorder(w io.Writer, host string) *recorder {
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	id, _ := os.ReadFile("/etc/machine-id")
+	return &recorder{
+		out: zerolog.New(w), host: host, hostID: strings.TrimSpace(string(id)),
+		boot: bootTime(), names: map[uint32]string{},
+	}
+}
+
+// begin starts a record with the fields every record has; more adds to
+// the event object.
+func (r *recorder) begin(at time.Time, action string, category, types []string, kind string,
+	more ...func(*zerolog.Event)) *zerolog.Event {
+	r.mu.Lock()
+	r.seq++
+	seq := r.seq
+	r.mu.Unlock()
+	ev := r.out.Log().Str("@timestamp", at.UTC().Format(time.RFC3339Nano))
+	ed := zerolog.Dict().
+		Str("kind", kind).Strs("category", category).Strs("type", types).
+		Str("action", action).Uint64("sequence", seq).Str("module", "vigil").Str("dataset", "vigil.file")
+	for _, f := range more {
+		f(ed)
+	}
+	ev.Dict("event", ed)
+	host := zerolog.Dict().Str("name", r.host)
+	if r.hostID != "" {
+		host.Str("id", r.hostID)
+	}
+	ev.Dict("host", host)
+	return ev
+}
+
+func (r *recorder) ready(info sensor.Info, watched, files, trees, anchors int, sources []string) {
+	ev := r.begin(time.Now(), "agent-ready", []string{"process"}, []string{"start"}, "state")
+	ev.Dict("vigil", zerolog.Dict().
+		Dict("sensor", zerolog.Dict().Str("kernel", info.Kernel).Str("object", info.Object).
+			Str("hook_type", info.HookTyp).Str("why", info.Why).Strs("hooks", info.Hooks).
+			Str("built_against", info.BTF).Strs("features", info.Features).Interface("refused", info.Refused)).
+		Dict("watch", zerolog.Dict().Int("files", watched).Int("file_targets", files).
+			Int("trees", trees).Int("anchors", anchors)).
+		Strs("config", sources)).
+		Dict("process", zerolog.Dict().Int("pid", os.Getpid())).
+		Send()
+}
+
+func (r *recorder) stopped() {
+	r.begin(time.Now(), "agent-stopped", []string{"process"}, []string{"end"}, "state").
+		Dict("process", zerolog.Dict().Int("pid", os.Getpid())).Send()
+}
+
+func (r *recorder) lost(kernel, dropped uint64) {
+	r.begin(time.Now(), "events-lost", []string{"file"}, []string{"info"}, "alert").
+		Dict("vigil", zerolog.Dict().Uint64("lost", kernel+dropped).
+			Uint64("lost_in_kernel", kernel).Uint64("lost_in_queue", dropped).
+			Str("recovery", "the files concerned are re-read; their changes follow with vigil.origin=recovered")).
+		Send()
+}
+
+var actionTypes = map[string][]string{
+	"created": {"creation"}, "deleted": {"deletion"}, "modified": {"change"}, "replaced": {"change"},
+	"renamed": {"change"}, "attributes-changed": {"change"}, "linked": {"change"},
+}
+
+func (r *recorder) change(ch watch.Change, evs []*sensor.Event, count int, changes []consumer.Change,
+	problems []consumer.Problem, info *consumer.FileInfo, sum string) {
+	e := evs[0]
+	at := r.boot.Add(time.Duration(e.BootNS))
+	var span func(*zerolog.Event)
+	if ch.Action == "modified" {
+		end := r.boot.Add(time.Duration(evs[len(evs)-1].BootNS))
+		span = func(d *zerolog.Event) {
+			d.Str("start", at.UTC().Format(time.RFC3339Nano)).Str("end", end.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	var ev *zerolog.Event
+	if span != nil {
+		ev = r.begin(at, ch.Action, []string{"file"}, actionTypes[ch.Action], "event", span)
+	} else {
+		ev = r.begin(at, ch.Action, []string{"file"}, actionTypes[ch.Action], "event")
+	}
+	ev.Dict("file", r.fileDict(ch.File, ch.TargetPath, e, info, sum))
+	r.actor(ev, e)
+	v := zerolog.Dict().Str("origin", "live").Str("kind", ch.File.Kind).
+		Str("hook", e.Hook.String()).Str("match", e.Match.String()).
+		Interface("changes", nonNil(changes))
+	if ch.SourcePath != "" {
+		v.Str("source_path", ch.SourcePath)
+	}
+	if len(problems) > 0 {
+		v.Interface("problems", problems)
+	}
+	if ch.Action == "modified" {
+		v.Int("writes", count)
+		v.Array("actors", r.actors(evs))
+	}
+	if e.Op == sensor.OpRename || e.Op == sensor.OpLink {
+		v.Dict("inode", zerolog.Dict().Uint64("old", e.File.Ino).Uint64("new", e.File2.Ino))
+	}
+	if e.Op == sensor.OpSetattr || e.Op == sensor.OpTruncate {
+		v.Dict("attributes", attrDict(e))
+	}
+	ev.Dict("vigil", v).Send()
+}
+
+func (r *recorder) recovered(f *watch.File, changes []consumer.Change, problems []consumer.Problem,
+	info *consumer.FileInfo, sum string) {
+	ev := r.begin(time.Now(), "modified", []string{"file"}, []string{"change"}, "event")
+	ev.Dict("file", r.fileDict(f, "", nil, info, sum))
+	v := zerolog.Dict().Str("origin", "recovered").Str("kind", f.Kind).Interface("changes", nonNil(changes))
+	if len(problems) > 0 {
+		v.Interface("problems", problems)
+	}
+	ev.Dict("vigil", v).Send()
+}
+
+func nonNil(c []consumer.Change) []consumer.Change {
+	if c == nil {
+		return []consumer.Change{}
+	}
+	return c
+}
+
+func (r *recorder) fileDict(f *watch.File, target string, e *sensor.Event, info *consumer.FileInfo, sum string) *zerolog.Event {
+	d := zerolog.Dict().Str("path", f.Path).Str("name", baseName(f.Path)).Str("type", "file")
+	if target != "" {
+		d.Str("target_path", target)
+	} else if f.Link != "" {
+		d.Str("target_path", f.Path).Str("path", f.Link)
+	}
+	key := f.Key
+	if e != nil && e.File2.Ino != 0 && (e.Op == sensor.OpRename || e.Op == sensor.OpLink) {
+		key = e.File2
+	} else if e != nil && key.Ino == 0 {
+		key = e.File
+	}
+	if key.Ino != 0 {
+		d.Str("inode", strconv.FormatUint(key.Ino, 10)).
+			Str("device", fmt.Sprintf("%d:%d", key.Dev>>20, key.Dev&0xfffff))
+	}
+	if info != nil {
+		d.Str("mode", fmt.Sprintf("%04o", info.Mode&0o7777)).
+			Str("uid", strconv.FormatUint(uint64(info.UID), 10)).
+			Str("gid", strconv.FormatUint(uint64(info.GID), 10)).
+			Int64("size", info.Size).
+			Str("mtime", time.Unix(0, info.MtimeNS).UTC().Format(time.RFC3339Nano)).
+			Str("ctime", time.Unix(0, info.CtimeNS).UTC().Format(time.RFC3339Nano))
+		if n := r.userName(info.UID); n != "" {
+			d.Str("owner", n)
+		}
+	}
+	if sum != "" {
+		d.Dict("hash", zerolog.Dict().Str("sha256", sum))
+	}
+	return d
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// actor writes who did it: ECS process.* and user.*.
+func (r *recorder) actor(ev *zerolog.Event, e *sensor.Event) {
+	p := e.Proc
+	ev.Dict("process", zerolog.Dict().
+		Uint32("pid", p.PID).Str("name", p.Comm).Str("executable", p.Exe).
+		Dict("thread", zerolog.Dict().Uint32("id", p.TID)).
+		Dict("parent", zerolog.Dict().Uint32("pid", p.PPID)).
+		Dict("session_leader", zerolog.Dict().Uint32("session_id", p.SessionID)))
+	u := zerolog.Dict().Str("id", strconv.FormatUint(uint64(p.UID), 10))
+	if n := r.userName(p.UID); n != "" {
+		u.Str("name", n)
+	}
+	u.Dict("effective", zerolog.Dict().Str("id", strconv.FormatUint(uint64(p.EUID), 10)))
+	if p.AUID != ^uint32(0) {
+		u.Dict("audit", zerolog.Dict().Str("id", strconv.FormatUint(uint64(p.AUID), 10)))
+	}
+	u.Dict("group", zerolog.Dict().Str("id", strconv.FormatUint(uint64(p.GID), 10)))
+	ev.Dict("user", u)
+	ev.Dict("container", zerolog.Dict().Uint64("cgroup_id", p.CgroupID).Uint32("mnt_ns", p.MntNS))
+}
+
+// actors lists the distinct processes of a burst with their write counts.
+func (r *recorder) actors(evs []*sensor.Event) *zerolog.Array {
+	type key struct {
+		pid uint32
+		exe string
+	}
+	counts := map[key]int{}
+	var order []*sensor.Event
+	for _, e := range evs {
+		k := key{e.Proc.PID, e.Proc.Exe}
+		if counts[k] == 0 {
+			order = append(order, e)
+		}
+		counts[k]++
+	}
+	arr := zerolog.Arr()
+	for _, e := range order {
+		arr.Dict(zerolog.Dict().Uint32("pid", e.Proc.PID).Uint32("ppid", e.Proc.PPID).
+			Str("name", e.Proc.Comm).Str("executable", e.Proc.Exe).
+			Uint32("uid", e.Proc.UID).Uint32("euid", e.Proc.EUID).Uint32("auid", e.Proc.AUID).
+			Int("writes", counts[key{e.Proc.PID, e.Proc.Exe}]))
+	}
+	return arr
+}
+
+// ATTR_* bits of struct iattr.ia_valid.
+const (
+	attrMode  = 1 << 0
+	attrUID   = 1 << 1
+	attrGID   = 1 << 2
+	attrSize  = 1 << 3
+	attrAtime = 1 << 4
+	attrMtime = 1 << 5
+)
+
+func attrDict(e *sensor.Event) *zerolog.Event {
+	d := zerolog.Dict()
+	var changed []string
+	if e.Arg1&attrMode != 0 {
+		changed = append(changed, "mode")
+		d.Str("mode", fmt.Sprintf("%04o", e.Mode&0o7777))
+	}
+	if e.Arg1&attrUID != 0 {
+		changed = append(changed, "uid")
+		d.Uint32("uid", e.AttrUID)
+	}
+	if e.Arg1&attrGID != 0 {
+		changed = append(changed, "gid")
+		d.Uint32("gid", e.AttrGID)
+	}
+	if e.Arg1&attrSize != 0 {
+		changed = append(changed, "size")
+		d.Uint64("size", e.Arg2)
+	}
+	if e.Arg1&(attrAtime|attrMtime) != 0 {
+		changed = append(changed, "times")
+	}
+	return d.Strs("changed", changed)
+}
+
+func (r *recorder) userName(uid uint32) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n, ok := r.names[uid]; ok {
+		return n
+	}
+	n := ""
+	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
+		n = u.Username
+	}
+	r.names[uid] = n
+	return n
+}
+
+// forgetNames drops the uid cache after passwd changed.
+func (r *recorder) forgetNames() {
+	r.mu.Lock()
+	r.names = map[uint32]string{}
+	r.mu.Unlock()
+}

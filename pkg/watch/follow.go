@@ -1,0 +1,264 @@
+package watch
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/vigil-fim/vigil/pkg/sensor"
+)
+
+// Change is what a sensor record means for the watch set: which file, what
+// happened to it, and where it is now.
+type Change struct {
+	File *File // the watched file (a copy)
+	// Action is what happened in the watch set's terms: "created",
+	// "modified", "replaced", "renamed", "deleted", "attributes-changed".
+	Action string
+	// TargetPath is where a renamed-away file went, or a hard link's new name.
+	TargetPath string
+	// SourcePath is where a file renamed into place came from.
+	SourcePath string
+	// Gone is true when the file no longer exists at File.Path.
+	Gone bool
+}
+
+// Apply interprets one sensor record, updates the watch set (and the
+// kernel's map where the kernel did not already), and returns what changed.
+// ok is false for a record that concerns nothing watched (an excluded file,
+// a creation under an anchor that does not match its glob).
+func (s *Set) Apply(e *sensor.Event) (Change, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.targets[e.WatchID]
+	if !ok {
+		// Stale: an inode the kernel still had after its entry went.
+		if e.Match == sensor.MatchInode && e.File.Ino != 0 && s.byKey[e.File] == nil {
+			s.k.UnwatchInode(e.File)
+		}
+		return Change{}, false
+	}
+	path := s.pathOf(t, e)
+	if path == "" {
+		return Change{}, false
+	}
+	switch e.Op {
+	case sensor.OpCreate:
+		return s.created(t, path, e.File, "created")
+	case sensor.OpRename:
+		return s.renamed(t, path, e)
+	case sensor.OpLink:
+		if t.Kind == kindAnchor || t.Kind == kindTree {
+			return s.created(t, path, e.File2, "created")
+		}
+		f := s.byKey[e.File2]
+		if f == nil {
+			return Change{}, false
+		}
+		return Change{File: copyFile(f), Action: "linked", TargetPath: path}, true
+	case sensor.OpUnlink, sensor.OpRmdir:
+		f := s.byPath[path]
+		if f == nil {
+			return Change{}, false
+		}
+		s.forget(f)
+		return Change{File: copyFile(f), Action: "deleted", Gone: true}, true
+	}
+	f := s.byPath[path]
+	if f == nil {
+		f = s.byKey[e.File]
+	}
+	if f == nil {
+		if t.Kind == kindTree && e.File.Ino != 0 {
+			// A file in a tree the kernel matched by ancestry but we never saw.
+			f = s.seedTreeFile(t, path)
+		}
+		if f == nil {
+			return Change{}, false
+		}
+	}
+	if e.Match == sensor.MatchName && e.File.Ino != 0 && f.Key != e.File {
+		// The kernel followed a replacement through the name: follow here too.
+		s.rekey(f, e.File)
+	}
+	action := "modified"
+	if e.Op == sensor.OpSetattr {
+		action = "attributes-changed"
+	}
+	return Change{File: copyFile(f), Action: action}, true
+}
+
+// pathOf turns a record's anchor and relative path into a full path.
+func (s *Set) pathOf(t *Target, e *sensor.Event) string {
+	switch t.Kind {
+	case kindFile:
+		if e.Match == sensor.MatchInode && e.Op != sensor.OpRename && e.Op != sensor.OpLink {
+			if f := s.byKey[e.File]; f != nil {
+				return f.Path
+			}
+		}
+		return t.Path
+	default:
+		if e.Path == "" {
+			if f := s.byKey[e.File]; f != nil {
+				return f.Path
+			}
+			return ""
+		}
+		if e.Match == sensor.MatchInode {
+			if f := s.byKey[e.File]; f != nil && filepath.Base(f.Path) == filepath.Base(e.Path) {
+				return f.Path
+			}
+			if f := s.byKey[e.File2]; f != nil && e.Op == sensor.OpRename {
+				return filepath.Join(filepath.Dir(f.Path), filepath.Base(e.Path))
+			}
+		}
+		return filepath.Join(t.Path, e.Path)
+	}
+}
+
+func (s *Set) created(t *Target, path string, k sensor.Key, action string) (Change, bool) {
+	switch t.Kind {
+	case kindAnchor:
+		if ok, _ := filepath.Match(t.Pattern, path); !ok {
+			return Change{}, false
+		}
+		if err := s.addFile(t.Rule, path); err != nil {
+			s.problems = append(s.problems, err)
+			return Change{}, false
+		}
+	case kindTree:
+		if s.excluded(t.Rule, path) {
+			if k.Ino != 0 && s.byKey[k] == nil {
+				s.k.UnwatchInode(k) // the kernel followed it; we do not want it
+			}
+			return Change{}, false
+		}
+		if st, err := os.Lstat(path); err == nil && !st.Mode().IsRegular() {
+			return Change{}, false
+		}
+		s.seedTreeFile(t, path)
+	case kindFile:
+		if f := s.byPath[path]; f != nil && k.Ino != 0 && f.Key != k {
+			s.rekey(f, k)
+		}
+	}
+	f := s.byPath[path]
+	if f == nil {
+		return Change{}, false
+	}
+	return Change{File: copyFile(f), Action: action}, true
+}
+
+func (s *Set) renamed(t *Target, path string, e *sensor.Event) (Change, bool) {
+	if t.Kind == kindFile {
+		f := s.byPath[t.Path]
+		if f == nil {
+			return Change{}, false
+		}
+		if e.File2.Ino != 0 && e.File2 == f.Key {
+			// The watched file itself moved: its path is empty now.
+			c := Change{File: copyFile(f), Action: "renamed", TargetPath: s.newLocation(t, e), Gone: true}
+			s.forget(f)
+			return c, true
+		}
+		// Something else was renamed over the watched path.
+		if e.File2.Ino != 0 {
+			s.rekey(f, e.File2)
+		}
+		return Change{File: copyFile(f), Action: "replaced"}, true
+	}
+	moved := s.byKey[e.File2]
+	if f := s.byPath[path]; f != nil && (e.Match == sensor.MatchName || e.Match == sensor.MatchInode && e.File == f.Key) {
+		if moved != nil && moved != f {
+			s.drop(moved) // the source name is gone; its inode now stands here
+		}
+		if e.File2.Ino != 0 && f.Key != e.File2 {
+			s.rekey(f, e.File2)
+		}
+		return Change{File: copyFile(f), Action: "replaced"}, true
+	}
+	if e.Match == sensor.MatchAncestor {
+		var from string
+		if moved != nil && moved.Path != path {
+			from = moved.Path
+			s.drop(moved)
+		}
+		c, ok := s.created(t, path, e.File2, "created")
+		if ok && from != "" {
+			c.Action, c.SourcePath = "renamed", from
+		}
+		return c, ok
+	}
+	if moved != nil {
+		c := Change{File: copyFile(moved), Action: "renamed", TargetPath: s.newLocation(t, e), Gone: true}
+		s.forget(moved)
+		return c, true
+	}
+	return Change{}, false
+}
+
+// newLocation names where a watched file was renamed to, as far as the
+// record tells: the kernel gives the new name and its directory's inode.
+func (s *Set) newLocation(t *Target, e *sensor.Event) string {
+	if e.Path == "" {
+		return ""
+	}
+	if filepath.IsAbs(e.Path) {
+		return e.Path
+	}
+	if t.Kind == kindFile && e.Dir == t.Dir {
+		return filepath.Join(filepath.Dir(t.Path), e.Path)
+	}
+	if f := s.byKey[e.File2]; f != nil && e.Dir == t.Key {
+		return filepath.Join(t.Path, e.Path)
+	}
+	return e.Path
+}
+
+// drop forgets a path whose inode moved elsewhere, without touching the
+// kernel's entry for the inode.
+func (s *Set) drop(f *File) {
+	if s.byKey[f.Key] == f {
+		delete(s.byKey, f.Key)
+	}
+	if t := s.targets[f.Target]; t != nil && t.Kind == kindFile {
+		f.Key = sensor.Key{}
+		t.Key = sensor.Key{}
+		return
+	}
+	delete(s.byPath, f.Path)
+}
+
+// rekey records that f's path now holds inode k.
+func (s *Set) rekey(f *File, k sensor.Key) {
+	if f.Key != (sensor.Key{}) && s.byKey[f.Key] == f {
+		delete(s.byKey, f.Key)
+		s.k.UnwatchInode(f.Key)
+	}
+	f.Key = k
+	s.byKey[k] = f
+	if t := s.targets[f.Target]; t != nil && t.Kind == kindFile {
+		t.Key = k
+	}
+	s.k.WatchInode(k, f.Target, sensor.WatchFile)
+}
+
+// forget drops a file that no longer stands at its path. A file target
+// keeps its name entry (it may come back); a tree member goes.
+func (s *Set) forget(f *File) {
+	if f.Key != (sensor.Key{}) && s.byKey[f.Key] == f {
+		delete(s.byKey, f.Key)
+		s.k.UnwatchInode(f.Key)
+	}
+	f.Key = sensor.Key{}
+	if t := s.targets[f.Target]; t != nil && t.Kind == kindFile {
+		t.Key = sensor.Key{}
+		return
+	}
+	delete(s.byPath, f.Path)
+}
+
+func copyFile(f *File) *File {
+	c := *f
+	return &c
+}
