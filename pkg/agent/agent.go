@@ -107,7 +107,7 @@ func start(opt Options) (*Agent, error) {
 	}
 	a.sens = s
 	a.rec = newRecorder(opt.Out, cfg.Agent.HostName)
-	a.set = watch.New(s, cfg.Sensor.MaxDepth, func(p string) string { return string(consumer.KindFor(p)) })
+	a.set = watch.New(s, cfg.Sensor.MaxDepth, kindFor)
 	for _, err := range a.set.Add(cfg.Watch) {
 		opt.Log.Warn().Err(err).Msg("not watched")
 	}
@@ -225,6 +225,12 @@ func (a *Agent) drain(co *coalescer) {
 
 func (a *Agent) handle(co *coalescer, e *sensor.Event) {
 	ch, ok := a.set.Apply(e)
+	if a.opt.Log.GetLevel() <= zerolog.DebugLevel {
+		a.opt.Log.Debug().Str("op", e.Op.String()).Str("match", e.Match.String()).Uint64("id", e.WatchID).
+			Stringer("file", e.File).Stringer("file2", e.File2).Str("path", e.Path).Str("path2", e.Path2).
+			Uint32("flags", e.Flags).Str("comm", e.Proc.Comm).Bool("kept", ok).Str("action", ch.Action).
+			Msg("kernel record")
+	}
 	if !ok {
 		return
 	}
@@ -298,4 +304,18 @@ func (a *Agent) checkLoss() {
 // String is for logs.
 func (a *Agent) String() string {
 	return fmt.Sprintf("agent(%s)", strings.Join(a.cfg.Sources, ","))
+}
+
+// identityNames are files whose name alone says what they are, wherever
+// they live (a chroot's or a container's /etc, a scratch root).
+var identityNames = map[string]string{"passwd": "passwd", "shadow": "shadow", "group": "group",
+	"gshadow": "gshadow", "sudoers": "sudoers", "sshd_config": "sshd_config",
+	"authorized_keys": "authorized_keys", "authorized_keys2": "authorized_keys"}
+
+// kindFor infers a file's consumer from its path, then from its name.
+func kindFor(p string) string {
+	if k := consumer.KindFor(p); k != "" {
+		return string(k)
+	}
+	return identityNames[p[strings.LastIndexByte(p, '/')+1:]]
 }

@@ -37,6 +37,9 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 		}
 		return Change{}, false
 	}
+	if s.stale(t, e) {
+		return Change{}, false
+	}
 	path := s.pathOf(t, e)
 	if path == "" {
 		return Change{}, false
@@ -85,6 +88,40 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 		action = "attributes-changed"
 	}
 	return Change{File: copyFile(f), Action: action}, true
+}
+
+// stale catches a reused inode number: a record matched by an inode the map
+// still held although the watch set had already let it go (the file at the
+// watched path was replaced or deleted, and the freed number was given to a
+// new, unrelated file before the kernel's map caught up — the tracepoint
+// object drops replaced inodes only once their record is read), or reached
+// under another name while the watched path holds a different inode. The
+// kernel's entry is dropped and the record ignored.
+func (s *Set) stale(t *Target, e *sensor.Event) bool {
+	if e.Match != sensor.MatchInode || e.File.Ino == 0 || e.Op == sensor.OpRename || e.Op == sensor.OpLink {
+		return false
+	}
+	f := s.byKey[e.File]
+	if f == nil {
+		s.k.UnwatchInode(e.File)
+		return true
+	}
+	if e.Op != sensor.OpCreate && (e.Path == "" || filepath.Base(e.Path) == filepath.Base(f.Path)) {
+		return false
+	}
+	cur, _, err := sensor.KeyOf(f.Path, true)
+	if e.Op != sensor.OpCreate && err == nil && cur == e.File {
+		return false // another hard link to the watched file
+	}
+	delete(s.byKey, e.File)
+	s.k.UnwatchInode(e.File)
+	if f.Key == e.File {
+		f.Key = sensor.Key{}
+		if err == nil && cur != e.File {
+			s.rekey(f, cur)
+		}
+	}
+	return true
 }
 
 // pathOf turns a record's anchor and relative path into a full path.
