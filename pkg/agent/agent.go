@@ -116,7 +116,7 @@ func start(opt Options) (*Agent, error) {
 	}
 	// The baseline: every watched file's state as it is now.
 	for _, f := range a.set.Files() {
-		a.observe(&f)
+		a.observe(&f, false)
 	}
 	files, trees, anchors := a.set.Targets()
 	a.rec.ready(s.Info(), len(a.set.Files()), files, trees, anchors, cfg.Sources)
@@ -128,7 +128,11 @@ func start(opt Options) (*Agent, error) {
 
 // observe reads a file and stores its consumer state; it returns the
 // semantic changes since the last observation and the parse problems.
-func (a *Agent) observe(f *watch.File) ([]consumer.Change, []consumer.Problem, *consumer.FileInfo, string) {
+//
+// A file seen for the first time is a baseline (no changes), unless it was
+// just created: then it is compared with an absent file, so that a new
+// authorized_keys reports its keys.
+func (a *Agent) observe(f *watch.File, created bool) ([]consumer.Change, []consumer.Problem, *consumer.FileInfo, string) {
 	in, sum := readFile(f.Path)
 	c := a.cons[f.Kind]
 	if c == nil {
@@ -141,6 +145,10 @@ func (a *Agent) observe(f *watch.File) ([]consumer.Change, []consumer.Problem, *
 	}
 	prev, seen := a.states[f.Path]
 	a.states[f.Path] = st
+	if !seen && created {
+		prev, _, err = c.Parse(consumer.Input{Path: f.Path})
+		seen = err == nil
+	}
 	if !seen {
 		return nil, problems, in.Info, sum
 	}
@@ -258,7 +266,7 @@ func (a *Agent) emit(ch watch.Change, evs []*sensor.Event, count int) {
 	if ch.Gone {
 		delete(a.states, f.Path)
 	} else {
-		changes, problems, info, sum = a.observe(f)
+		changes, problems, info, sum = a.observe(f, ch.Action == "created")
 	}
 	a.rec.change(ch, evs, count, changes, problems, info, sum)
 	if f.Kind == "passwd" || f.Kind == "group" {
@@ -294,7 +302,7 @@ func (a *Agent) checkLoss() {
 			continue
 		}
 		f := f
-		changes, problems, info, sum := a.observe(&f)
+		changes, problems, info, sum := a.observe(&f, false)
 		if len(changes) > 0 {
 			a.rec.recovered(&f, changes, problems, info, sum)
 		}
