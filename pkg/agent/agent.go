@@ -252,12 +252,14 @@ func (a *Agent) handle(co *coalescer, e *sensor.Event) {
 	if b := co.flush(ch.File.Path); b != nil {
 		a.emitBurst(b)
 	}
-	a.emit(ch, []*sensor.Event{e}, 1)
+	single := &burst{change: ch, events: []*sensor.Event{e}, last: e, count: 1}
+	single.addActor(e)
+	a.emit(ch, single)
 }
 
-func (a *Agent) emitBurst(b *burst) { a.emit(b.change, b.events, b.count) }
+func (a *Agent) emitBurst(b *burst) { a.emit(b.change, b) }
 
-func (a *Agent) emit(ch watch.Change, evs []*sensor.Event, count int) {
+func (a *Agent) emit(ch watch.Change, b *burst) {
 	f := ch.File
 	var changes []consumer.Change
 	var problems []consumer.Problem
@@ -268,7 +270,7 @@ func (a *Agent) emit(ch watch.Change, evs []*sensor.Event, count int) {
 	} else {
 		changes, problems, info, sum = a.observe(f, ch.Action == "created")
 	}
-	a.rec.change(ch, evs, count, changes, problems, info, sum)
+	a.rec.change(ch, b, changes, problems, info, sum)
 	if f.Kind == "passwd" || f.Kind == "group" {
 		a.rec.forgetNames()
 	}

@@ -14,9 +14,29 @@ const maxBurstEvents = 256
 // burst is the writes to one file gathered within the window.
 type burst struct {
 	change   watch.Change
-	events   []*sensor.Event
+	events   []*sensor.Event // the first maxBurstEvents, for timing
+	last     *sensor.Event
 	count    int
 	deadline time.Time
+	// Every distinct actor with its own count, however long the burst.
+	actors []*sensor.Event
+	counts map[actorKey]int
+}
+
+type actorKey struct {
+	pid uint32
+	exe string
+}
+
+func (b *burst) addActor(e *sensor.Event) {
+	if b.counts == nil {
+		b.counts = map[actorKey]int{}
+	}
+	k := actorKey{e.Proc.PID, e.Proc.Exe}
+	if b.counts[k] == 0 {
+		b.actors = append(b.actors, e)
+	}
+	b.counts[k]++
 }
 
 // coalescer gathers writes per file: the first write opens a window, and
@@ -35,7 +55,9 @@ func newCoalescer(window time.Duration) *coalescer {
 // add gathers one write. With no window it returns the burst at once.
 func (c *coalescer) add(ch watch.Change, e *sensor.Event) *burst {
 	if c.window <= 0 {
-		return &burst{change: ch, events: []*sensor.Event{e}, count: 1}
+		b := &burst{change: ch, events: []*sensor.Event{e}, last: e, count: 1}
+		b.addActor(e)
+		return b
 	}
 	p := ch.File.Path
 	b := c.bursts[p]
@@ -45,6 +67,8 @@ func (c *coalescer) add(ch watch.Change, e *sensor.Event) *burst {
 		c.order = append(c.order, p)
 	}
 	b.count++
+	b.last = e
+	b.addActor(e)
 	if len(b.events) < maxBurstEvents {
 		b.events = append(b.events, e)
 	}

@@ -96,13 +96,13 @@ var actionTypes = map[string][]string{
 	"renamed": {"change"}, "attributes-changed": {"change"}, "linked": {"change"},
 }
 
-func (r *recorder) change(ch watch.Change, evs []*sensor.Event, count int, changes []consumer.Change,
+func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	problems []consumer.Problem, info *consumer.FileInfo, sum string) {
-	e := evs[0]
+	e := b.events[0]
 	at := r.boot.Add(time.Duration(e.BootNS))
 	var span func(*zerolog.Event)
 	if ch.Action == "modified" {
-		end := r.boot.Add(time.Duration(evs[len(evs)-1].BootNS))
+		end := r.boot.Add(time.Duration(b.last.BootNS))
 		span = func(d *zerolog.Event) {
 			d.Str("start", at.UTC().Format(time.RFC3339Nano)).Str("end", end.UTC().Format(time.RFC3339Nano))
 		}
@@ -125,9 +125,10 @@ func (r *recorder) change(ch watch.Change, evs []*sensor.Event, count int, chang
 		v.Interface("problems", problems)
 	}
 	if ch.Action == "modified" {
-		v.Int("writes", count)
-		v.Array("actors", r.actors(evs))
+		v.Int("writes", b.count)
+		v.Array("actors", r.actors(b))
 	}
+	actorExtra(v, e.Proc)
 	if e.Op == sensor.OpRename || e.Op == sensor.OpLink {
 		v.Dict("inode", zerolog.Dict().Uint64("old", e.File.Ino).Uint64("new", e.File2.Ino))
 	}
@@ -202,8 +203,7 @@ func (r *recorder) actor(ev *zerolog.Event, e *sensor.Event) {
 	ev.Dict("process", zerolog.Dict().
 		Uint32("pid", p.PID).Str("name", p.Comm).Str("executable", p.Exe).
 		Dict("thread", zerolog.Dict().Uint32("id", p.TID)).
-		Dict("parent", zerolog.Dict().Uint32("pid", p.PPID)).
-		Dict("session_leader", zerolog.Dict().Uint32("session_id", p.SessionID)))
+		Dict("parent", zerolog.Dict().Uint32("pid", p.PPID)))
 	u := zerolog.Dict().Str("id", strconv.FormatUint(uint64(p.UID), 10))
 	if n := r.userName(p.UID); n != "" {
 		u.Str("name", n)
@@ -214,30 +214,25 @@ func (r *recorder) actor(ev *zerolog.Event, e *sensor.Event) {
 	}
 	u.Dict("group", zerolog.Dict().Str("id", strconv.FormatUint(uint64(p.GID), 10)))
 	ev.Dict("user", u)
-	ev.Dict("container", zerolog.Dict().Uint64("cgroup_id", p.CgroupID).Uint32("mnt_ns", p.MntNS))
+}
+
+// actorExtra is what ECS has no field for: vigil.process.
+func actorExtra(v *zerolog.Event, p sensor.Process) {
+	d := zerolog.Dict().Uint64("cgroup_id", p.CgroupID).Uint32("mnt_ns", p.MntNS)
+	if p.SessionID != ^uint32(0) {
+		d.Uint32("session_id", p.SessionID)
+	}
+	v.Dict("process", d)
 }
 
 // actors lists the distinct processes of a burst with their write counts.
-func (r *recorder) actors(evs []*sensor.Event) *zerolog.Array {
-	type key struct {
-		pid uint32
-		exe string
-	}
-	counts := map[key]int{}
-	var order []*sensor.Event
-	for _, e := range evs {
-		k := key{e.Proc.PID, e.Proc.Exe}
-		if counts[k] == 0 {
-			order = append(order, e)
-		}
-		counts[k]++
-	}
+func (r *recorder) actors(b *burst) *zerolog.Array {
 	arr := zerolog.Arr()
-	for _, e := range order {
+	for _, e := range b.actors {
 		arr.Dict(zerolog.Dict().Uint32("pid", e.Proc.PID).Uint32("ppid", e.Proc.PPID).
 			Str("name", e.Proc.Comm).Str("executable", e.Proc.Exe).
 			Uint32("uid", e.Proc.UID).Uint32("euid", e.Proc.EUID).Uint32("auid", e.Proc.AUID).
-			Int("writes", counts[key{e.Proc.PID, e.Proc.Exe}]))
+			Int("writes", b.counts[actorKey{e.Proc.PID, e.Proc.Exe}]))
 	}
 	return arr
 }

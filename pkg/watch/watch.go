@@ -333,13 +333,17 @@ func (s *Set) anchor(r *Rule, dir, pattern string) error {
 	return err
 }
 
+// excluded matches a rule's exclude globs against the path, its base name,
+// and every directory above it (so "/srv/www/cache/*" covers all of cache).
 func (s *Set) excluded(r *Rule, path string) bool {
 	for _, x := range r.Exclude {
-		if ok, _ := filepath.Match(x, path); ok {
-			return true
-		}
 		if ok, _ := filepath.Match(x, filepath.Base(path)); ok {
 			return true
+		}
+		for p := path; p != "/" && p != "."; p = filepath.Dir(p) {
+			if ok, _ := filepath.Match(x, p); ok {
+				return true
+			}
 		}
 	}
 	return false
