@@ -47,6 +47,9 @@ type Agent struct {
 	cons   map[string]consumer.Consumer
 	states map[string]consumer.State
 	queue  chan *sensor.Event
+	// included are paths watched because a sudoers or sshd_config file
+	// includes them.
+	included map[string]bool
 
 	mu      sync.Mutex
 	dropped uint64              // records the queue could not take
@@ -79,6 +82,8 @@ func start(opt Options) (*Agent, error) {
 		states: map[string]consumer.State{},
 		queue:  make(chan *sensor.Event, cfg.Agent.QueueSize),
 		dirty:  map[uint64]struct{}{},
+
+		included: map[string]bool{},
 	}
 	var redact []*regexp.Regexp
 	for _, r := range cfg.Diff.Redact {
@@ -145,6 +150,7 @@ func (a *Agent) observe(f *watch.File, created bool) ([]consumer.Change, []consu
 	}
 	prev, seen := a.states[f.Path]
 	a.states[f.Path] = st
+	a.followIncludes(f, st)
 	if !seen && created {
 		prev, _, err = c.Parse(consumer.Input{Path: f.Path})
 		seen = err == nil
@@ -328,4 +334,37 @@ func kindFor(p string) string {
 		return string(k)
 	}
 	return identityNames[p[strings.LastIndexByte(p, '/')+1:]]
+}
+
+// followIncludes watches what a sudoers or sshd_config file includes
+// (#include, @includedir, Include), so a rule slipped into an included file
+// is seen like one in the main file. New files get their baseline at once.
+func (a *Agent) followIncludes(f *watch.File, st consumer.State) {
+	if f.Kind != "sudoers" && f.Kind != "sshd_config" {
+		return
+	}
+	var added bool
+	for _, inc := range consumer.Includes(st) {
+		if a.included[inc] || a.set.Covers(inc) {
+			continue
+		}
+		a.included[inc] = true
+		w := config.Watch{Path: inc, Kind: f.Kind, Source: "included by " + f.Path}
+		if fi, err := os.Stat(inc); err == nil && fi.IsDir() {
+			w.Recursive = true
+		}
+		for _, err := range a.set.Add([]config.Watch{w}) {
+			a.opt.Log.Warn().Err(err).Str("file.path", f.Path).Msg("not watching an include")
+		}
+		added = true
+	}
+	if !added {
+		return
+	}
+	for _, nf := range a.set.Files() {
+		if _, ok := a.states[nf.Path]; !ok {
+			nf := nf
+			a.observe(&nf, false)
+		}
+	}
 }

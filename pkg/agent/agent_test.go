@@ -42,7 +42,7 @@ alice:$y$j9T$alicesalt$Zk3PqE0fLz2sXbM1vQ8nW4rT6yU9iO0pA2sD4fG6hJ8:19700:0:99999
 `
 const group0 = "root:x:0:\nsudo:x:27:alice\nalice:x:1000:\n"
 const gshadow0 = "root:*::\nsudo:*::alice\nalice:!::\n"
-const sudoers0 = "Defaults env_reset\nroot ALL=(ALL:ALL) ALL\n%sudo ALL=(ALL:ALL) ALL\n"
+const sudoers0 = "Defaults env_reset\nroot ALL=(ALL:ALL) ALL\n%sudo ALL=(ALL:ALL) ALL\n@includedir sudoers.local\n"
 const sshd0 = "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
 
 // The two secrets of shadow0: they must never appear in any output.
@@ -70,6 +70,7 @@ func TestMain(m *testing.M) {
 	write("etc/gshadow", gshadow0, 0o640)
 	write("etc/sudoers", sudoers0, 0o440)
 	write("etc/sudoers.d/README", "# drop-ins\n", 0o440)
+	write("etc/sudoers.local/10-ops", "%ops ALL=(ALL) /usr/bin/systemctl\n", 0o440)
 	write("etc/ssh/sshd_config", sshd0, 0o644)
 	write("etc/app/app.conf", "[db]\nhost = db1\n", 0o644)
 	os.MkdirAll(filepath.Join(root, "home/alice/.ssh"), 0o700)
@@ -573,5 +574,20 @@ func TestShadowTools(t *testing.T) {
 	}
 	if strings.Contains(recs.raw(), "AbCdEfGhIjKlMnOpQrStUvWxYz") {
 		t.Error("a password hash appeared in the records")
+	}
+}
+
+// TestSudoersIncludeFollowed: a rule slipped into a directory that sudoers
+// includes (@includedir), not configured as a watch, is seen.
+func TestSudoersIncludeFollowed(t *testing.T) {
+	needAgent(t)
+	p := filepath.Join(root, "etc/sudoers.local/10-ops")
+	mark := recs.mark()
+	sh(t, fmt.Sprintf("echo 'eve ALL=(ALL) NOPASSWD: ALL' >> %s", p))
+	r := recs.wait(t, mark, "rule in an included file", func(r rec) bool {
+		return r.s("file.path") == p && hasChange(r, "sudo-rule-added", "eve") != nil
+	})
+	if !flagged(hasChange(r, "sudo-rule-added", "eve"), "nopasswd") {
+		t.Errorf("want nopasswd: %s", r)
 	}
 }

@@ -349,6 +349,23 @@ func (s *Set) excluded(r *Rule, path string) bool {
 	return false
 }
 
+// Covers reports whether a path is already watched: as a file, or below a
+// recursive tree.
+func (s *Set) Covers(path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	path = filepath.Clean(path)
+	if _, ok := s.byPath[path]; ok {
+		return true
+	}
+	for _, t := range s.targets {
+		if t.Kind == kindTree && t.Rule.Recursive && (path == t.Path || strings.HasPrefix(path, t.Path+"/")) {
+			return true
+		}
+	}
+	return false
+}
+
 // Problems returns and clears the problems met while seeding.
 func (s *Set) Problems() []error {
 	s.mu.Lock()
