@@ -98,7 +98,18 @@ func (c *coalescer) due(now time.Time) []*burst {
 // flush takes a file's burst out early (before another change to it).
 func (c *coalescer) flush(path string) *burst {
 	b := c.bursts[path]
+	if b == nil {
+		return nil
+	}
 	delete(c.bursts, path)
+	// Its place in the order goes too: a later write opens a new window
+	// at the end, and all() must not find the path twice.
+	for i, p := range c.order {
+		if p == path {
+			c.order = append(c.order[:i], c.order[i+1:]...)
+			break
+		}
+	}
 	return b
 }
 

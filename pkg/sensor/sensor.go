@@ -238,6 +238,12 @@ func (s *Sensor) WatchTree(dir string, id uint64) (Key, error) {
 	return s.watchDir(dir, id, WatchRecursive, 0)
 }
 
+// WatchTreeDepth is WatchTree reaching only depth levels below dir (1: its
+// direct children).
+func (s *Sensor) WatchTreeDepth(dir string, id uint64, depth uint32) (Key, error) {
+	return s.watchDir(dir, id, WatchRecursive, depth)
+}
+
 // WatchAnchor watches a directory as an anchor: creations and renames up to
 // depth levels below it are reported, and nothing is followed.
 func (s *Sensor) WatchAnchor(dir string, id uint64, depth uint32) (Key, error) {

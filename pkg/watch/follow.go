@@ -50,14 +50,15 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 	case sensor.OpRename:
 		return s.renamed(t, path, e)
 	case sensor.OpLink:
-		if t.Kind == kindAnchor || t.Kind == kindTree {
+		if t.Kind == kindAnchor || t.Kind == kindTree || e.Match == sensor.MatchName {
+			// A new name at a watched path, or below a tree or an anchor.
 			return s.created(t, path, e.File2, "created")
 		}
 		f := s.byKey[e.File2]
 		if f == nil {
 			return Change{}, false
 		}
-		return Change{File: copyFile(f), Action: "linked", TargetPath: path}, true
+		return Change{File: copyFile(f), Action: "linked", TargetPath: s.newLocation(t, e)}, true
 	case sensor.OpUnlink, sensor.OpRmdir:
 		f := s.byPath[path]
 		if f == nil {
@@ -71,7 +72,7 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 		f = s.byKey[e.File]
 	}
 	if f == nil {
-		if t.Kind == kindTree && e.File.Ino != 0 {
+		if t.Kind == kindTree && e.File.Ino != 0 && !s.outside(t, path) {
 			// A file in a tree the kernel matched by ancestry but we never saw.
 			f = s.seedTreeFile(t, path)
 		}
@@ -103,6 +104,9 @@ func (s *Set) stale(t *Target, e *sensor.Event) bool {
 	}
 	f := s.byKey[e.File]
 	if f == nil {
+		if t.Kind != kindFile && e.File == t.Key {
+			return true // the watched directory itself (chmod, touch): its entry stays
+		}
 		s.k.UnwatchInode(e.File)
 		return true
 	}
@@ -164,7 +168,7 @@ func (s *Set) created(t *Target, path string, k sensor.Key, action string) (Chan
 			return Change{}, false
 		}
 	case kindTree:
-		if s.excluded(t.Rule, path) {
+		if s.outside(t, path) {
 			if k.Ino != 0 && s.byKey[k] == nil {
 				s.k.UnwatchInode(k) // the kernel followed it; we do not want it
 			}
@@ -198,11 +202,16 @@ func (s *Set) renamed(t *Target, path string, e *sensor.Event) (Change, bool) {
 			s.forget(f)
 			return c, true
 		}
-		// Something else was renamed over the watched path.
+		// Something else was renamed over the watched path, or into it
+		// while it was missing.
+		action := "replaced"
+		if e.File.Ino == 0 && f.Key == (sensor.Key{}) {
+			action = "created"
+		}
 		if e.File2.Ino != 0 {
 			s.rekey(f, e.File2)
 		}
-		return Change{File: copyFile(f), Action: "replaced"}, true
+		return Change{File: copyFile(f), Action: action}, true
 	}
 	moved := s.byKey[e.File2]
 	if f := s.byPath[path]; f != nil && (e.Match == sensor.MatchName || e.Match == sensor.MatchInode && e.File == f.Key) {

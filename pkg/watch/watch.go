@@ -26,6 +26,7 @@ type Kernel interface {
 	WatchName(dir sensor.Key, name string, id uint64) error
 	UnwatchName(dir sensor.Key, name string) error
 	WatchTree(dir string, id uint64) (sensor.Key, error)
+	WatchTreeDepth(dir string, id uint64, depth uint32) (sensor.Key, error)
 	WatchAnchor(dir string, id uint64, depth uint32) (sensor.Key, error)
 	UnwatchDir(dir string, k sensor.Key) error
 }
@@ -53,6 +54,8 @@ type Target struct {
 	Dir sensor.Key
 	// Pattern is what an anchor waits for (a glob or a missing path).
 	Pattern string
+	// depth is an anchor's reach below Path.
+	depth uint32
 }
 
 type targetKind int
@@ -189,7 +192,36 @@ func (s *Set) holdNames(dir sensor.Key) error {
 	if s.namesIn[dir] > 1 {
 		return nil
 	}
-	return s.k.WatchInode(dir, 0, sensor.WatchNames)
+	if err := s.k.WatchInode(dir, 0, sensor.WatchNames); err != nil {
+		return err
+	}
+	// WatchInode replaces the directory's entry: a tree or an anchor there
+	// (the last one watched holds the entry) is watched again on top of it,
+	// which keeps NAMES.
+	var last *Target
+	for _, t := range s.targets {
+		if t.Kind != kindFile && t.Key == dir && (last == nil || t.ID > last.ID) {
+			last = t
+		}
+	}
+	if last != nil {
+		return s.watchDir(last)
+	}
+	return nil
+}
+
+// watchDir makes a tree's or an anchor's entry in the kernel.
+func (s *Set) watchDir(t *Target) (err error) {
+	switch {
+	case t.Kind == kindTree && t.Rule.Recursive:
+		t.Key, err = s.k.WatchTree(t.Path, t.ID)
+	case t.Kind == kindTree:
+		// A non-recursive directory follows its direct children like a tree.
+		t.Key, err = s.k.WatchTreeDepth(t.Path, t.ID, 1)
+	default:
+		t.Key, err = s.k.WatchAnchor(t.Path, t.ID, t.depth)
+	}
+	return err
 }
 
 func (s *Set) kindOf(r *Rule, path string) string {
@@ -211,16 +243,7 @@ func (s *Set) addDir(r *Rule, dir string) error {
 		return err
 	}
 	t := s.newTarget(r, real, kindTree)
-	if r.Recursive {
-		t.Key, err = s.k.WatchTree(real, t.ID)
-	} else {
-		t.Key, err = s.k.WatchAnchor(real, t.ID, 1)
-		// A non-recursive directory follows its direct children like a tree.
-		if err == nil {
-			err = s.k.WatchInode(t.Key, t.ID, sensor.WatchRecursive)
-		}
-	}
-	if err != nil {
+	if err := s.watchDir(t); err != nil {
 		return err
 	}
 	depth := 1
@@ -329,8 +352,22 @@ func (s *Set) anchor(r *Rule, dir, pattern string) error {
 	depth := strings.Count(rel, string(filepath.Separator)) + 1
 	t := s.newTarget(r, dir, kindAnchor)
 	t.Pattern = pattern
-	t.Key, err = s.k.WatchAnchor(dir, t.ID, uint32(depth))
-	return err
+	t.depth = uint32(depth)
+	return s.watchDir(t)
+}
+
+// outside reports whether a path below a tree is not the tree's: excluded,
+// or deeper than a direct child of a directory watched without recursion
+// (the kernel's entry reaches one level; this holds if it ever does not).
+func (s *Set) outside(t *Target, path string) bool {
+	if s.excluded(t.Rule, path) {
+		return true
+	}
+	if t.Rule.Recursive {
+		return false
+	}
+	rel, err := filepath.Rel(t.Path, path)
+	return err != nil || strings.Contains(rel, string(filepath.Separator))
 }
 
 // excluded matches a rule's exclude globs against the path, its base name,
