@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,12 +63,14 @@ func nmWatchPath(t *testing.T, dir, name string, create bool) nmWatchedPath {
 func nmWatchTree(t *testing.T, dir string) (sensor.Key, uint64) {
 	t.Helper()
 	id := newID()
-	k := nmKeyOf(t, dir)
-	if err := sens.WatchInode(k, id, sensor.WatchRecursive); err != nil {
+	// WatchTree registers the inode and, for the tracepoint object's path
+	// filter, the directory's absolute path.
+	k, err := sens.WatchTree(dir, id)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		sens.UnwatchInode(k)
+		sens.UnwatchDir(dir, k)
 		nmDropID(t, id)
 	})
 	return k, id
@@ -184,15 +187,30 @@ func nmCheckReplaceLoop(t *testing.T, mark int, w nmWatchedPath, first sensor.Ke
 	nmFence(t) // any extra record has arrived
 	renames := coll.Since(mark, nmWithID(w.id, sensor.OpRename))
 	writes := coll.Since(mark, nmWithID(w.id, sensor.OpWrite))
+	if !isKprobe() {
+		// The tracepoint object drops a replaced inode only once its rename
+		// record is read; meanwhile a disk filesystem may give the freed
+		// number to the next temp file, whose writes then match it. Such
+		// records carry the temp file's own name: the watch set discards
+		// them (its stale-inode guard), and so does this count.
+		writes = slices.DeleteFunc(writes, func(e *sensor.Event) bool { return e.Path != w.name })
+	}
 	if len(renames) != n || len(writes) != n {
 		t.Fatalf("%d rounds: %d rename and %d write records; renames:%s\nwrites:%s",
 			n, len(renames), len(writes), nmDescribeAll(renames), nmDescribeAll(writes))
 	}
 	old := first
 	for i, e := range renames {
-		bad := e.Ret != 0 || e.File != old || e.File2 != news[i] ||
-			e.Flags&sensor.FlagReseeded == 0 || e.Flags&sensor.FlagGone == 0 ||
-			e.Path != w.name || e.Path2 != tmpName || e.Dir != w.dirKey || e.Dir2 != w.dirKey ||
+		var bad bool
+		if isKprobe() {
+			bad = e.Ret != 0 || e.File != old || e.File2 != news[i] ||
+				e.Flags&sensor.FlagReseeded == 0 || e.Flags&sensor.FlagGone == 0
+		} else {
+			// The tracepoint object reads the inodes after the fact: in a
+			// fast loop they may be a later round's (docs/kernels.md).
+			bad = e.Ret != 0 || !slices.Contains(news[i:], e.File2)
+		}
+		bad = bad || e.Path != w.name || e.Path2 != tmpName || e.Dir != w.dirKey || e.Dir2 != w.dirKey ||
 			(pid != 0 && e.Proc.PID != pid)
 		if bad {
 			t.Errorf("round %d: rename record %s; want ret 0, file %v, file2 %v, flags reseeded|gone, "+
@@ -204,7 +222,10 @@ func nmCheckReplaceLoop(t *testing.T, mark int, w nmWatchedPath, first sensor.Ke
 		if e.File != news[i] || (pid != 0 && e.Proc.PID != pid) {
 			t.Errorf("round %d: write record %s; want file %v (the inode renamed in)", i, nmDescribe(e), news[i])
 		}
-		if e.Match != sensor.MatchInode || e.Flags&sensor.FlagReseeded != 0 {
+		// Kprobe: the rename added the new inode before it returned. Tracepoint:
+		// the first write through the name adds it (match name, reseeded).
+		if isKprobe() && (e.Match != sensor.MatchInode || e.Flags&sensor.FlagReseeded != 0) ||
+			!isKprobe() && e.Match != sensor.MatchInode && e.Match != sensor.MatchName {
 			t.Errorf("round %d: write matched %v with flags %#x: the rename did not add inode %v to the map "+
 				"before it returned", i, e.Match, e.Flags, news[i])
 		}
@@ -235,7 +256,10 @@ func nmReplaceLoop(t *testing.T, dir string) {
 		if i > 0 {
 			prev = news[i-1]
 		}
-		if i < 3 || i == n-1 { // the map right after rename() returned
+		// The map right after rename() returned: the kprobe object updates it
+		// inside rename(); the tracepoint object once the record is read
+		// (checked at the end, in nmCheckReplaceLoop).
+		if isKprobe() && (i < 3 || i == n-1) {
 			nmMustNotWatched(t, prev, fmt.Sprintf("round %d: replaced inode", i))
 			nmMustWatched(t, news[i], w.id, fmt.Sprintf("round %d: new inode", i))
 		}
@@ -370,12 +394,20 @@ func TestRenameFailsOntoWatched(t *testing.T) {
 	if !errors.Is(err, unix.ENOTDIR) && !errors.Is(err, unix.EISDIR) {
 		t.Fatalf("rename(dir, file) = %v, want ENOTDIR or EISDIR", err)
 	}
-	e := coll.WaitN(t, mark, 1, nmWithID(w.id, sensor.OpRename))[0]
-	if e.Ret == 0 || e.Flags&(sensor.FlagReseeded|sensor.FlagGone) != 0 {
-		t.Errorf("failed rename: %s; want ret != 0, neither reseeded nor gone", nmDescribe(e))
-	}
-	if en, ok := err.(unix.Errno); ok && e.Ret != -int64(en) {
-		t.Errorf("failed rename: ret %d, want %d", e.Ret, -int64(en))
+	if isKprobe() {
+		e := coll.WaitN(t, mark, 1, nmWithID(w.id, sensor.OpRename))[0]
+		if e.Ret == 0 || e.Flags&(sensor.FlagReseeded|sensor.FlagGone) != 0 {
+			t.Errorf("failed rename: %s; want ret != 0, neither reseeded nor gone", nmDescribe(e))
+		}
+		if en, ok := err.(unix.Errno); ok && e.Ret != -int64(en) {
+			t.Errorf("failed rename: ret %d, want %d", e.Ret, -int64(en))
+		}
+	} else {
+		// The tracepoint object reports successful calls only.
+		nmFence(t)
+		if got := coll.Since(mark, nmWithID(w.id, sensor.OpRename)); len(got) > 0 {
+			t.Errorf("tracepoint object reported a failed rename:%s", nmDescribeAll(got))
+		}
 	}
 	nmMustNotWatched(t, dk, "directory of the failed rename")
 	if ents := nmEntriesOf(t, w.id); len(ents) != 1 || ents[0].Key != w.key {
@@ -426,9 +458,18 @@ func TestUnlinkOtherLink(t *testing.T) {
 	if err := unix.Unlink(y); err != nil {
 		t.Fatal(err)
 	}
-	e := coll.WaitN(t, mark, 1, nmWithID(w.id, sensor.OpUnlink))[0]
-	if e.File != w.key || e.Ret != 0 || e.Flags&sensor.FlagGone != 0 {
-		t.Errorf("unlink of an extra link: %s; want file %v, ret 0, not gone (2 links remain)", nmDescribe(e), w.key)
+	if isKprobe() {
+		e := coll.WaitN(t, mark, 1, nmWithID(w.id, sensor.OpUnlink))[0]
+		if e.File != w.key || e.Ret != 0 || e.Flags&sensor.FlagGone != 0 {
+			t.Errorf("unlink of an extra link: %s; want file %v, ret 0, not gone (2 links remain)", nmDescribe(e), w.key)
+		}
+	} else {
+		// y's name is not watched: the tracepoint object's path filter
+		// does not see its unlink (documented), and nothing is dropped.
+		nmFence(t)
+		if got := coll.Since(mark, nmWithID(w.id, sensor.OpUnlink)); len(got) > 0 {
+			t.Errorf("unexpected unlink record:%s", nmDescribeAll(got))
+		}
 	}
 	nmMustWatched(t, w.key, w.id, "watched inode that still has 2 links")
 	mark = coll.Mark()
@@ -541,13 +582,16 @@ func TestRenameOntoWatchedName(t *testing.T) {
 	}
 	nmAppendTo(t, w.path)
 	e := coll.WaitN(t, mark, 1, nmWithID(w.id, sensor.OpRename))[0]
-	if e.Match != sensor.MatchName || e.File2 != nk || e.Flags&sensor.FlagReseeded == 0 || e.Ret != 0 ||
+	// The tracepoint object's write through the name may reseed first.
+	reseeded := e.Flags&sensor.FlagReseeded != 0 || !isKprobe()
+	if e.Match != sensor.MatchName || e.File2 != nk || !reseeded || e.Ret != 0 ||
 		e.Path != "shadow" || e.Path2 != ".shadow.new" || e.Dir != w.dirKey {
 		t.Errorf("rename onto the watched name: %s; want match name, file2 %v, reseeded, ret 0, "+
 			"path shadow, path2 .shadow.new", nmDescribe(e), nk)
 	}
 	wr := coll.WaitN(t, mark, 1, nmWithID(w.id, sensor.OpWrite))[0]
-	if wr.File != nk || wr.Match != sensor.MatchInode {
+	if wr.File != nk || (isKprobe() && wr.Match != sensor.MatchInode) ||
+		(!isKprobe() && wr.Match != sensor.MatchInode && wr.Match != sensor.MatchName) {
 		t.Errorf("write right after: %s; want file %v matched by inode", nmDescribe(wr), nk)
 	}
 	nmMustWatched(t, nk, w.id, "renamed-in inode")
@@ -634,8 +678,10 @@ func TestRecursiveExisting(t *testing.T) {
 		t.Fatal(err)
 	}
 	e = coll.WaitN(t, mark, 1, nmWithID(id, sensor.OpUnlink))[0]
-	if e.Match != sensor.MatchAncestor || e.File != gk || e.Path != "x/y/z/g" || e.Flags&sensor.FlagGone == 0 ||
-		e.Ret != 0 {
+	// The tracepoint object resolves paths after the fact: a name gone from
+	// a tree leaves no inode to read (docs/kernels.md).
+	if e.Match != sensor.MatchAncestor || e.Path != "x/y/z/g" || e.Ret != 0 ||
+		isKprobe() && (e.File != gk || e.Flags&sensor.FlagGone == 0) {
 		t.Errorf("unlink below: %s; want match ancestor, file %v, path x/y/z/g, gone", nmDescribe(e), gk)
 	}
 }
