@@ -133,6 +133,7 @@ exclude = ["*.tmp"]
 			fmt.Fprintln(os.Stderr, "agent:", err)
 			code = 1
 		}
+		recs.close()
 		if recs.find(func(r rec) bool { return r.s("event.action") == "agent-stopped" }) == nil {
 			fmt.Fprintln(os.Stderr, "no agent-stopped record")
 			code = 1
@@ -209,14 +210,16 @@ type records struct {
 	list []rec
 	buf  strings.Builder
 	pw   *io.PipeWriter
+	done chan struct{}
 }
 
 func newRecords() *records {
-	r := &records{}
+	r := &records{done: make(chan struct{})}
 	r.cond = sync.NewCond(&r.mu)
 	pr, pw := io.Pipe()
 	r.pw = pw
 	go func() {
+		defer close(r.done)
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 1<<20), 1<<22)
 		for sc.Scan() {
@@ -237,6 +240,12 @@ func newRecords() *records {
 }
 
 func (r *records) Write(p []byte) (int, error) { return r.pw.Write(p) }
+
+// close waits until every record written has been parsed.
+func (r *records) close() {
+	r.pw.Close()
+	<-r.done
+}
 
 func (r *records) raw() string {
 	r.mu.Lock()
