@@ -344,10 +344,7 @@ func flagged(c map[string]any, flag string) bool {
 // TestReady: the startup record names the sensor and the watch set.
 func TestReady(t *testing.T) {
 	needAgent(t)
-	r := recs.find(func(r rec) bool { return r.s("event.action") == "agent-ready" })
-	if r == nil {
-		t.Fatal("no agent-ready record")
-	}
+	r := recs.wait(t, 0, "agent-ready", func(r rec) bool { return r.s("event.action") == "agent-ready" })
 	if r.s("vigil.sensor.object") == "" || r.s("vigil.sensor.why") == "" || r.get("vigil.sensor.hooks") == nil {
 		t.Errorf("agent-ready lacks the sensor: %s", r)
 	}
