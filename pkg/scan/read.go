@@ -1,0 +1,148 @@
+package scan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxContent bounds what a consumer is given of one file (as the agent
+// does); the SHA-256 covers the whole file whatever its size.
+const MaxContent = 16 << 20
+
+// keepBuf is the largest read buffer a worker keeps between files.
+const keepBuf = 1 << 20
+
+// observation is one read of a target.
+type observation struct {
+	absent  bool
+	regular bool
+	st      unix.Stat_t
+	content []byte // regular files: up to MaxContent bytes, valid until the next read
+	sha256  string // regular files: of the whole content
+}
+
+// reader reads files for one worker, reusing its buffers.
+type reader struct {
+	buf     []byte
+	scratch []byte
+	h       hash.Hash
+}
+
+func newReader() *reader { return &reader{h: sha256.New()} }
+
+const openFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
+
+// read observes path: it never follows a final symlink (a symlink is
+// observed as itself, attributes only), never blocks on a FIFO, leaves the
+// access time alone when allowed to (O_NOATIME), reads a regular file once
+// for both its content and its hash, and reports non-regular files by
+// their attributes only. A path that does not exist is absent; other
+// failures are errors.
+func (r *reader) read(path string, o *observation) error {
+	*o = observation{}
+	fd, err := openNoEINTR(path, openFlags|unix.O_NOATIME)
+	if err == unix.EPERM { // O_NOATIME needs ownership or CAP_FOWNER
+		fd, err = openNoEINTR(path, openFlags)
+	}
+	switch {
+	case err == unix.ENOENT || err == unix.ENOTDIR:
+		o.absent = true
+		return nil
+	case err == unix.ELOOP: // the path is a symlink
+		if err := unix.Lstat(path, &o.st); err != nil {
+			if err == unix.ENOENT || err == unix.ENOTDIR {
+				o.absent = true
+				return nil
+			}
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fstat(fd, &o.st); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if o.st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil
+	}
+	o.regular = true
+	// Size the buffer from fstat, one byte more to see a file that grew.
+	want := int(min(max(o.st.Size+1, 512), MaxContent))
+	if cap(r.buf) < want {
+		r.buf = make([]byte, 0, want)
+	}
+	b := r.buf[:0]
+	r.h.Reset()
+	for {
+		if len(b) == cap(b) {
+			if len(b) >= MaxContent {
+				break
+			}
+			nb := make([]byte, len(b), min(2*cap(b), MaxContent))
+			copy(nb, b)
+			b = nb
+		}
+		req := cap(b) - len(b)
+		n, err := readNoEINTR(fd, b[len(b):cap(b)])
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if n == 0 {
+			break
+		}
+		b = b[:len(b)+n]
+		if n < req && int64(len(b)) == o.st.Size {
+			break // a short read that ends at st_size: EOF, without one more read
+		}
+	}
+	r.h.Write(b)
+	if len(b) >= MaxContent { // the rest is hashed, not kept
+		if r.scratch == nil {
+			r.scratch = make([]byte, 256<<10)
+		}
+		for {
+			n, err := readNoEINTR(fd, r.scratch)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			if n == 0 {
+				break
+			}
+			r.h.Write(r.scratch[:n])
+		}
+	}
+	var sum [sha256.Size]byte
+	o.sha256 = hex.EncodeToString(r.h.Sum(sum[:0]))
+	o.content = b
+	if cap(b) <= keepBuf {
+		r.buf = b[:0]
+	} else {
+		r.buf = nil // do not keep a large buffer per worker
+	}
+	return nil
+}
+
+func openNoEINTR(path string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags, 0)
+		if !errors.Is(err, unix.EINTR) {
+			return fd, err
+		}
+	}
+}
+
+func readNoEINTR(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Read(fd, b)
+		if !errors.Is(err, unix.EINTR) {
+			return n, err
+		}
+	}
+}

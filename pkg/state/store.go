@@ -1,0 +1,481 @@
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// StoreFile is the baseline store's name in the state directory.
+const StoreFile = "state.db"
+
+// SchemaVersion is the layout of the store this package writes. A store
+// written by a newer vigil (a higher version) is refused rather than
+// misread.
+const SchemaVersion = 1
+
+// DefaultLockTimeout is how long Open waits for another process's lock.
+const DefaultLockTimeout = time.Second
+
+var (
+	// ErrLocked is returned (wrapped, with the file's name) by Open when
+	// another process, normally another vigil, has the store open.
+	ErrLocked = errors.New("locked: another vigil holds it")
+	// ErrSchema is returned (wrapped) by Open for a store of an unknown
+	// (newer) or invalid schema version.
+	ErrSchema = errors.New("unsupported state store schema")
+	// ErrInsecure is returned (wrapped) by Open when the store or its
+	// directory can be written by others, or the store read by others.
+	ErrInsecure = errors.New("insecure permissions")
+)
+
+var (
+	bucketFiles = []byte("files")
+	bucketMeta  = []byte("meta")
+	keySchema   = []byte("schema")
+)
+
+// bulkFill is the page fill of bulk writes (PutMany of bulkMin records or
+// more): sorted batches, mostly a baseline appended in key order, so
+// pages are packed full instead of half (bbolt's default, kept for small
+// writes in random order).
+const (
+	bulkFill = 1.0
+	bulkMin  = 64
+)
+
+// allocSize is how much the file grows at a time once past it (bbolt's
+// default, 16 MiB, would leave up to that much unused).
+const allocSize = 2 << 20
+
+// Options configure Open.
+type Options struct {
+	// LockTimeout bounds the wait for the file lock (DefaultLockTimeout when 0).
+	LockTimeout time.Duration
+	// ReadOnly opens the store shared and read-only: it must exist, and it
+	// cannot be opened while a writer holds it.
+	ReadOnly bool
+	// NoSync skips fsync at commit. Only for tests and benchmarks: a crash
+	// of the machine (not of the process) may then lose or corrupt the store.
+	NoSync bool
+}
+
+// Entry is the last observation of one watched path.
+type Entry struct {
+	// Path is the watched path (the record's key).
+	Path string `json:"path"`
+	// Kind is the consumer kind that produced State.
+	Kind string `json:"kind"`
+	// Dev and Ino identify the inode (st_dev, st_ino).
+	Dev uint64 `json:"dev,omitempty"`
+	Ino uint64 `json:"ino,omitempty"`
+	// Size is st_size.
+	Size int64 `json:"size,omitempty"`
+	// Mode is st_mode (type and permission bits).
+	Mode uint32 `json:"mode,omitempty"`
+	// UID and GID are the owner.
+	UID uint32 `json:"uid,omitempty"`
+	GID uint32 `json:"gid,omitempty"`
+	// MtimeNS and CtimeNS are st_mtime and st_ctime, ns since the epoch.
+	MtimeNS int64 `json:"mtime_ns,omitempty"`
+	CtimeNS int64 `json:"ctime_ns,omitempty"`
+	// SHA256 is the hex SHA-256 of the whole content (regular files only).
+	SHA256 string `json:"sha256,omitempty"`
+	// State is the consumer's state: never a secret.
+	State json.RawMessage `json:"state,omitempty"`
+	// Absent marks a watched path with no file.
+	Absent bool `json:"absent,omitempty"`
+	// UpdatedNS is when the record was written, ns since the epoch.
+	UpdatedNS int64 `json:"updated_ns,omitempty"`
+}
+
+// record is Entry as stored: the path is the key, not repeated in the value.
+type record struct {
+	Kind      string          `json:"kind"`
+	Dev       uint64          `json:"dev,omitempty"`
+	Ino       uint64          `json:"ino,omitempty"`
+	Size      int64           `json:"size,omitempty"`
+	Mode      uint32          `json:"mode,omitempty"`
+	UID       uint32          `json:"uid,omitempty"`
+	GID       uint32          `json:"gid,omitempty"`
+	MtimeNS   int64           `json:"mtime_ns,omitempty"`
+	CtimeNS   int64           `json:"ctime_ns,omitempty"`
+	SHA256    string          `json:"sha256,omitempty"`
+	State     json.RawMessage `json:"state,omitempty"`
+	Absent    bool            `json:"absent,omitempty"`
+	UpdatedNS int64           `json:"updated_ns,omitempty"`
+}
+
+func encode(e *Entry) ([]byte, error) {
+	if e.Path == "" {
+		return nil, errors.New("state: entry without a path")
+	}
+	r := record{Kind: e.Kind, Dev: e.Dev, Ino: e.Ino, Size: e.Size, Mode: e.Mode, UID: e.UID, GID: e.GID,
+		MtimeNS: e.MtimeNS, CtimeNS: e.CtimeNS, SHA256: e.SHA256, State: e.State, Absent: e.Absent, UpdatedNS: e.UpdatedNS}
+	b, err := json.Marshal(&r)
+	if err != nil {
+		return nil, fmt.Errorf("state: encoding %s: %w", e.Path, err)
+	}
+	return b, nil
+}
+
+func decode(k, v []byte) (Entry, error) {
+	var r record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return Entry{}, fmt.Errorf("state: record %q is corrupt: %w", k, err)
+	}
+	return Entry{Path: string(k), Kind: r.Kind, Dev: r.Dev, Ino: r.Ino, Size: r.Size, Mode: r.Mode, UID: r.UID, GID: r.GID,
+		MtimeNS: r.MtimeNS, CtimeNS: r.CtimeNS, SHA256: r.SHA256, State: r.State, Absent: r.Absent, UpdatedNS: r.UpdatedNS}, nil
+}
+
+// Store is the baseline store: one record per watched path in a bbolt
+// file, locked against a second process. Its methods are safe for
+// concurrent use.
+type Store struct {
+	db       *bolt.DB
+	path     string
+	readOnly bool
+}
+
+// Open opens the store at path, creating it (and its directory, 0700) when
+// needed. A store another process holds fails within the lock timeout with
+// an error that Is ErrLocked. A store or directory that group or others
+// can write, a store others can read, a store that is a symlink or is owned
+// by another user, and a store of a newer schema are refused.
+func Open(path string, opts Options) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("state: no store path")
+	}
+	path = filepath.Clean(path)
+	dir := filepath.Dir(path)
+	if !opts.ReadOnly {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("state directory: %w", err)
+		}
+	}
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
+	timeout := opts.LockTimeout
+	if timeout <= 0 {
+		timeout = DefaultLockTimeout
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      timeout,
+		ReadOnly:     opts.ReadOnly,
+		NoSync:       opts.NoSync,
+		FreelistType: bolt.FreelistMapType,
+	})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("state store %s: %w (waited %s for its lock)", path, ErrLocked, timeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state store %s: %w", path, err)
+	}
+	db.AllocSize = allocSize
+	s := &Store{db: db, path: path, readOnly: opts.ReadOnly}
+	// Created just now: check the mode the umask left.
+	if err := checkFile(path); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func ownedByUs(st os.FileInfo) bool {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return true
+	}
+	return sys.Uid == 0 || int(sys.Uid) == os.Geteuid()
+}
+
+func checkDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("state directory %s is not a directory", dir)
+	}
+	if st.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("state directory %s has mode %04o: %w: must not be writable by group or others", dir, st.Mode().Perm(), ErrInsecure)
+	}
+	if !ownedByUs(st) {
+		return fmt.Errorf("state directory %s: %w: owned by another user", dir, ErrInsecure)
+	}
+	return nil
+}
+
+func checkFile(path string) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("state store: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("state store %s: %w: not a regular file (%s)", path, ErrInsecure, st.Mode().Type())
+	}
+	if st.Mode().Perm()&0o026 != 0 {
+		return fmt.Errorf("state store %s has mode %04o: %w: must not be writable by group or others, nor readable by others", path, st.Mode().Perm(), ErrInsecure)
+	}
+	if !ownedByUs(st) {
+		return fmt.Errorf("state store %s: %w: owned by another user", path, ErrInsecure)
+	}
+	return nil
+}
+
+// init creates the buckets and the schema version, or checks them.
+func (s *Store) init() error {
+	check := func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil || tx.Bucket(bucketFiles) == nil {
+			return fmt.Errorf("state store %s: not a vigil state store (no %q or %q bucket)", s.path, bucketMeta, bucketFiles)
+		}
+		v := meta.Get(keySchema)
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 1 {
+			return fmt.Errorf("state store %s: %w: version %q", s.path, ErrSchema, v)
+		}
+		if n > SchemaVersion {
+			return fmt.Errorf("state store %s: %w: version %d is newer than this vigil's %d (written by a newer vigil?)", s.path, ErrSchema, n, SchemaVersion)
+		}
+		return nil
+	}
+	fresh := false
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		fresh = tx.Bucket(bucketMeta) == nil && tx.Bucket(bucketFiles) == nil
+		return nil
+	}); err != nil {
+		return err
+	}
+	if s.readOnly || !fresh {
+		return s.db.View(check) // opening an existing store writes nothing
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(bucketFiles); err != nil {
+			return err
+		}
+		if meta.Get(keySchema) == nil {
+			if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+				return err
+			}
+		}
+		return check(tx)
+	})
+}
+
+// Path returns the store's file name.
+func (s *Store) Path() string { return s.path }
+
+// Close releases the store and its lock.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Get returns the record of path.
+func (s *Store) Get(path string) (Entry, bool, error) {
+	var e Entry
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketFiles).Get([]byte(path))
+		if v == nil {
+			return nil
+		}
+		var err error
+		e, err = decode([]byte(path), v)
+		ok = err == nil
+		return err
+	})
+	return e, ok, err
+}
+
+// GetMany returns the records of paths that have one, in one read
+// transaction.
+func (s *Store) GetMany(paths []string) (map[string]Entry, error) {
+	out := make(map[string]Entry, len(paths))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFiles)
+		for _, p := range paths {
+			v := b.Get([]byte(p))
+			if v == nil {
+				continue
+			}
+			e, err := decode([]byte(p), v)
+			if err != nil {
+				return err
+			}
+			out[p] = e
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Put writes one record in its own transaction (one fsync): prefer PutMany
+// for more than a few.
+func (s *Store) Put(e Entry) error { return s.PutMany([]Entry{e}) }
+
+// PutMany writes records in one transaction: all or none.
+func (s *Store) PutMany(es []Entry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	type kv struct{ k, v []byte }
+	kvs := make([]kv, len(es))
+	for i := range es {
+		v, err := encode(&es[i])
+		if err != nil {
+			return err
+		}
+		kvs[i] = kv{[]byte(es[i].Path), v}
+	}
+	// Key order fills pages densely and touches each page once. Stable:
+	// the last record of a duplicated path wins.
+	sort.SliceStable(kvs, func(i, j int) bool { return bytes.Compare(kvs[i].k, kvs[j].k) < 0 })
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFiles)
+		if len(kvs) >= bulkMin {
+			b.FillPercent = bulkFill
+		}
+		for _, x := range kvs {
+			if err := b.Put(x.k, x.v); err != nil {
+				return fmt.Errorf("state: writing %s: %w", x.k, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Delete removes the record of path (no error when there is none).
+func (s *Store) Delete(path string) error { return s.DeleteMany([]string{path}) }
+
+// DeleteMany removes records in one transaction.
+func (s *Store) DeleteMany(paths []string) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFiles)
+		for _, p := range paths {
+			if err := b.Delete([]byte(p)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Paths lists the recorded paths in byte order.
+func (s *Store) Paths() ([]string, error) {
+	var out []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFiles)
+		out = make([]string, 0, b.Stats().KeyN)
+		return b.ForEach(func(k, _ []byte) error {
+			out = append(out, string(k))
+			return nil
+		})
+	})
+	return out, err
+}
+
+// ForEach calls fn for every record in path order, in one read
+// transaction: fn must not write to the store.
+func (s *Store) ForEach(fn func(Entry) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketFiles).ForEach(func(k, v []byte) error {
+			e, err := decode(k, v)
+			if err != nil {
+				return err
+			}
+			return fn(e)
+		})
+	})
+}
+
+// Prune removes the records of paths keep rejects (paths no longer
+// watched), in one transaction, and returns how many went.
+func (s *Store) Prune(keep func(path string) bool) (removed int, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFiles)
+		var gone [][]byte
+		if err := b.ForEach(func(k, _ []byte) error {
+			if !keep(string(k)) {
+				gone = append(gone, bytes.Clone(k))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range gone {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		removed = len(gone)
+		return nil
+	})
+	return removed, err
+}
+
+// Len returns the number of records.
+func (s *Store) Len() (int, error) {
+	var n int
+	err := s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketFiles).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
+// Meta returns a value of the meta bucket (nil when unset).
+func (s *Store) Meta(key string) ([]byte, error) {
+	var v []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v = bytes.Clone(tx.Bucket(bucketMeta).Get([]byte(key)))
+		return nil
+	})
+	return v, err
+}
+
+// SetMeta sets a value of the meta bucket; "schema" is reserved.
+func (s *Store) SetMeta(key string, val []byte) error {
+	if key == string(keySchema) || key == "" {
+		return fmt.Errorf("state: meta key %q is reserved", key)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put([]byte(key), val)
+	})
+}
+
+// DeleteMeta removes a value of the meta bucket; "schema" is reserved.
+func (s *Store) DeleteMeta(key string) error {
+	if key == string(keySchema) || key == "" {
+		return fmt.Errorf("state: meta key %q is reserved", key)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Delete([]byte(key))
+	})
+}
