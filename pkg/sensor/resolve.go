@@ -25,16 +25,22 @@ func (s *Sensor) resolve(e *Event) bool {
 		if k, _, err := KeyOf(target, true); err == nil {
 			e.File2 = k
 		}
+		// Only a watched target re-seeds; a file renamed or linked away
+		// from a watched place is reported where it went, as the kprobe
+		// object does (its directory and name), and the map is left alone.
+		atTarget := ok
 		if !ok && source != "" {
-			// A watched file renamed or linked away: it is watched by inode.
 			if w, found := s.lookupWatch(e.File2); found && w.Flags&WatchFile != 0 {
+				// A watched file renamed or linked away: it is watched by inode.
 				m = pathMatch{id: w.ID, dir: parentKey(target), rel: filepath.Base(target), ok: true}
 				ok = true
 			} else if sm, sok := s.matchPath(source); sok {
-				m, ok = sm, true
+				m = pathMatch{id: sm.id, dir: parentKey(target), rel: filepath.Base(target),
+					byName: sm.byName, anchor: sm.anchor, ok: true}
+				ok = true
 			}
 		}
-		if ok && e.Op == OpRename && e.Flags&FlagExchange == 0 && m.byName {
+		if atTarget && e.Op == OpRename && e.Flags&FlagExchange == 0 && m.byName {
 			// The kprobe object's re-seed: the target's old inode leaves the
 			// map, the new one joins under the same entry.
 			for _, old := range s.keysWithID(m.id) {
@@ -44,7 +50,7 @@ func (s *Sensor) resolve(e *Event) bool {
 				}
 			}
 		}
-		if ok && (m.byName || m.recursive) && e.File2.Ino != 0 {
+		if atTarget && (m.byName || m.recursive) && e.File2.Ino != 0 {
 			// The inode now at the target joins under the target's entry,
 			// unless the kernel already followed it (a write through the
 			// name came first). Whatever else held the key is stale: its
