@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.dat
 PRIV_PKGS = $(shell grep -l '^//go:build privileged' $$(find pkg cmd -name '*_test.go') | xargs -n1 dirname | sort -u | sed 's|^|./|')
 VMBIN := build/vm
 
-.PHONY: help build run elf elf-check deps test test-unit test-host vmtest vm-bins kernels lint clean events-doc
+.PHONY: help build run elf elf-check deps test test-unit test-host vmtest vm-bins kernels lint clean events-doc support-table
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ vmtest: vm-bins ## tier 3: the privileged suite inside each matrix kernel under 
 
 test: deps lint elf-check test-unit test-host vmtest ## everything: deps, lint, elf-check, the three tiers
 	@echo "make test: all tiers passed"
+
+support-table: ## regenerate docs/kernels.md's support table from the host run and the last vmtest logs (root)
+	scripts/support-table.sh
 
 events-doc: build ## regenerate docs/events.md's example records from a real run (root)
 	scripts/events-doc.sh
