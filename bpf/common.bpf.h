@@ -66,6 +66,10 @@ struct vg_pending {
 	__u64 dentry; /* reported path: walked at return */
 	__u64 inode;  /* the inode whose last link may go */
 	__u64 arg1;
+	__u64 arg2;
+	__u32 mode;
+	__u32 uid;
+	__u32 gid;
 	__u32 depth;
 	__u32 reseeded; /* file2 was added to the map at entry */
 	__u32 drop_file; /* on success, file leaves the map (VG_DROP_*) */
@@ -488,6 +492,40 @@ static __always_inline int vg_file_op(struct file *file, __u32 op, __u32 hook, _
 	return vg_file_op_attr(file, op, hook, arg1, 0, 0, 0, 0);
 }
 
+#define FMODE_CREATED 0x100000
+
+/* A file that an open just created (FMODE_CREATED): matched by name or a
+ * watched ancestor, followed at once (reseeded), reported with its path. */
+static __always_inline int vg_created(struct file *file, __u32 hook)
+{
+	if (vg_is_self())
+		return 0;
+	__u32 zero = 0;
+	struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+	struct vg_hit hit = {};
+	if (!vg_match_dentry(d, &hit, true, s))
+		return 0;
+	vg_count_match(hit.w, hook);
+	bool reseeded = hit.match != VG_M_INODE && vg_reseed(&hit.file, hit.w);
+	s = vg_begin(VG_OP_CREATE, hook);
+	if (!s)
+		return 0;
+	struct vg_event *e = &s->ev;
+	vg_set_hit(e, &hit);
+	if (reseeded)
+		e->flags |= VG_F_RESEEDED;
+	e->mode = BPF_CORE_READ(file, f_inode, i_mode);
+	__u32 off = 0;
+	bool trunc = false;
+	e->path_len = vg_put_rel(s, &off, d, hit.depth, &trunc);
+	if (trunc)
+		e->flags |= VG_F_PATH_TRUNC;
+	return vg_emit(s, off);
+}
+
 /* Start a pending operation from a hit; the caller fills the rest. */
 static __always_inline struct vg_pending *vg_pend(struct vg_scratch *s, __u32 op, __u32 hook,
 						   struct vg_hit *hit)
@@ -536,6 +574,10 @@ static __always_inline int vg_finish(long ret)
 	e->dir = p->dir;
 	e->dir2 = p->dir2;
 	e->arg1 = p->arg1;
+	e->arg2 = p->arg2;
+	e->mode = p->mode;
+	e->attr_uid = p->uid;
+	e->attr_gid = p->gid;
 	e->ret = ret;
 	if (ret != 0) {
 		if (p->reseeded)

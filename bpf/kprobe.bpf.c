@@ -24,7 +24,6 @@
 #error "kprobe object needs an idmap fact (bpf/matrix)"
 #endif
 
-#define FMODE_CREATED 0x100000
 #define ATTR_MODE (1 << 0)
 #define ATTR_UID (1 << 1)
 #define ATTR_GID (1 << 2)
@@ -94,32 +93,7 @@ int BPF_KPROBE(kp_file_open, struct file *file)
 	vg_count_hit(VG_H_FILE_OPEN);
 	if (!(BPF_CORE_READ(file, f_mode) & FMODE_CREATED))
 		return 0;
-	if (vg_is_self())
-		return 0;
-	__u32 zero = 0;
-	struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
-		return 0;
-	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
-	struct vg_hit hit = {};
-	if (!vg_match_dentry(d, &hit, true, s))
-		return 0;
-	vg_count_match(hit.w, VG_H_FILE_OPEN);
-	bool reseeded = hit.match != VG_M_INODE && vg_reseed(&hit.file, hit.w);
-	s = vg_begin(VG_OP_CREATE, VG_H_FILE_OPEN);
-	if (!s)
-		return 0;
-	struct vg_event *e = &s->ev;
-	vg_set_hit(e, &hit);
-	if (reseeded)
-		e->flags |= VG_F_RESEEDED;
-	e->mode = BPF_CORE_READ(file, f_inode, i_mode);
-	__u32 off = 0;
-	bool trunc = false;
-	e->path_len = vg_put_rel(s, &off, d, hit.depth, &trunc);
-	if (trunc)
-		e->flags |= VG_F_PATH_TRUNC;
-	return vg_emit(s, off);
+	return vg_created(file, VG_H_FILE_OPEN);
 }
 
 /* truncate, ftruncate, O_TRUNC, chmod, chown and utimes all end here. */
@@ -138,29 +112,29 @@ int kp_notify_change(struct pt_regs *ctx)
 	struct vg_hit hit = {};
 	if (!vg_match_dentry(d, &hit, true, s))
 		return 0;
-	vg_count_match(hit.w, VG_H_NOTIFY_CHANGE);
 	__u32 valid = BPF_CORE_READ(attr, ia_valid);
 	__u32 op = (valid & ATTR_SIZE) ? VG_OP_TRUNCATE : VG_OP_SETATTR;
-	s = vg_begin(op, VG_H_NOTIFY_CHANGE);
-	if (!s)
-		return 0;
-	struct vg_event *e = &s->ev;
-	vg_set_hit(e, &hit);
-	e->arg1 = valid;
+	/* Reported at return: with the result, and after the change is made,
+	 * so what user space reads of the file is the new state. */
+	struct vg_pending *p = vg_pend(s, op, VG_H_NOTIFY_CHANGE, &hit);
+	p->dentry = (__u64)d;
+	p->arg1 = valid;
 	if (valid & ATTR_SIZE)
-		e->arg2 = BPF_CORE_READ(attr, ia_size);
+		p->arg2 = BPF_CORE_READ(attr, ia_size);
 	if (valid & ATTR_MODE)
-		e->mode = BPF_CORE_READ(attr, ia_mode);
+		p->mode = BPF_CORE_READ(attr, ia_mode);
 	if (valid & ATTR_UID)
-		e->attr_uid = BPF_CORE_READ(attr, ia_uid.val);
+		p->uid = BPF_CORE_READ(attr, ia_uid.val);
 	if (valid & ATTR_GID)
-		e->attr_gid = BPF_CORE_READ(attr, ia_gid.val);
-	__u32 off = 0;
-	bool trunc = false;
-	e->path_len = vg_put_rel(s, &off, d, hit.depth, &trunc);
-	if (trunc)
-		e->flags |= VG_F_PATH_TRUNC;
-	return vg_emit(s, off);
+		p->gid = BPF_CORE_READ(attr, ia_gid.val);
+	vg_pend_store(p);
+	return 0;
+}
+
+SEC("kretprobe/notify_change")
+int BPF_KRETPROBE(kr_notify_change, int ret)
+{
+	return vg_finish(ret);
 }
 
 /*

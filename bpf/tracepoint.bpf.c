@@ -54,7 +54,6 @@
 #define AT_FDCWD -100
 #define AT_REMOVEDIR 0x200
 #define O_TRUNC 01000
-#define FMODE_CREATED 0x100000
 #define PROT_WRITE 0x2
 #define MAP_SHARED 0x01
 #define RENAME_EXCHANGE (1 << 1)
@@ -101,34 +100,8 @@ static __always_inline int vg_open_exit(long fd, __u64 flags)
 	struct file *f = vg_fd_file(fd);
 	if (!f)
 		return 0;
-	if (BPF_CORE_READ(f, f_mode) & FMODE_CREATED) {
-		if (vg_is_self())
-			return 0;
-		__u32 zero = 0;
-		struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-		if (!s)
-			return 0;
-		struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
-		struct vg_hit hit = {};
-		if (!vg_match_dentry(d, &hit, true, s))
-			return 0;
-		vg_count_match(hit.w, VG_H_SYS_EXIT);
-		bool reseeded = hit.match != VG_M_INODE && vg_reseed(&hit.file, hit.w);
-		s = vg_begin(VG_OP_CREATE, VG_H_SYS_EXIT);
-		if (!s)
-			return 0;
-		struct vg_event *e = &s->ev;
-		vg_set_hit(e, &hit);
-		if (reseeded)
-			e->flags |= VG_F_RESEEDED;
-		e->mode = BPF_CORE_READ(f, f_inode, i_mode);
-		__u32 off = 0;
-		bool trunc = false;
-		e->path_len = vg_put_rel(s, &off, d, hit.depth, &trunc);
-		if (trunc)
-			e->flags |= VG_F_PATH_TRUNC;
-		return vg_emit(s, off);
-	}
+	if (BPF_CORE_READ(f, f_mode) & FMODE_CREATED)
+		return vg_created(f, VG_H_SYS_EXIT);
 	if (flags & O_TRUNC)
 		return vg_file_op_attr(f, VG_OP_TRUNCATE, VG_H_SYS_EXIT, ATTR_SIZE, 0, 0, 0, 0);
 	return 0;

@@ -17,6 +17,10 @@ PACKAGES=(
 	# private apt state for the kernel matrix
 	apt gpgv debian-archive-keyring ca-certificates
 	coreutils findutils util-linux grep
+	# the shadow suite for the host-only agent tests (useradd --root ...)
+	passwd
+	# syslog output tests (pkg/output, privileged tier): a real receiver
+	rsyslog rsyslog-gnutls
 )
 # shellcheck disable=SC2206 # word splitting intended
 [[ -n "${DEPS_EXTRA:-}" ]] && PACKAGES+=(${DEPS_EXTRA})

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Syslog sends each record as the MSG of an RFC 5424 message. Over TCP and
@@ -125,6 +129,13 @@ func (s *Syslog) Write(p []byte) (int, error) {
 		msg = append([]byte(fmt.Sprintf("%d ", len(msg))), msg...)
 	}
 	for attempt := 0; attempt < 2; attempt++ {
+		if s.conn != nil && s.network != "udp" && closedByPeer(s.conn) {
+			// The receiver restarted: a write would seem to succeed and
+			// the record be lost, so reconnect first.
+			s.conn.Close()
+			s.conn = nil
+			s.lastDial = time.Time{}
+		}
 		if s.conn == nil {
 			if err := s.dial(); err != nil {
 				return 0, err
@@ -143,6 +154,55 @@ func (s *Syslog) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return 0, nil
+}
+
+// closedByPeer reports whether the receiver closed (or reset) a stream
+// connection. A syslog receiver sends nothing, so a non-blocking peek that
+// finds nothing to read means the connection is open. Over TLS the receiver
+// may have sent handshake messages (session tickets) or a close_notify:
+// those are read through the TLS layer, with a short deadline.
+func closedByPeer(c net.Conn) bool {
+	raw := c
+	if tc, ok := c.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	sc, ok := raw.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	var n int
+	var perr error
+	var one [1]byte
+	if err := rc.Read(func(fd uintptr) bool {
+		n, _, perr = unix.Recvfrom(int(fd), one[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		return true // one try, never wait
+	}); err != nil {
+		return true
+	}
+	switch {
+	case perr == unix.EAGAIN || perr == unix.EINTR:
+		return false // nothing to read: open
+	case perr != nil:
+		return true // reset
+	case n == 0:
+		return true // end of stream
+	}
+	// Bytes to read: consume them until there are none (open) or the
+	// stream ends; a receiver that keeps talking is taken as open.
+	defer c.SetReadDeadline(time.Time{})
+	buf := make([]byte, 4096)
+	for i := 0; i < 16; i++ {
+		c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		if _, err := c.Read(buf); err != nil {
+			var ne net.Error
+			return !(errors.As(err, &ne) && ne.Timeout())
+		}
+	}
+	return false
 }
 
 // Reopen reconnects.
