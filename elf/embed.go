@@ -23,6 +23,8 @@ type Object struct {
 	Hooks string `json:"hooks"`
 	// BTF names the kernel whose BTF the object was compiled against.
 	BTF string `json:"btf"`
+	// BTFKernel says which kernel build that BTF came from (bpf/btf/SOURCES).
+	BTFKernel string `json:"btf_kernel"`
 	// Facts are the per-kernel facts the object was built with; the loader
 	// checks them against the running kernel's BTF.
 	Facts map[string]string `json:"facts,omitempty"`

@@ -39,6 +39,8 @@ while read -r name hooks btf suite facts; do
 			facts_json+="${facts_json:+, }\"$k\": \"$v\""
 		done
 	fi
+	btf_kernel=$(awk -v b="$btf" '$1 == b { $1 = ""; sub(/^ +/, ""); print; exit }' bpf/btf/SOURCES)
+	[ -n "$btf_kernel" ] || { echo "build-elf: bpf/btf/SOURCES does not say where BTF $btf came from" >&2; exit 1; }
 	obj=vigil-$name.o
 	$CLANG -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 		-ffile-prefix-map="$PWD"=. -I "$inc" -I bpf "${defs[@]}" \
@@ -46,7 +48,7 @@ while read -r name hooks btf suite facts; do
 	$STRIP -g "$work/$obj" -o "$out/$obj"
 	src_sha=$(cat $src_files "$header" | sha256sum | cut -d' ' -f1)
 	obj_sha=$(sha256sum "$out/$obj" | cut -d' ' -f1)
-	entries+=("    {\"name\": \"$name\", \"file\": \"$obj\", \"hooks\": \"$hooks\", \"btf\": \"$btf\", \"facts\": {${facts_json}}, \"source_sha256\": \"$src_sha\", \"clang\": \"$clang_version\", \"sha256\": \"$obj_sha\"}")
+	entries+=("    {\"name\": \"$name\", \"file\": \"$obj\", \"hooks\": \"$hooks\", \"btf\": \"$btf\", \"btf_kernel\": \"$btf_kernel\", \"facts\": {${facts_json}}, \"source_sha256\": \"$src_sha\", \"clang\": \"$clang_version\", \"sha256\": \"$obj_sha\"}")
 	echo "build-elf: $out/$obj ($hooks, BTF $btf${facts:+, $facts})"
 done <bpf/matrix
 
