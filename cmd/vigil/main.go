@@ -10,8 +10,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rs/zerolog"
 
@@ -21,6 +25,7 @@ import (
 	"github.com/vigil-fim/vigil/pkg/kernel"
 	"github.com/vigil-fim/vigil/pkg/loader"
 	"github.com/vigil-fim/vigil/pkg/output"
+	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/state"
 )
 
@@ -35,6 +40,9 @@ const usage = `vigil: file integrity monitoring on eBPF
 
 Usage:
   vigil run [flags]                 watch the configured files and write one JSON record per change
+  vigil scan [-config FILE] [-json] [-update]
+                                    compare the watched files with the baseline store, without the
+                                    kernel sensor (AIDE-style); exit 0 no change, 1 changes, 2 error
   vigil check-config [-config FILE] check a configuration and its drop-ins; exit 1 on any problem
   vigil default-config              print the embedded default configuration
   vigil objects                     list the embedded BPF objects and the one this kernel gets
@@ -61,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdObjects(stdout, stderr)
 	case "check-config":
 		return cmdCheckConfig(args[1:], stdout, stderr)
+	case "scan":
+		return cmdScan(args[1:], stdout, stderr)
 	case "default-config":
 		stdout.Write(config.DefaultTOML())
 		return 0
@@ -154,6 +164,86 @@ func openOutputs(cfg *config.Config, stdout io.Writer) (*output.Fanout, error) {
 		sinks = append(sinks, s)
 	}
 	return output.NewFanout(sinks...), nil
+}
+
+func cmdScan(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file (default /etc/vigil/vigil.toml, else the embedded default)")
+	asJSON := fs.Bool("json", false, "one JSON object per finding")
+	update := fs.Bool("update", false, "accept the current state into the baseline")
+	storePath := fs.String("state", "", "baseline store (default <agent.state_dir>/state.db; the agent's, so stop it first)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	key, err := state.LoadKey(cfg.Agent.StateDir)
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil scan:", err)
+		return 2
+	}
+	if *storePath == "" {
+		*storePath = filepath.Join(cfg.Agent.StateDir, state.StoreFile)
+	}
+	store, err := state.Open(*storePath, state.Options{})
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil scan:", err)
+		return 2
+	}
+	defer store.Close()
+	cons, err := scan.NewConsumers(agent.ConsumerOptions(cfg, key))
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil scan:", err)
+		return 2
+	}
+	var progress io.Writer
+	if isTerminal(os.Stderr) && !*asJSON {
+		progress = os.Stderr
+	}
+	res, err := scan.Run(context.Background(), cfg.Watch, cfg.Sensor.MaxDepth, store, cons,
+		scan.ScanOptions{Update: *update, Progress: progress})
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil scan:", err)
+		return 2
+	}
+	for _, e := range res.Errors {
+		fmt.Fprintln(stderr, "vigil scan:", e)
+	}
+	enc := json.NewEncoder(stdout)
+	for _, f := range res.Findings {
+		if *asJSON {
+			enc.Encode(f)
+			continue
+		}
+		fmt.Fprintf(stdout, "%-18s %s (%s)\n", f.Action, f.Path, f.Kind)
+		for _, c := range f.Changes {
+			fmt.Fprintf(stdout, "    %s %s\n", c.Type, c.Name)
+		}
+	}
+	if !*asJSON {
+		switch {
+		case res.Baseline:
+			fmt.Fprintf(stdout, "baseline recorded: %d files (%d absent) in %s\n", res.Files, res.Absent, res.Duration.Round(time.Millisecond))
+		default:
+			fmt.Fprintf(stdout, "%d files, %d changed, %s\n", res.Files, len(res.Findings), res.Duration.Round(time.Millisecond))
+		}
+	}
+	switch {
+	case len(res.Errors) > 0:
+		return 2
+	case len(res.Findings) > 0:
+		return 1
+	}
+	return 0
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -87,5 +90,59 @@ func checkVersionJSON(t *testing.T, b []byte) {
 	}
 	if want := []string{"5.10", "6.1", "6.12", "tp"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("objects %q, want %q", names, want)
+	}
+}
+
+func TestScanExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "passwd")
+	if err := os.WriteFile(pw, []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "vigil.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("[agent]\nstate_dir = %q\n[[watch]]\npath = %q\nkind = \"passwd\"\n",
+		filepath.Join(dir, "state"), pw)), 0o600)
+	scanRun := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"scan", "-config", cfg}, args...), &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	if code, out := scanRun(); code != 0 || !strings.Contains(out, "baseline recorded") {
+		t.Fatalf("first scan: %d %s", code, out)
+	}
+	if code, out := scanRun(); code != 0 {
+		t.Fatalf("unchanged: %d %s", code, out)
+	}
+	os.WriteFile(pw, []byte("root:x:0:0:root:/root:/bin/sh\nbob:x:0:0::/:/bin/sh\n"), 0o644)
+	code, out := scanRun("-json")
+	if code != 1 {
+		t.Fatalf("changed: exit %d, want 1: %s", code, out)
+	}
+	var f struct {
+		Path    string `json:"path"`
+		Action  string `json:"action"`
+		Changes []struct {
+			Type string `json:"type"`
+			Name string `json:"name"`
+		} `json:"changes"`
+	}
+	if err := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &f); err != nil {
+		t.Fatalf("json finding: %v: %s", err, out)
+	}
+	if f.Path != pw || f.Action != "modified" || len(f.Changes) == 0 || f.Changes[0].Type != "user-added" || f.Changes[0].Name != "bob" {
+		t.Errorf("finding %+v", f)
+	}
+	if code, _ := scanRun(); code != 1 {
+		t.Errorf("without -update the change is still there: exit %d, want 1", code)
+	}
+	if code, _ := scanRun("-update"); code != 1 {
+		t.Errorf("-update still reports: exit %d, want 1", code)
+	}
+	if code, out := scanRun(); code != 0 {
+		t.Errorf("after -update: exit %d, want 0: %s", code, out)
+	}
+	os.WriteFile(cfg, []byte("[[watch]]\npath = \"relative\"\n"), 0o600)
+	if code, out := scanRun(); code != 2 || !strings.Contains(out, "must be absolute") {
+		t.Errorf("bad config: exit %d, want 2: %s", code, out)
 	}
 }

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -20,7 +22,9 @@ import (
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
 	"github.com/vigil-fim/vigil/pkg/loader"
+	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/sensor"
+	"github.com/vigil-fim/vigil/pkg/state"
 	"github.com/vigil-fim/vigil/pkg/watch"
 )
 
@@ -47,6 +51,7 @@ type Agent struct {
 	cons   map[string]consumer.Consumer
 	states map[string]consumer.State
 	queue  chan *sensor.Event
+	store  *state.Store
 	// included are paths watched because a sudoers or sshd_config file
 	// includes them.
 	included map[string]bool
@@ -65,6 +70,7 @@ func Run(ctx context.Context, opt Options) error {
 		return err
 	}
 	defer a.sens.Close()
+	defer a.store.Close()
 	return a.loop(ctx)
 }
 
@@ -85,11 +91,7 @@ func start(opt Options) (*Agent, error) {
 
 		included: map[string]bool{},
 	}
-	var redact []*regexp.Regexp
-	for _, r := range cfg.Diff.Redact {
-		redact = append(redact, regexp.MustCompile(r)) // validated by config
-	}
-	copts := consumer.Options{Key: opt.Key, DiffMaxBytes: cfg.Diff.MaxBytes, Redact: append(consumer.DefaultRedact, redact...)}
+	copts := ConsumerOptions(cfg, opt.Key)
 	for _, k := range config.Kinds {
 		c, err := consumer.New(consumer.Kind(k), copts)
 		if err != nil {
@@ -119,9 +121,12 @@ func start(opt Options) (*Agent, error) {
 	for _, err := range a.set.Problems() {
 		opt.Log.Warn().Err(err).Msg("while seeding the watch set")
 	}
-	// The baseline: every watched file's state as it is now.
-	for _, f := range a.set.Files() {
-		a.observe(&f, false)
+	// Compare with the baseline store: what changed while vigil was down is
+	// reported before agent-ready (origin "startup"). The sensor is already
+	// attached, so nothing after this point is missed.
+	if err := a.startup(); err != nil {
+		s.Close()
+		return nil, err
 	}
 	files, trees, anchors := a.set.Targets()
 	a.rec.ready(s.Info(), len(a.set.Files()), files, trees, anchors, cfg.Sources)
@@ -131,6 +136,17 @@ func start(opt Options) (*Agent, error) {
 	return a, nil
 }
 
+// ConsumerOptions are the consumers' options for a configuration: the agent
+// and `vigil scan` must parse alike, or their stored states would differ.
+func ConsumerOptions(cfg *config.Config, key []byte) consumer.Options {
+	var redact []*regexp.Regexp
+	for _, r := range cfg.Diff.Redact {
+		redact = append(redact, regexp.MustCompile(r)) // validated by config
+	}
+	return consumer.Options{Key: key, DiffMaxBytes: cfg.Diff.MaxBytes,
+		Redact: append(append([]*regexp.Regexp(nil), consumer.DefaultRedact...), redact...)}
+}
+
 // observe reads a file and stores its consumer state; it returns the
 // semantic changes since the last observation and the parse problems.
 //
@@ -138,19 +154,20 @@ func start(opt Options) (*Agent, error) {
 // just created: then it is compared with an absent file, so that a new
 // authorized_keys reports its keys.
 func (a *Agent) observe(f *watch.File, created bool) ([]consumer.Change, []consumer.Problem, *consumer.FileInfo, string) {
-	in, sum := readFile(f.Path)
+	in, sum, st := readFileStat(f.Path)
 	c := a.cons[f.Kind]
 	if c == nil {
 		c = a.cons["hash"]
 	}
-	st, problems, err := c.Parse(in)
+	cur, problems, err := c.Parse(in)
 	if err != nil {
 		a.opt.Log.Warn().Err(err).Str("file.path", f.Path).Msg("parsing")
 		return nil, problems, in.Info, sum
 	}
 	prev, seen := a.states[f.Path]
-	a.states[f.Path] = st
-	a.followIncludes(f, st)
+	a.states[f.Path] = cur
+	a.persist(f, cur, sum, st)
+	a.followIncludes(f, cur)
 	if !seen && created {
 		prev, _, err = c.Parse(consumer.Input{Path: f.Path})
 		seen = err == nil
@@ -158,7 +175,7 @@ func (a *Agent) observe(f *watch.File, created bool) ([]consumer.Change, []consu
 	if !seen {
 		return nil, problems, in.Info, sum
 	}
-	changes, err := c.Diff(prev, st)
+	changes, err := c.Diff(prev, cur)
 	if err != nil {
 		a.opt.Log.Warn().Err(err).Str("file.path", f.Path).Msg("diffing")
 	}
@@ -273,6 +290,7 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 	var sum string
 	if ch.Gone {
 		delete(a.states, f.Path)
+		a.persistAbsent(f)
 	} else {
 		changes, problems, info, sum = a.observe(f, ch.Action == "created")
 	}
@@ -367,4 +385,66 @@ func (a *Agent) followIncludes(f *watch.File, st consumer.State) {
 			a.observe(&nf, false)
 		}
 	}
+}
+
+// persist records a file's observed state in the baseline store, so that a
+// restart compares with what was last seen (scan.Scan's record format).
+func (a *Agent) persist(f *watch.File, cur consumer.State, sum string, st *syscall.Stat_t) {
+	if a.store == nil {
+		return
+	}
+	e := state.Entry{Path: f.Path, Kind: f.Kind, State: cur, UpdatedNS: time.Now().UnixNano()}
+	if st == nil {
+		e.Absent = true
+	} else {
+		e.Dev, e.Ino, e.Size, e.Mode, e.UID, e.GID = st.Dev, st.Ino, st.Size, st.Mode, st.Uid, st.Gid
+		e.MtimeNS, e.CtimeNS, e.SHA256 = st.Mtim.Nano(), st.Ctim.Nano(), sum
+	}
+	if err := a.store.Put(e); err != nil {
+		a.opt.Log.Warn().Err(err).Str("file.path", f.Path).Msg("recording state")
+	}
+}
+
+func (a *Agent) persistAbsent(f *watch.File) {
+	c := a.cons[f.Kind]
+	if c == nil || a.store == nil {
+		return
+	}
+	st, _, err := c.Parse(consumer.Input{Path: f.Path})
+	if err != nil {
+		return
+	}
+	a.persist(f, st, "", nil)
+}
+
+// startup opens the baseline store, reports what changed while vigil was
+// not running, and loads the consumers' states.
+func (a *Agent) startup() error {
+	st, err := state.Open(filepath.Join(a.cfg.Agent.StateDir, state.StoreFile), state.Options{})
+	if err != nil {
+		return err
+	}
+	a.store = st
+	res, err := scan.Run(context.Background(), a.cfg.Watch, a.cfg.Sensor.MaxDepth, st, a.cons,
+		scan.ScanOptions{Update: true})
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("comparing with the baseline: %w", err)
+	}
+	for _, e := range res.Errors {
+		a.opt.Log.Warn().Err(e).Msg("baseline comparison")
+	}
+	for i := range res.Findings {
+		a.rec.startup(&res.Findings[i])
+	}
+	for _, f := range a.set.Files() {
+		f := f
+		if e, ok, err := st.Get(f.Path); err == nil && ok && !e.Absent && e.Kind == f.Kind {
+			a.states[f.Path] = e.State
+			a.followIncludes(&f, e.State)
+			continue
+		}
+		a.observe(&f, false)
+	}
+	return nil
 }

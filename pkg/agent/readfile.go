@@ -14,36 +14,36 @@ import (
 // whole file whatever its size.
 const maxRead = 16 << 20
 
-// readFile reads a watched file for its consumer: content (up to maxRead),
+// readFileStat reads a watched file for its consumer: content (up to maxRead),
 // its stat, and the sha256 of all of it. A file that is not there gives a
-// nil content and info. It does not follow a final symlink and never
-// blocks on a FIFO.
-func readFile(path string) (consumer.Input, string) {
+// nil content and info, and a nil stat. It does not follow a final symlink
+// and never blocks on a FIFO.
+func readFileStat(path string) (consumer.Input, string, *syscall.Stat_t) {
 	in := consumer.Input{Path: path}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
-		return in, ""
+		return in, "", nil
 	}
 	defer f.Close()
 	var st syscall.Stat_t
 	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
-		return in, ""
+		return in, "", nil
 	}
 	in.Info = &consumer.FileInfo{
 		Size: st.Size, Mode: st.Mode, UID: st.Uid, GID: st.Gid,
 		MtimeNS: st.Mtim.Nano(), CtimeNS: st.Ctim.Nano(),
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return in, "" // a FIFO, device or directory: attributes only
+		return in, "", &st // a FIFO, device or directory: attributes only
 	}
 	h := sha256.New()
 	buf, err := io.ReadAll(io.TeeReader(io.LimitReader(f, maxRead), h))
 	if err != nil {
-		return in, ""
+		return in, "", &st
 	}
 	in.Content = buf
 	if _, err := io.Copy(h, f); err != nil {
-		return in, ""
+		return in, "", &st
 	}
-	return in, hex.EncodeToString(h.Sum(nil))
+	return in, hex.EncodeToString(h.Sum(nil)), &st
 }

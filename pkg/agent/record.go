@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-fim/vigil/pkg/consumer"
+	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/sensor"
 	"github.com/vigil-fim/vigil/pkg/watch"
 )
@@ -291,4 +292,29 @@ func (r *recorder) forgetNames() {
 	r.mu.Lock()
 	r.names = map[uint32]string{}
 	r.mu.Unlock()
+}
+
+// startup writes a change found by comparing with the baseline at start:
+// made while vigil was not running, so no actor is claimed.
+func (r *recorder) startup(f *scan.Finding) {
+	types := actionTypes[f.Action]
+	if types == nil {
+		types = []string{"change"}
+	}
+	ev := r.begin(time.Now(), f.Action, []string{"file"}, types, "event")
+	d := zerolog.Dict().Str("path", f.Path).Str("name", baseName(f.Path)).Str("type", "file")
+	if n := f.New; n != nil {
+		d.Str("inode", strconv.FormatUint(n.Ino, 10)).Str("mode", fmt.Sprintf("%04o", n.Mode&0o7777)).
+			Str("uid", strconv.FormatUint(uint64(n.UID), 10)).Str("gid", strconv.FormatUint(uint64(n.GID), 10)).
+			Int64("size", n.Size).Str("mtime", time.Unix(0, n.MtimeNS).UTC().Format(time.RFC3339Nano))
+	}
+	ev.Dict("file", d)
+	v := zerolog.Dict().Str("origin", "startup").Str("kind", f.Kind).Interface("changes", nonNil(f.Changes))
+	if len(f.Fields) > 0 {
+		v.Strs("fields", f.Fields)
+	}
+	if len(f.Problems) > 0 {
+		v.Interface("problems", f.Problems)
+	}
+	ev.Dict("vigil", v).Send()
 }

@@ -1,0 +1,163 @@
+//go:build privileged
+
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vigil-fim/vigil/pkg/agent"
+	"github.com/vigil-fim/vigil/pkg/config"
+	"github.com/vigil-fim/vigil/pkg/state"
+)
+
+// runAgent starts an agent on cfg and returns its records and a stop
+// function that waits for agent-stopped.
+func runAgent(t *testing.T, cfg *config.Config) (*records, func()) {
+	t.Helper()
+	r := newRecords()
+	ready := make(chan struct{})
+	errc := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		errc <- agent.Run(ctx, agent.Options{Config: cfg, Out: r, Log: zerolog.Nop(),
+			Key: []byte("0123456789abcdef0123456789abcdef"), Ready: ready})
+	}()
+	select {
+	case <-ready:
+	case err := <-errc:
+		cancel()
+		t.Fatalf("agent did not start: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("agent not ready after 60s")
+	}
+	return r, func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+		r.close()
+	}
+}
+
+// TestRestartReportsOfflineChanges: what changes while vigil is stopped is
+// reported at the next start, before agent-ready, marked origin startup and
+// with no actor; a clean restart reports nothing.
+func TestRestartReportsOfflineChanges(t *testing.T) {
+	needAgent(t)
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "etc/passwd")
+	sudo := filepath.Join(dir, "etc/sudoers")
+	bin := filepath.Join(dir, "bin/tool")
+	for p, c := range map[string]string{pw: passwd0, sudo: sudoers0, bin: "\x7fELF binary"} {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := config.Parse("restart.toml", []byte(fmt.Sprintf(`
+[agent]
+state_dir = %q
+[output]
+stdout = false
+[[watch]]
+path = %q
+[[watch]]
+path = %q
+[[watch]]
+path = %q
+`, filepath.Join(dir, "state"), pw, sudo, filepath.Join(dir, "bin"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startupRecs := func(r *records) []rec {
+		return r.since(0, func(x rec) bool { return x.s("vigil.origin") == "startup" })
+	}
+
+	// First start: the baseline, nothing reported.
+	r, stop := runAgent(t, cfg)
+	stop()
+	if got := startupRecs(r); len(got) > 0 {
+		t.Fatalf("first start reported %d changes: %v", len(got), got)
+	}
+
+	// A second agent on the same store fails fast while one runs.
+	_, stop = runAgent(t, cfg)
+	begin := time.Now()
+	err = agent.Run(context.Background(), agent.Options{Config: cfg, Out: newRecords(), Log: zerolog.Nop(),
+		Key: []byte("0123456789abcdef0123456789abcdef")})
+	if err == nil || !errors.Is(err, state.ErrLocked) || time.Since(begin) > 30*time.Second {
+		t.Errorf("second agent on the same store: %v after %v, want a fast ErrLocked", err, time.Since(begin))
+	}
+	stop()
+
+	// While stopped: a user added, a NOPASSWD rule, a setuid binary.
+	os.WriteFile(pw, []byte(passwd0+"mallory:x:0:0::/root:/bin/sh\n"), 0o644)
+	os.WriteFile(sudo+".new", []byte(sudoers0+"mallory ALL=(ALL) NOPASSWD: ALL\n"), 0o440)
+	os.Rename(sudo+".new", sudo)
+	os.Chmod(bin, 0o755|os.ModeSetuid)
+
+	r, stop = runAgent(t, cfg)
+	stop()
+	got := startupRecs(r)
+	find := func(p string) rec {
+		for _, x := range got {
+			if x.s("file.path") == p {
+				return x
+			}
+		}
+		t.Errorf("no startup record for %s; got %v", p, got)
+		return rec{}
+	}
+	if x := find(pw); x != nil && hasChange(x, "user-added", "mallory") == nil {
+		t.Errorf("passwd: %s", x)
+	}
+	if x := find(sudo); x != nil && (x.s("event.action") != "replaced" || hasChange(x, "sudo-rule-added", "") == nil) {
+		t.Errorf("sudoers: want replaced with a rule added: %s", x)
+	}
+	if x := find(bin); x != nil && (x.s("event.action") != "attributes-changed" || !strings.Contains(x.String(), "setuid")) {
+		t.Errorf("binary: want attributes-changed flagged setuid: %s", x)
+	}
+	if len(got) != 3 {
+		t.Errorf("%d startup records, want 3: %v", len(got), got)
+	}
+	for _, x := range got {
+		if x.get("process") != nil {
+			t.Errorf("a startup record claims an actor: %s", x)
+		}
+	}
+	// Reported before agent-ready.
+	ready := r.since(0, func(x rec) bool { return x.s("event.action") == "agent-ready" })
+	if len(ready) == 1 && len(got) > 0 && ready[0].get("event.sequence").(float64) < got[0].get("event.sequence").(float64) {
+		t.Errorf("startup records came after agent-ready")
+	}
+
+	// A clean restart: nothing.
+	r, stop = runAgent(t, cfg)
+	stop()
+	if got := startupRecs(r); len(got) > 0 {
+		t.Errorf("clean restart reported %d changes: %v", len(got), got)
+	}
+
+	// A live change is recorded in the store too: a restart right after
+	// reports nothing more.
+	r, stop = runAgent(t, cfg)
+	mark := r.mark()
+	sh(t, fmt.Sprintf("echo 'carol:x:1001:1001::/home/carol:/bin/sh' >> %s", pw))
+	r.wait(t, mark, "live user-added", func(x rec) bool { return x.s("file.path") == pw && hasChange(x, "user-added", "carol") != nil })
+	stop()
+	r, stop = runAgent(t, cfg)
+	stop()
+	if got := startupRecs(r); len(got) > 0 {
+		t.Errorf("restart after a live change reported it again: %v", got)
+	}
+}
