@@ -60,6 +60,11 @@ type Agent struct {
 	dropped uint64              // records the queue could not take
 	dirty   map[uint64]struct{} // watch ids whose records were dropped
 	lost    uint64              // kernel-reported lost records seen so far
+	// received counts the records read per watch id: against the kernel's
+	// per-entry match counters it tells which entries lost records.
+	received map[uint64]uint64
+	// live and recovered count the change records written of each origin.
+	live, recovered uint64
 }
 
 // Run loads the sensor, seeds the watch set and writes one record per
@@ -90,6 +95,7 @@ func start(opt Options) (*Agent, error) {
 		dirty:  map[uint64]struct{}{},
 
 		included: map[string]bool{},
+		received: map[uint64]uint64{},
 	}
 	copts := ConsumerOptions(cfg, opt.Key)
 	for _, k := range config.Kinds {
@@ -201,7 +207,10 @@ func (a *Agent) loop(ctx context.Context) error {
 			a.sens.Close()
 			<-readErr
 			a.drain(co)
-			a.rec.stopped()
+			a.mu.Lock()
+			live, recovered := a.live, a.recovered
+			a.mu.Unlock()
+			a.rec.stopped(live, recovered)
 			return nil
 		case err := <-readErr:
 			a.drain(co)
@@ -229,6 +238,9 @@ func (a *Agent) read() error {
 			a.opt.Log.Warn().Err(err).Msg("bad kernel record")
 			continue
 		}
+		a.mu.Lock()
+		a.received[e.WatchID]++
+		a.mu.Unlock()
 		select {
 		case a.queue <- e:
 		default:
@@ -295,14 +307,19 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 		changes, problems, info, sum = a.observe(f, ch.Action == "created")
 	}
 	a.rec.change(ch, b, changes, problems, info, sum)
+	a.mu.Lock()
+	a.live++
+	a.mu.Unlock()
 	if f.Kind == "passwd" || f.Kind == "group" {
 		a.rec.forgetNames()
 	}
 }
 
 // checkLoss turns records the kernel or the queue could not take into an
-// events-lost record, then re-reads the files concerned so that no change
-// goes unreported (their actor is unknown: origin "recovered").
+// events-lost record, then re-reads the files of just the entries that lost
+// some, so that no change goes unreported (their actor is unknown: origin
+// "recovered"). The kernel counts, per watch entry, the records it tried to
+// emit; an entry whose count exceeds the records read for it lost records.
 func (a *Agent) checkLoss() {
 	c, err := a.sens.Counters()
 	if err != nil {
@@ -320,19 +337,43 @@ func (a *Agent) checkLoss() {
 	if newLost == 0 && dropped == 0 {
 		return
 	}
-	a.rec.lost(newLost, dropped)
-	// Which entries lost records: the kernel counts matches per entry; here,
-	// simply every watched file is re-read when the kernel lost any.
+	all := false
+	if newLost > 0 {
+		matches := map[uint64]uint64{}
+		if ents, err := a.sens.Entries(); err == nil {
+			for _, e := range ents {
+				matches[e.ID] += e.Matches
+			}
+		}
+		a.mu.Lock()
+		found := false
+		for id, m := range matches {
+			if m > a.received[id] {
+				dirty[id] = struct{}{}
+				found = true
+			}
+		}
+		a.mu.Unlock()
+		// Records matched through a name or a path are counted on no inode
+		// entry: when no entry shows the loss, re-read everything.
+		all = !found
+	}
+	var recovered uint64
 	for _, f := range a.set.Files() {
-		if _, ok := dirty[f.Target]; !ok && newLost == 0 {
+		if _, ok := dirty[f.Target]; !ok && !all {
 			continue
 		}
 		f := f
 		changes, problems, info, sum := a.observe(&f, false)
 		if len(changes) > 0 {
 			a.rec.recovered(&f, changes, problems, info, sum)
+			recovered++
 		}
 	}
+	a.mu.Lock()
+	a.recovered += recovered
+	a.mu.Unlock()
+	a.rec.lost(newLost, dropped, len(dirty), all, recovered)
 }
 
 // String is for logs.

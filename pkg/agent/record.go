@@ -79,16 +79,23 @@ func (r *recorder) ready(info sensor.Info, watched, files, trees, anchors int, s
 		Send()
 }
 
-func (r *recorder) stopped() {
+func (r *recorder) stopped(live, recovered uint64) {
 	r.begin(time.Now(), "agent-stopped", []string{"process"}, []string{"end"}, "state").
-		Dict("process", zerolog.Dict().Int("pid", os.Getpid())).Send()
+		Dict("process", zerolog.Dict().Int("pid", os.Getpid())).
+		Dict("vigil", zerolog.Dict().Dict("records", zerolog.Dict().
+			Uint64("live", live).Uint64("recovered", recovered))).Send()
 }
 
-func (r *recorder) lost(kernel, dropped uint64) {
+func (r *recorder) lost(kernel, dropped uint64, entries int, all bool, recovered uint64) {
+	scope := "the watch entries that lost records"
+	if all {
+		scope = "every watched file"
+	}
 	r.begin(time.Now(), "events-lost", []string{"file"}, []string{"info"}, "alert").
 		Dict("vigil", zerolog.Dict().Uint64("lost", kernel+dropped).
 			Uint64("lost_in_kernel", kernel).Uint64("lost_in_queue", dropped).
-			Str("recovery", "the files concerned are re-read; their changes follow with vigil.origin=recovered")).
+			Int("entries", entries).Str("reread", scope).Uint64("recovered", recovered).
+			Str("recovery", "re-read; the changes found were written just before this record with vigil.origin=recovered")).
 		Send()
 }
 

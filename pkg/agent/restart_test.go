@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-fim/vigil/pkg/agent"
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/state"
+	"github.com/vigil-fim/vigil/pkg/testutil"
 )
 
 // runAgent starts an agent on cfg and returns its records and a stop
@@ -159,5 +160,65 @@ path = %q
 	stop()
 	if got := startupRecs(r); len(got) > 0 {
 		t.Errorf("restart after a live change reported it again: %v", got)
+	}
+}
+
+// TestLostRecordsRecovered: a 4 KiB ring buffer under a write storm loses
+// records; the agent reports the loss, re-reads the entries that lost some,
+// and every change reaches the output: the last line written is in a live
+// or recovered record, and a restart finds nothing left to report.
+func TestLostRecordsRecovered(t *testing.T) {
+	needAgent(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "app.conf")
+	other := filepath.Join(dir, "other.conf")
+	os.WriteFile(conf, []byte("start\n"), 0o644)
+	os.WriteFile(other, []byte("x\n"), 0o644)
+	cfg, err := config.Parse("lost.toml", []byte(fmt.Sprintf(`
+[agent]
+state_dir = %q
+[sensor]
+ring_buffer_kib = 4
+[coalesce]
+window = "0s"
+[output]
+stdout = false
+[[watch]]
+path = %q
+kind = "diff"
+[[watch]]
+path = %q
+kind = "diff"
+`, filepath.Join(dir, "state"), conf, other)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, stop := runAgent(t, cfg)
+	n := testutil.Scale(3000, 10)
+	sh(t, fmt.Sprintf("i=0; while [ $i -lt %d ]; do echo line$i >> %s; i=$((i+1)); done; echo FINAL >> %s", n, conf, conf))
+	lost := r.wait(t, 0, "events-lost", func(x rec) bool { return x.s("event.action") == "events-lost" })
+	r.wait(t, 0, "the last line", func(x rec) bool {
+		return x.s("file.path") == conf && strings.Contains(x.String(), `+FINAL`)
+	})
+	stop()
+	if n, _ := lost.get("vigil.lost").(float64); n == 0 {
+		t.Errorf("events-lost without a count: %s", lost)
+	}
+	if lost.s("vigil.reread") != "the watch entries that lost records" {
+		t.Errorf("the re-read should be limited to the entries that lost records: %s", lost)
+	}
+	// other.conf lost nothing: it is never reported.
+	if got := r.since(0, func(x rec) bool { return x.s("file.path") == other }); len(got) > 0 {
+		t.Errorf("an entry that lost nothing was reported: %v", got)
+	}
+	stopped := r.since(0, func(x rec) bool { return x.s("event.action") == "agent-stopped" })
+	if len(stopped) != 1 || stopped[0].get("vigil.records.live") == nil || stopped[0].get("vigil.records.recovered") == nil {
+		t.Errorf("agent-stopped must count live and recovered records: %v", stopped)
+	}
+	// Everything was observed: nothing is left for a restart to report.
+	r, stop = runAgent(t, cfg)
+	stop()
+	if got := r.since(0, func(x rec) bool { return x.s("vigil.origin") == "startup" }); len(got) > 0 {
+		t.Errorf("changes left unreported after the storm: %v", got)
 	}
 }
