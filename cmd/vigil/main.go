@@ -91,6 +91,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	object := fs.String("object", "", "force a BPF object by name (see 'vigil objects'); overrides sensor.object")
 	hooks := fs.String("hooks", "", "force a hook type, kprobe or tracepoint; overrides sensor.hooks")
 	debug := fs.Bool("debug", false, "log at debug level (full verifier logs)")
+	selfTestOnly := fs.Bool("self-test-only", false, "start, run the self-test, write its record and exit (1 if it failed)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -133,7 +134,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}()
-	err = agent.Run(ctx, agent.Options{Config: cfg, Out: out, Log: log, Key: key})
+	err = agent.Run(ctx, agent.Options{Config: cfg, Out: out, Log: log, Key: key, SelfTestOnly: *selfTestOnly})
 	if err != nil {
 		log.Error().Err(err).Msg("vigil stopped")
 		return 1

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -39,7 +40,13 @@ type Options struct {
 	Key []byte
 	// Ready, if set, is closed once agent-ready is written.
 	Ready chan<- struct{}
+	// SelfTestOnly stops after the startup self-test; Run then returns
+	// ErrSelfTest if it failed.
+	SelfTestOnly bool
 }
+
+// ErrSelfTest is returned when the startup self-test failed.
+var ErrSelfTest = errors.New("self-test failed: the kernel did not report operations on a watched file")
 
 // Agent is a running agent.
 type Agent struct {
@@ -56,10 +63,13 @@ type Agent struct {
 	// includes them.
 	included map[string]bool
 
-	mu      sync.Mutex
-	dropped uint64              // records the queue could not take
-	dirty   map[uint64]struct{} // watch ids whose records were dropped
-	lost    uint64              // kernel-reported lost records seen so far
+	mu         sync.Mutex
+	dropped    uint64              // records the queue could not take
+	dirty      map[uint64]struct{} // watch ids whose records were dropped
+	lost       uint64              // kernel-reported lost records seen so far
+	readErr    chan error
+	selfTestCh chan *sensor.Event
+	selfTestOK bool
 	// received counts the records read per watch id: against the kernel's
 	// per-entry match counters it tells which entries lost records.
 	received map[uint64]uint64
@@ -76,6 +86,14 @@ func Run(ctx context.Context, opt Options) error {
 	}
 	defer a.sens.Close()
 	defer a.store.Close()
+	if opt.SelfTestOnly {
+		a.sens.Close()
+		<-a.readErr
+		if !a.selfTestOK {
+			return ErrSelfTest
+		}
+		return nil
+	}
 	return a.loop(ctx)
 }
 
@@ -120,6 +138,11 @@ func start(opt Options) (*Agent, error) {
 	}
 	a.sens = s
 	a.rec = newRecorder(opt.Out, cfg.Agent.HostName)
+	// The ring buffer reader runs from now on: nothing the kernel reports
+	// while the rest starts up waits in the ring buffer.
+	a.selfTestCh = make(chan *sensor.Event, 64)
+	a.readErr = make(chan error, 1)
+	go func() { a.readErr <- a.read() }()
 	a.set = watch.New(s, cfg.Sensor.MaxDepth, kindFor)
 	for _, err := range a.set.Add(cfg.Watch) {
 		opt.Log.Warn().Err(err).Msg("not watched")
@@ -134,6 +157,7 @@ func start(opt Options) (*Agent, error) {
 		s.Close()
 		return nil, err
 	}
+	a.selfTestOK = a.selfTest()
 	files, trees, anchors := a.set.Targets()
 	a.rec.ready(s.Info(), len(a.set.Files()), files, trees, anchors, cfg.Sources)
 	if opt.Ready != nil {
@@ -189,8 +213,7 @@ func (a *Agent) observe(f *watch.File, created bool) ([]consumer.Change, []consu
 }
 
 func (a *Agent) loop(ctx context.Context) error {
-	readErr := make(chan error, 1)
-	go func() { readErr <- a.read() }()
+	readErr := a.readErr
 	window := a.cfg.Coalesce.Window.Duration
 	tick := window / 4
 	if tick < 10*time.Millisecond {
@@ -236,6 +259,13 @@ func (a *Agent) read() error {
 		}
 		if err != nil {
 			a.opt.Log.Warn().Err(err).Msg("bad kernel record")
+			continue
+		}
+		if e.WatchID == selfTestID {
+			select {
+			case a.selfTestCh <- e:
+			default:
+			}
 			continue
 		}
 		a.mu.Lock()
@@ -489,3 +519,62 @@ func (a *Agent) startup() error {
 	}
 	return nil
 }
+
+// selfTestID is the watch id of the self-test's private directory.
+const selfTestID = 1 << 62
+
+// selfTest creates, writes, replaces by rename and deletes a file in a
+// private watched directory and checks that the kernel reported each
+// operation, then writes the result as a record.
+func (a *Agent) selfTest() bool {
+	dir := filepath.Join(a.cfg.Agent.StateDir, "selftest")
+	os.RemoveAll(dir)
+	want := []sensor.Op{sensor.OpCreate, sensor.OpWrite, sensor.OpRename, sensor.OpUnlink}
+	seen := map[sensor.Op]bool{}
+	fail := func(err error) bool {
+		a.rec.selfTest(want, seen, err)
+		return false
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(dir)
+	key, err := a.sens.WatchTree(dir, selfTestID)
+	if err != nil {
+		return fail(err)
+	}
+	defer a.sens.UnwatchDir(dir, key)
+	// vigil's own operations are never reported (sensor SelfPID): a shell
+	// does them, with the tools an administrator would use.
+	f := filepath.Join(dir, "probe")
+	script := fmt.Sprintf(selfTestScript, f)
+	if out, err := exec.Command("/bin/sh", "-c", script).CombinedOutput(); err != nil {
+		return fail(fmt.Errorf("%v: %s", err, out))
+	}
+	deadline := time.After(selfTestTimeout)
+	for {
+		done := true
+		for _, op := range want {
+			done = done && seen[op]
+		}
+		if done {
+			a.rec.selfTest(want, seen, nil)
+			return true
+		}
+		select {
+		case e := <-a.selfTestCh:
+			if e.Ret == 0 {
+				seen[e.Op] = true
+			}
+		case <-deadline:
+			return fail(fmt.Errorf("no record within %s", selfTestTimeout))
+		}
+	}
+}
+
+// selfTestScript is what the self-test's shell runs on the probe file (%[1]s).
+var selfTestScript = "echo vigil > %[1]s && echo replaced > %[1]s.new && mv %[1]s.new %[1]s && rm %[1]s"
+
+// selfTestTimeout bounds the wait for the self-test's records (generous:
+// emulated kernels are slow).
+var selfTestTimeout = 20 * time.Second

@@ -325,3 +325,26 @@ func (r *recorder) startup(f *scan.Finding) {
 	}
 	ev.Dict("vigil", v).Send()
 }
+
+// selfTest writes the startup self-test's result.
+func (r *recorder) selfTest(want []sensor.Op, seen map[sensor.Op]bool, err error) {
+	var got, missing []string
+	for _, op := range want {
+		if seen[op] {
+			got = append(got, op.String())
+		} else {
+			missing = append(missing, op.String())
+		}
+	}
+	outcome, kind := "success", "state"
+	if err != nil || len(missing) > 0 {
+		outcome, kind = "failure", "alert"
+	}
+	v := zerolog.Dict().Strs("seen", got).Strs("missing", missing)
+	if err != nil {
+		v.Str("error", err.Error())
+	}
+	r.begin(time.Now(), "self-test", []string{"process"}, []string{"info"}, kind,
+		func(d *zerolog.Event) { d.Str("outcome", outcome) }).
+		Dict("vigil", zerolog.Dict().Dict("self_test", v)).Send()
+}

@@ -222,3 +222,39 @@ kind = "diff"
 		t.Errorf("changes left unreported after the storm: %v", got)
 	}
 }
+
+// TestSelfTest: the startup self-test's record says success; with an
+// operation the kernel cannot have seen, it fails, and SelfTestOnly returns
+// ErrSelfTest.
+func TestSelfTest(t *testing.T) {
+	needAgent(t)
+	r := recs.wait(t, 0, "self-test", func(x rec) bool { return x.s("event.action") == "self-test" })
+	if r.s("event.outcome") != "success" || len(r.get("vigil.self_test.missing").([]any)) != 0 {
+		t.Fatalf("self-test: %s", r)
+	}
+	dir := t.TempDir()
+	cfg, err := config.Parse("selftest.toml", []byte(fmt.Sprintf("[agent]\nstate_dir = %q\n[output]\nstdout = false\n[[watch]]\npath = %q\n",
+		filepath.Join(dir, "state"), filepath.Join(dir, "f"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := newRecords()
+	if err := agent.Run(context.Background(), agent.Options{Config: cfg, Out: ok, Log: zerolog.Nop(),
+		Key: []byte("0123456789abcdef0123456789abcdef"), SelfTestOnly: true}); err != nil {
+		t.Fatalf("self-test only: %v", err)
+	}
+	ok.close()
+	// A script that touches nothing: no record can come back.
+	defer agent.SetSelfTest("true %[1]s", 2*time.Second)()
+	bad := newRecords()
+	err = agent.Run(context.Background(), agent.Options{Config: cfg, Out: bad, Log: zerolog.Nop(),
+		Key: []byte("0123456789abcdef0123456789abcdef"), SelfTestOnly: true})
+	bad.close()
+	if !errors.Is(err, agent.ErrSelfTest) {
+		t.Fatalf("failing self-test: %v, want ErrSelfTest", err)
+	}
+	f := bad.find(func(x rec) bool { return x.s("event.action") == "self-test" })
+	if f == nil || f.s("event.outcome") != "failure" || f.s("event.kind") != "alert" {
+		t.Errorf("failed self-test record: %v", f)
+	}
+}
