@@ -49,6 +49,9 @@ const sshd0 = "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
 var secrets = []string{"Qq5X0lKk8cJ0qV4jv6W2JtZQy9rQ2n9b9bXJYb9xQ3yQm6Qe1v2zQqQ9w2mQ8y", "Zk3PqE0fLz2sXbM1vQ8nW4rT6yU9iO0pA2sD4fG6hJ8"}
 
 func TestMain(m *testing.M) {
+	if p := os.Getenv(childConfigEnv); p != "" {
+		os.Exit(childAgent(p)) // a re-executed agent for the kill -9 test
+	}
 	if os.Geteuid() != 0 {
 		os.Exit(m.Run())
 	}
