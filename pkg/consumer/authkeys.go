@@ -76,10 +76,7 @@ func (authKeysConsumer) Parse(in Input) (State, []Problem, error) {
 	}
 	var probs problems
 	seen := map[string]int{}
-	for _, l := range splitText(in.Content) {
-		if isComment(l.text) {
-			continue
-		}
+	for _, l := range entries(in.Content) {
 		probs.checkUTF8(l)
 		pub, comment, opts, _, err := ssh.ParseAuthorizedKey([]byte(l.text))
 		if err != nil || pub == nil {

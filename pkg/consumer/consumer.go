@@ -439,6 +439,18 @@ func (p *problems) add(line int, format string, args ...any) {
 }
 
 // checkUTF8 reports invalid UTF-8 on a line.
+// entries returns a file's lines that are not blank or comments: the loop
+// every line-based consumer runs (each checks its lines' UTF-8 in order).
+func entries(content []byte) []textLine {
+	var out []textLine
+	for _, l := range splitText(content) {
+		if !isComment(l.text) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 func (p *problems) checkUTF8(l textLine) {
 	if l.invalid {
 		p.add(l.num, "invalid UTF-8 (replaced by U+FFFD)")

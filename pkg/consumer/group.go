@@ -56,10 +56,7 @@ func (groupConsumer) Parse(in Input) (State, []Problem, error) {
 	}
 	var probs problems
 	seen := map[string]int{}
-	for _, l := range splitText(in.Content) {
-		if isComment(l.text) {
-			continue
-		}
+	for _, l := range entries(in.Content) {
 		probs.checkUTF8(l)
 		f := strings.Split(l.text, ":")
 		nis := f[0] != "" && (f[0][0] == '+' || f[0][0] == '-')
@@ -190,10 +187,7 @@ func (c gshadowConsumer) Parse(in Input) (State, []Problem, error) {
 	}
 	var probs problems
 	seen := map[string]int{}
-	for _, l := range splitText(in.Content) {
-		if isComment(l.text) {
-			continue
-		}
+	for _, l := range entries(in.Content) {
 		probs.checkUTF8(l)
 		f := strings.Split(l.text, ":")
 		if len(f) != 4 {

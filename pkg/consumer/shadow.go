@@ -77,10 +77,7 @@ func (c shadowConsumer) Parse(in Input) (State, []Problem, error) {
 	}
 	var probs problems
 	seen := map[string]int{}
-	for _, l := range splitText(in.Content) {
-		if isComment(l.text) {
-			continue
-		}
+	for _, l := range entries(in.Content) {
 		probs.checkUTF8(l)
 		f := strings.Split(l.text, ":")
 		if len(f) < 2 || f[0] == "" {

@@ -100,10 +100,7 @@ func (sshdConsumer) Parse(in Input) (State, []Problem, error) {
 	var probs problems
 	index := map[string]int{} // option name -> index in st.Options
 	ctx := ""
-	for _, l := range splitText(in.Content) {
-		if isComment(l.text) {
-			continue
-		}
+	for _, l := range entries(in.Content) {
 		probs.checkUTF8(l)
 		kw, val := splitKeyword(strings.TrimSpace(l.text))
 		canon, known := sshdKeywords[strings.ToLower(kw)]
