@@ -100,6 +100,13 @@ struct {
 	__type(value, struct vg_scratch);
 } scratch SEC(".maps");
 
+/* This CPU's scratch buffer (the record being built). */
+static __always_inline struct vg_scratch *vg_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
 /* Keep the record types in the object's BTF for the Go layout test. */
 const struct vg_event *vg_unused_event __attribute__((unused));
 const struct vg_counters *vg_unused_counters __attribute__((unused));
@@ -241,8 +248,7 @@ static __always_inline bool vg_match_dentry(struct dentry *d, struct vg_hit *hit
 /* Start a record in the per-CPU scratch buffer, with the actor filled in. */
 static __always_inline struct vg_scratch *vg_begin(__u32 op, __u32 hook)
 {
-	__u32 zero = 0;
-	struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct vg_scratch *s = vg_scratch();
 	if (!s)
 		return NULL;
 	struct vg_event *e = &s->ev;
@@ -448,8 +454,7 @@ static __always_inline int vg_file_op_attr(struct file *file, __u32 op, __u32 ho
 		struct vg_watch *pw = bpf_map_lookup_elem(&watched, &dir);
 		if (!pw || !(pw->flags & VG_W_NAMES))
 			return 0;
-		__u32 zero = 0;
-		s = bpf_map_lookup_elem(&scratch, &zero);
+		s = vg_scratch();
 		if (!s)
 			return 0;
 		w = vg_match_name(d, &dir, s);
@@ -500,8 +505,7 @@ static __always_inline int vg_created(struct file *file, __u32 hook)
 {
 	if (vg_is_self())
 		return 0;
-	__u32 zero = 0;
-	struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct vg_scratch *s = vg_scratch();
 	if (!s)
 		return 0;
 	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);

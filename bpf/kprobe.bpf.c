@@ -105,8 +105,7 @@ int kp_notify_change(struct pt_regs *ctx)
 	struct iattr *attr = NOTIFY_ATTR(ctx);
 	if (vg_is_self())
 		return 0;
-	__u32 zero = 0;
-	struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct vg_scratch *s = vg_scratch();
 	if (!s)
 		return 0;
 	struct vg_hit hit = {};
@@ -149,8 +148,7 @@ int BPF_KPROBE(kp_vfs_rename, struct renamedata *rd)
 	vg_count_hit(VG_H_VFS_RENAME);
 	if (vg_is_self())
 		return 0;
-	__u32 zero = 0;
-	struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct vg_scratch *s = vg_scratch();
 	if (!s)
 		return 0;
 	struct dentry *od = BPF_CORE_READ(rd, old_dentry);
@@ -207,8 +205,7 @@ int kp_vfs_unlink(struct pt_regs *ctx)
 	vg_count_hit(VG_H_VFS_UNLINK);
 	if (vg_is_self())
 		return 0;
-	__u32 zero = 0;
-	struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct vg_scratch *s = vg_scratch();
 	if (!s)
 		return 0;
 	struct dentry *d = UNLINK_DENTRY(ctx);
@@ -236,8 +233,7 @@ int kp_vfs_link(struct pt_regs *ctx)
 	vg_count_hit(VG_H_VFS_LINK);
 	if (vg_is_self())
 		return 0;
-	__u32 zero = 0;
-	struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct vg_scratch *s = vg_scratch();
 	if (!s)
 		return 0;
 	struct dentry *od = (struct dentry *)PT_REGS_PARM1(ctx);

@@ -136,8 +136,7 @@ struct vg_scan {
  * verifier checks it once rather than once per character). */
 static long vg_scan_char(__u32 i, struct vg_scan *c)
 {
-	__u32 zero = 0;
-	struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct vg_scratch *s = vg_scratch();
 	if (!s)
 		return 1;
 	char ch = s->name[i & (VG_NAME_MAX - 1)];
@@ -235,8 +234,7 @@ struct vg_req {
 static __always_inline int vg_path_op(struct vg_req *r)
 {
 	vg_count_hit(VG_H_SYS_EXIT);
-	__u32 zero = 0;
-	struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct vg_scratch *s = vg_scratch();
 	if (!s)
 		return 0;
 	struct dentry *ad = NULL, *bd = NULL;
