@@ -44,7 +44,29 @@ type Loaded struct {
 	Refused []Refusal
 	Coll    *ebpf.Collection
 	links   []link.Link
+	// Attached records, per attach point, the program and link the kernel
+	// gave us at load: the tamper check compares them with what it has now.
+	Attached []Attachment
 }
+
+// Attachment is one program attached at one hook, as loaded.
+type Attachment struct {
+	Hook    string         `json:"hook"`
+	Program string         `json:"program"`
+	ProgID  ebpf.ProgramID `json:"prog_id"`
+	// LinkID is 0 where the kernel made no bpf_link (kprobes on kernels
+	// before 5.15 attach through a perf event ioctl).
+	LinkID   link.ID `json:"link_id,omitempty"`
+	LinkType string  `json:"link_type,omitempty"`
+	link     link.Link
+	prog     *ebpf.Program
+}
+
+// Link is the attachment's link, owned by the Loaded.
+func (a Attachment) Link() link.Link { return a.link }
+
+// Prog is the attached program, owned by the Loaded.
+func (a Attachment) Prog() *ebpf.Program { return a.prog }
 
 // Close detaches every program and frees the object.
 func (l *Loaded) Close() error {
@@ -187,8 +209,36 @@ func try(c Candidate, f *kernel.Facts, opt Options) (*Loaded, error) {
 		}
 		l.links = append(l.links, lk)
 		l.Hooks = append(l.Hooks, ap.String())
+		l.Attached = append(l.Attached, attachment(ap, name, coll.Programs[name], lk))
 	}
 	return l, nil
+}
+
+// attachment reads the IDs the kernel gave a program and its link.
+func attachment(ap attachPoint, name string, prog *ebpf.Program, lk link.Link) Attachment {
+	a := Attachment{Hook: ap.String(), Program: name, link: lk, prog: prog}
+	if info, err := prog.Info(); err == nil {
+		a.ProgID, _ = info.ID()
+	}
+	if info, err := lk.Info(); err == nil {
+		a.LinkID, a.LinkType = info.ID, linkTypeName(info.Type)
+	}
+	return a
+}
+
+// linkTypeName names the link types vigil attaches.
+func linkTypeName(t link.Type) string {
+	switch t {
+	case link.TracingType:
+		return "tracing"
+	case link.PerfEventType:
+		return "perf_event"
+	case link.RawTracepointType:
+		return "raw_tracepoint"
+	case link.KprobeMultiType:
+		return "kprobe_multi"
+	}
+	return fmt.Sprintf("type %d", t)
 }
 
 func attach(ap attachPoint, prog *ebpf.Program) (link.Link, error) {

@@ -414,3 +414,6 @@ func (s *Sensor) Close() error {
 	}
 	return err
 }
+
+// Attached lists the programs and links as loaded (for the tamper check).
+func (s *Sensor) Attached() []loader.Attachment { return s.loaded.Attached }
