@@ -88,6 +88,8 @@ type Set struct {
 	namesIn  map[sensor.Key]int // directories holding watched names: refcount
 	problems []error
 	kindFor  func(path string) string
+	// rules are the rules in force, in the order they were added.
+	rules []*Rule
 }
 
 // New returns an empty set driving k. kindFor infers a file's consumer kind
@@ -112,6 +114,7 @@ func (s *Set) Add(rules []config.Watch) []error {
 	var errs []error
 	for i := range rules {
 		r := &Rule{Watch: rules[i], Kind: rules[i].Kind}
+		s.rules = append(s.rules, r)
 		if err := s.addRule(r); err != nil {
 			errs = append(errs, fmt.Errorf("watch %s (%s): %w", r.Path, r.Source, err))
 		}
