@@ -505,10 +505,15 @@ func (a *Agent) startup() error {
 	for _, e := range res.Errors {
 		a.opt.Log.Warn().Err(e).Msg("baseline comparison")
 	}
-	for i := range res.Findings {
-		a.rec.startup(&res.Findings[i])
+	files := a.set.Files()
+	rules := make(map[string]*config.Watch, len(files))
+	for i := range files {
+		rules[files[i].Path] = ruleOf(&files[i])
 	}
-	for _, f := range a.set.Files() {
+	for i := range res.Findings {
+		a.rec.startup(&res.Findings[i], rules[res.Findings[i].Path])
+	}
+	for _, f := range files {
 		f := f
 		if e, ok, err := st.Get(f.Path); err == nil && ok && !e.Absent && e.Kind == f.Kind {
 			a.states[f.Path] = e.State

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
 	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/sensor"
@@ -115,11 +116,17 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 			d.Str("start", at.UTC().Format(time.RFC3339Nano)).Str("end", end.UTC().Format(time.RFC3339Nano))
 		}
 	}
+	uid, gid := ownerAfter(info, e)
+	own := checkOwnership(ruleOf(ch.File), burstActors(b), uid, gid)
+	kind := "event"
+	if own != nil && own.drift() {
+		kind = "alert"
+	}
 	var ev *zerolog.Event
 	if span != nil {
-		ev = r.begin(at, ch.Action, []string{"file"}, actionTypes[ch.Action], "event", span)
+		ev = r.begin(at, ch.Action, []string{"file"}, actionTypes[ch.Action], kind, span)
 	} else {
-		ev = r.begin(at, ch.Action, []string{"file"}, actionTypes[ch.Action], "event")
+		ev = r.begin(at, ch.Action, []string{"file"}, actionTypes[ch.Action], kind)
 	}
 	ev.Dict("file", r.fileDict(ch.File, ch.TargetPath, e, info, sum))
 	r.actor(ev, e)
@@ -143,16 +150,28 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	if e.Op == sensor.OpSetattr || e.Op == sensor.OpTruncate {
 		v.Dict("attributes", attrDict(e))
 	}
+	if own != nil {
+		v.Dict("ownership", own.dict())
+	}
 	ev.Dict("vigil", v).Send()
 }
 
 func (r *recorder) recovered(f *watch.File, changes []consumer.Change, problems []consumer.Problem,
 	info *consumer.FileInfo, sum string) {
-	ev := r.begin(time.Now(), "modified", []string{"file"}, []string{"change"}, "event")
+	uid, gid := ownerAfter(info, nil)
+	own := checkOwnership(ruleOf(f), nil, uid, gid)
+	kind := "event"
+	if own != nil && own.drift() {
+		kind = "alert"
+	}
+	ev := r.begin(time.Now(), "modified", []string{"file"}, []string{"change"}, kind)
 	ev.Dict("file", r.fileDict(f, "", nil, info, sum))
 	v := zerolog.Dict().Str("origin", "recovered").Str("kind", f.Kind).Interface("changes", nonNil(changes))
 	if len(problems) > 0 {
 		v.Interface("problems", problems)
+	}
+	if own != nil {
+		v.Dict("ownership", own.dict())
 	}
 	ev.Dict("vigil", v).Send()
 }
@@ -303,12 +322,21 @@ func (r *recorder) forgetNames() {
 
 // startup writes a change found by comparing with the baseline at start:
 // made while vigil was not running, so no actor is claimed.
-func (r *recorder) startup(f *scan.Finding) {
+func (r *recorder) startup(f *scan.Finding, rule *config.Watch) {
 	types := actionTypes[f.Action]
 	if types == nil {
 		types = []string{"change"}
 	}
-	ev := r.begin(time.Now(), f.Action, []string{"file"}, types, "event")
+	var own *ownership
+	if f.New != nil {
+		uid, gid := f.New.UID, f.New.GID
+		own = checkOwnership(rule, nil, &uid, &gid)
+	}
+	kind := "event"
+	if own != nil && own.drift() {
+		kind = "alert"
+	}
+	ev := r.begin(time.Now(), f.Action, []string{"file"}, types, kind)
 	d := zerolog.Dict().Str("path", f.Path).Str("name", baseName(f.Path)).Str("type", "file")
 	if n := f.New; n != nil {
 		d.Str("inode", strconv.FormatUint(n.Ino, 10)).Str("mode", fmt.Sprintf("%04o", n.Mode&0o7777)).
@@ -322,6 +350,9 @@ func (r *recorder) startup(f *scan.Finding) {
 	}
 	if len(f.Problems) > 0 {
 		v.Interface("problems", f.Problems)
+	}
+	if own != nil {
+		v.Dict("ownership", own.dict())
 	}
 	ev.Dict("vigil", v).Send()
 }

@@ -48,6 +48,13 @@ type Agent struct {
 	StateDir string `toml:"state_dir"`
 	// QueueSize bounds the pipeline between the ring buffer reader and the consumers.
 	QueueSize int `toml:"queue_size"`
+	// Heartbeat is how often a heartbeat record with liveness counters is
+	// written ("0s" disables).
+	Heartbeat Duration `toml:"heartbeat"`
+	// TamperCheck is how often vigil checks that its programs and links are
+	// still attached and running and its watch entries still in the kernel
+	// ("0s" disables).
+	TamperCheck Duration `toml:"tamper_check"`
 }
 
 // Sensor tunes the kernel side.
@@ -114,6 +121,18 @@ type Watch struct {
 	Recursive bool `toml:"recursive"`
 	// Exclude lists globs (matched against full paths and base names) left out.
 	Exclude []string `toml:"exclude"`
+	// Owner is the user (a name, or a numeric uid as a string) every file
+	// under the entry must belong to and be changed by: a change by another
+	// user, or a file left owned by another, is reported as ownership drift.
+	Owner string `toml:"owner"`
+	// Group is the group (a name or a numeric gid) every file under the
+	// entry must have.
+	Group string `toml:"group"`
+
+	// OwnerID and GroupID are Owner and Group resolved on this host when
+	// the configuration was read (nil: no expectation).
+	OwnerID *uint32 `toml:"-"`
+	GroupID *uint32 `toml:"-"`
 
 	// Where the entry was defined, for messages.
 	Source string `toml:"-"`
@@ -215,7 +234,7 @@ func parse(srcs []source) (*Config, error) {
 // Defaults are the values of every key a file leaves out.
 func Defaults() Config {
 	return Config{
-		Agent:    Agent{StateDir: "/var/lib/vigil", QueueSize: 65536},
+		Agent:    Agent{StateDir: "/var/lib/vigil", QueueSize: 65536, Heartbeat: Duration{time.Minute}, TamperCheck: Duration{10 * time.Second}},
 		Sensor:   Sensor{Object: "auto", Hooks: "auto", RingBufferKiB: 4096, MaxWatches: 65536, MaxDepth: 16},
 		Coalesce: Coalesce{Window: Duration{200 * time.Millisecond}},
 		Diff:     Diff{MaxBytes: 65536},
@@ -249,6 +268,14 @@ func validate(c *Config, root *node) []error {
 	}
 	if c.Agent.QueueSize < 16 {
 		bad([]string{"agent", "queue_size"}, "%d must be at least 16", c.Agent.QueueSize)
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"heartbeat", c.Agent.Heartbeat}, {"tamper_check", c.Agent.TamperCheck}} {
+		if d.v.Duration != 0 && (d.v.Duration < 100*time.Millisecond || d.v.Duration > 24*time.Hour) {
+			bad([]string{"agent", d.key}, "%s must be 0s (off) or from 100ms to 24h", d.v)
+		}
 	}
 	if c.Coalesce.Window.Duration < 0 || c.Coalesce.Window.Duration > 10*time.Second {
 		bad([]string{"coalesce", "window"}, "%s must be from 0s to 10s", c.Coalesce.Window)
@@ -288,6 +315,20 @@ func validate(c *Config, root *node) []error {
 		for j, x := range w.Exclude {
 			if _, err := filepath.Match(x, ""); err != nil {
 				bad(append(p, "exclude", fmt.Sprint(j)), "bad glob %q: %v", x, err)
+			}
+		}
+		if w.Owner != "" {
+			if id, err := LookupUser(w.Owner); err != nil {
+				bad(append(p, "owner"), "%v", err)
+			} else {
+				c.Watch[i].OwnerID = &id
+			}
+		}
+		if w.Group != "" {
+			if id, err := LookupGroup(w.Group); err != nil {
+				bad(append(p, "group"), "%v", err)
+			} else {
+				c.Watch[i].GroupID = &id
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,5 +129,80 @@ func TestLocateMultiline(t *testing.T) {
 		if lines[k] != want {
 			t.Errorf("%s at line %d, want %d (all: %v)", k, lines[k], want, lines)
 		}
+	}
+}
+
+// TestWatchOwner: owner and group take a name (resolved on this host) or a
+// number; anything else is an error naming its file, line and key.
+func TestWatchOwner(t *testing.T) {
+	src := `[[watch]]
+path = "/srv/a"
+owner = "root"
+group = "root"
+
+[[watch]]
+path = "/srv/b"
+owner = "4242"
+group = "4343"
+
+[[watch]]
+path = "/srv/c"
+`
+	c, err := Parse("own.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := func(p *uint32) string {
+		if p == nil {
+			return "nil"
+		}
+		return fmt.Sprint(*p)
+	}
+	for i, want := range [][2]string{{"0", "0"}, {"4242", "4343"}, {"nil", "nil"}} {
+		w := c.Watch[i]
+		if got := [2]string{id(w.OwnerID), id(w.GroupID)}; got != want {
+			t.Errorf("watch %d (%s): owner, group ids %v, want %v", i, w.Path, got, want)
+		}
+	}
+	if c.Watch[1].Owner != "4242" || c.Watch[0].Group != "root" {
+		t.Errorf("configured names not kept: %+v", c.Watch[:2])
+	}
+}
+
+func TestWatchOwnerErrors(t *testing.T) {
+	src := `[[watch]]
+path = "/srv/a"
+owner = "no-such-user-vigil"
+group = "no-such-group-vigil"
+
+[[watch]]
+path = "/srv/b"
+owner = 33
+group = "-1"
+
+[[watch]]
+path = "/srv/c"
+owner = "4294967295"
+group = " root"
+`
+	_, err := Parse("own.toml", []byte(src))
+	if err == nil {
+		t.Fatal("bad owners accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`own.toml:3: watch.0.owner: no user "no-such-user-vigil" on this host (a numeric uid is accepted too)`,
+		`own.toml:4: watch.0.group: no group "no-such-group-vigil" on this host (a numeric gid is accepted too)`,
+		`own.toml:8: watch.1.owner: want a string, got an integer (33)`,
+		`own.toml:9: watch.1.group: "-1" is not a valid gid (0 to 4294967294)`,
+		`own.toml:13: watch.2.owner: "4294967295" is not a valid uid (0 to 4294967294)`,
+		`own.toml:14: watch.2.group: " root" is not a group name or gid`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	if n := strings.Count(msg, "\n"); n != 6 {
+		t.Errorf("%d problems reported, want 6:\n%s", n, msg)
 	}
 }
