@@ -7,10 +7,12 @@ package config
 import (
 	_ "embed"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +36,7 @@ type Config struct {
 	Coalesce Coalesce `toml:"coalesce"`
 	Diff     Diff     `toml:"diff"`
 	Output   Output   `toml:"output"`
+	Metrics  Metrics  `toml:"metrics"`
 	Watch    []Watch  `toml:"watch"`
 
 	// Sources lists the files read, in order ("(embedded default)" for it).
@@ -55,7 +58,21 @@ type Agent struct {
 	// still attached and running and its watch entries still in the kernel
 	// ("0s" disables).
 	TamperCheck Duration `toml:"tamper_check"`
+	// Socket is the control socket `vigil status` reads (0600, root only);
+	// empty disables it.
+	Socket string `toml:"socket"`
 }
+
+// Metrics is the Prometheus endpoint, off by default.
+type Metrics struct {
+	// Enabled serves /metrics on Listen.
+	Enabled bool `toml:"enabled"`
+	// Listen is the address to serve on (host:port; loopback by default).
+	Listen string `toml:"listen"`
+}
+
+// DefaultSocket is agent.socket's default: systemd's RuntimeDirectory=vigil.
+const DefaultSocket = "/run/vigil/vigil.sock"
 
 // Sensor tunes the kernel side.
 type Sensor struct {
@@ -234,11 +251,13 @@ func parse(srcs []source) (*Config, error) {
 // Defaults are the values of every key a file leaves out.
 func Defaults() Config {
 	return Config{
-		Agent:    Agent{StateDir: "/var/lib/vigil", QueueSize: 65536, Heartbeat: Duration{time.Minute}, TamperCheck: Duration{10 * time.Second}},
+		Agent: Agent{StateDir: "/var/lib/vigil", QueueSize: 65536, Heartbeat: Duration{time.Minute}, TamperCheck: Duration{10 * time.Second},
+			Socket: DefaultSocket},
 		Sensor:   Sensor{Object: "auto", Hooks: "auto", RingBufferKiB: 4096, MaxWatches: 65536, MaxDepth: 16},
 		Coalesce: Coalesce{Window: Duration{200 * time.Millisecond}},
 		Diff:     Diff{MaxBytes: 65536},
 		Output:   Output{Stdout: true, Syslog: Syslog{Facility: "authpriv", AppName: "vigil"}},
+		Metrics:  Metrics{Listen: "127.0.0.1:9477"},
 	}
 }
 
@@ -268,6 +287,16 @@ func validate(c *Config, root *node) []error {
 	}
 	if c.Agent.QueueSize < 16 {
 		bad([]string{"agent", "queue_size"}, "%d must be at least 16", c.Agent.QueueSize)
+	}
+	if p := c.Agent.Socket; p != "" && (!filepath.IsAbs(p) || len(p) > 100) {
+		bad([]string{"agent", "socket"}, "%q must be an absolute path of at most 100 bytes", p)
+	}
+	if host, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+		bad([]string{"metrics", "listen"}, "%q is not host:port", c.Metrics.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		bad([]string{"metrics", "listen"}, "%q: port must be a number from 1 to 65535", c.Metrics.Listen)
+	} else if host != "" && net.ParseIP(host) == nil && strings.ContainsAny(host, " /") {
+		bad([]string{"metrics", "listen"}, "%q: bad host", c.Metrics.Listen)
 	}
 	for _, d := range []struct {
 		key string
