@@ -28,9 +28,19 @@ type ReplaceResult struct {
 }
 
 // ruleKey identifies a rule across configurations: the same path, kind,
-// recursion and exclusions is the same rule, wherever it was written.
+// recursion, exclusions and expected owner and group is the same rule,
+// wherever it was written (a changed owner is a new rule, so that its
+// files are checked against the new one).
 func ruleKey(w config.Watch) string {
-	return fmt.Sprintf("%s\x00%s\x00%t\x00%s", w.Path, w.Kind, w.Recursive, strings.Join(w.Exclude, "\x00"))
+	return fmt.Sprintf("%s\x00%s\x00%t\x00%s\x00%s\x00%s", w.Path, w.Kind, w.Recursive,
+		strings.Join(w.Exclude, "\x00"), idKey(w.OwnerID), idKey(w.GroupID))
+}
+
+func idKey(id *uint32) string {
+	if id == nil {
+		return "-"
+	}
+	return fmt.Sprint(*id)
 }
 
 // Replace changes the set in place to watch exactly rules. The targets of

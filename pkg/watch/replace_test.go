@@ -247,3 +247,24 @@ func TestReplaceDuplicateRuleTakesOver(t *testing.T) {
 		t.Errorf("name entry id = %d, want %d", id, f.Target)
 	}
 }
+
+// TestReplaceOwnerChange: a rule whose expected owner or group changed is
+// a new rule, so its files carry the new expectation; the same owner
+// written again (another *uint32) is the same rule.
+func TestReplaceOwnerChange(t *testing.T) {
+	root := tempRoot(t)
+	app := filepath.Join(root, "srv", "app")
+	mkfile(t, filepath.Join(app, "data"))
+	id := func(v uint32) *uint32 { return &v }
+	s := New(listingKernel{newFakeKernel()}, 0, nil)
+	mustAdd(t, s, []config.Watch{{Path: app, Recursive: true, Owner: "10", OwnerID: id(10)}})
+	mustReplace(t, s, []config.Watch{{Path: app, Recursive: true, Owner: "10", OwnerID: id(10)}}, 1, 0, 0)
+	mustReplace(t, s, []config.Watch{{Path: app, Recursive: true, Owner: "11", OwnerID: id(11)}}, 0, 1, 1)
+	if f := fileAt(t, s, filepath.Join(app, "data")); f.Rule.OwnerID == nil || *f.Rule.OwnerID != 11 {
+		t.Errorf("after the owner changed, the file's rule expects %v", f.Rule.OwnerID)
+	}
+	mustReplace(t, s, []config.Watch{{Path: app, Recursive: true, Owner: "11", OwnerID: id(11), GroupID: id(5)}}, 0, 1, 1)
+	if f := fileAt(t, s, filepath.Join(app, "data")); f.Rule.GroupID == nil || *f.Rule.GroupID != 5 {
+		t.Errorf("after the group changed, the file's rule expects %v", f.Rule.GroupID)
+	}
+}
