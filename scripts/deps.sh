@@ -21,6 +21,8 @@ PACKAGES=(
 	passwd
 	# syslog output tests (pkg/output, privileged tier): a real receiver
 	rsyslog rsyslog-gnutls
+	# metrics test (pkg/metrics): promtool check metrics
+	prometheus
 )
 # shellcheck disable=SC2206 # word splitting intended
 [[ -n "${DEPS_EXTRA:-}" ]] && PACKAGES+=(${DEPS_EXTRA})
