@@ -43,6 +43,16 @@ type Options struct {
 	// SelfTestOnly stops after the startup self-test; Run then returns
 	// ErrSelfTest if it failed.
 	SelfTestOnly bool
+	// DropCapabilities drops every capability the agent no longer needs
+	// once the sensor is loaded (irreversible for the whole process: the
+	// vigil command sets it, tests running several agents do not).
+	DropCapabilities bool
+	// Handle, if set, gives the control socket and the metrics endpoint
+	// the agent's Stats and passes reload requests to it.
+	Handle *Handle
+	// LoadConfig re-reads the configuration for a reload (nil: reloads
+	// are refused).
+	LoadConfig func() (*config.Config, error)
 }
 
 // ErrSelfTest is returned when the startup self-test failed.
@@ -75,6 +85,12 @@ type Agent struct {
 	received map[uint64]uint64
 	// live and recovered count the change records written of each origin.
 	live, recovered uint64
+	// droppedTotal counts the records the queue could not take, ever.
+	droppedTotal uint64
+	// tamper is the periodic tamper check's state (loop goroutine only).
+	tamper tamperState
+	// rt holds the reload and metrics state (runtime.go).
+	rt runtimeStats
 }
 
 // Run loads the sensor, seeds the watch set and writes one record per
@@ -87,6 +103,9 @@ func Run(ctx context.Context, opt Options) error {
 	defer a.sens.Close()
 	defer a.store.Close()
 	if opt.SelfTestOnly {
+		if opt.Handle != nil {
+			opt.Handle.detach()
+		}
 		a.sens.Close()
 		<-a.readErr
 		if !a.selfTestOK {
@@ -102,6 +121,10 @@ func start(opt Options) (*Agent, error) {
 	if cfg == nil {
 		return nil, errors.New("no configuration")
 	}
+	// Whoever can change the configuration can make vigil look away.
+	if err := config.CheckPermissions(cfg.Sources); err != nil {
+		return nil, fmt.Errorf("refusing the configuration: %w", err)
+	}
 	if len(opt.Key) < 16 {
 		return nil, errors.New("host key too short")
 	}
@@ -114,6 +137,7 @@ func start(opt Options) (*Agent, error) {
 
 		included: map[string]bool{},
 		received: map[uint64]uint64{},
+		rt:       runtimeStats{started: time.Now()},
 	}
 	copts := ConsumerOptions(cfg, opt.Key)
 	for _, k := range config.Kinds {
@@ -157,9 +181,19 @@ func start(opt Options) (*Agent, error) {
 		s.Close()
 		return nil, err
 	}
+	if opt.DropCapabilities {
+		if err := dropCapabilities(); err != nil {
+			s.Close()
+			a.store.Close()
+			return nil, fmt.Errorf("dropping capabilities: %w", err)
+		}
+	}
 	a.selfTestOK = a.selfTest()
 	files, trees, anchors := a.set.Targets()
 	a.rec.ready(s.Info(), len(a.set.Files()), files, trees, anchors, cfg.Sources)
+	if opt.Handle != nil {
+		opt.Handle.attach(a)
+	}
 	if opt.Ready != nil {
 		close(opt.Ready)
 	}
@@ -191,6 +225,7 @@ func (a *Agent) observe(f *watch.File, created bool) ([]consumer.Change, []consu
 	}
 	cur, problems, err := c.Parse(in)
 	if err != nil {
+		a.countParseError(f.Kind)
 		a.opt.Log.Warn().Err(err).Str("file.path", f.Path).Msg("parsing")
 		return nil, problems, in.Info, sum
 	}
@@ -215,18 +250,26 @@ func (a *Agent) observe(f *watch.File, created bool) ([]consumer.Change, []consu
 func (a *Agent) loop(ctx context.Context) error {
 	readErr := a.readErr
 	window := a.cfg.Coalesce.Window.Duration
-	tick := window / 4
-	if tick < 10*time.Millisecond {
-		tick = 10 * time.Millisecond
-	}
-	ticker := time.NewTicker(tick)
+	ticker := time.NewTicker(coalesceTick(window))
 	defer ticker.Stop()
 	health := time.NewTicker(time.Second)
 	defer health.Stop()
+	started := time.Now()
+	heartbeat, tamper := every(a.cfg.Agent.Heartbeat.Duration), every(a.cfg.Agent.TamperCheck.Duration)
+	defer heartbeat.Stop()
+	defer tamper.Stop()
 	co := newCoalescer(window)
+	var reloads chan reloadReq
+	if a.opt.Handle != nil {
+		reloads = a.opt.Handle.reqs
+		defer a.opt.Handle.detach()
+	}
 	for {
 		select {
 		case <-ctx.Done():
+			if a.opt.Handle != nil {
+				a.opt.Handle.detach()
+			}
 			a.sens.Close()
 			<-readErr
 			a.drain(co)
@@ -244,8 +287,14 @@ func (a *Agent) loop(ctx context.Context) error {
 			for _, b := range co.due(now) {
 				a.emitBurst(b)
 			}
+		case req := <-reloads:
+			req.done <- a.reload(co, ticker)
 		case <-health.C:
 			a.checkLoss()
+		case <-heartbeat.C:
+			a.heartbeat(started)
+		case <-tamper.C:
+			a.checkTamper()
 		}
 	}
 }
@@ -259,6 +308,7 @@ func (a *Agent) read() error {
 		}
 		if err != nil {
 			a.opt.Log.Warn().Err(err).Msg("bad kernel record")
+			a.countDecodeError()
 			continue
 		}
 		if e.WatchID == selfTestID {
@@ -276,6 +326,7 @@ func (a *Agent) read() error {
 		default:
 			a.mu.Lock()
 			a.dropped++
+			a.droppedTotal++
 			a.dirty[e.WatchID] = struct{}{}
 			a.mu.Unlock()
 		}
@@ -337,6 +388,7 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 		changes, problems, info, sum = a.observe(f, ch.Action == "created")
 	}
 	a.rec.change(ch, b, changes, problems, info, sum)
+	a.observeLatency(b.last)
 	a.mu.Lock()
 	a.live++
 	a.mu.Unlock()
@@ -442,6 +494,7 @@ func (a *Agent) followIncludes(f *watch.File, st consumer.State) {
 		if fi, err := os.Stat(inc); err == nil && fi.IsDir() {
 			w.Recursive = true
 		}
+		a.rt.includes = append(a.rt.includes, w)
 		for _, err := range a.set.Add([]config.Watch{w}) {
 			a.opt.Log.Warn().Err(err).Str("file.path", f.Path).Msg("not watching an include")
 		}
@@ -543,6 +596,7 @@ func (a *Agent) selfTest() bool {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fail(err)
 	}
+	defer a.dropSelfTestEntries()
 	defer os.RemoveAll(dir)
 	key, err := a.sens.WatchTree(dir, selfTestID)
 	if err != nil {
@@ -577,9 +631,40 @@ func (a *Agent) selfTest() bool {
 	}
 }
 
+// dropSelfTestEntries removes the kernel's entries for the self-test's
+// probe files: the kernel added them as it followed the files, and nothing
+// reads their records through the watch set, which would drop them. Left
+// behind, a later file that reuses a freed probe's inode number (a file
+// created in a watched tree, say) would match them and be lost as a
+// self-test record.
+func (a *Agent) dropSelfTestEntries() {
+	ents, err := a.sens.Entries()
+	if err != nil {
+		a.opt.Log.Warn().Err(err).Msg("clearing the self-test's watch entries")
+		return
+	}
+	for _, e := range ents {
+		if e.ID == selfTestID {
+			a.sens.UnwatchInode(e.Key)
+		}
+	}
+}
+
 // selfTestScript is what the self-test's shell runs on the probe file (%[1]s).
 var selfTestScript = "echo vigil > %[1]s && echo replaced > %[1]s.new && mv %[1]s.new %[1]s && rm %[1]s"
 
 // selfTestTimeout bounds the wait for the self-test's records (generous:
 // emulated kernels are slow).
 var selfTestTimeout = 20 * time.Second
+
+// every is a ticker for d, or one that never fires when d is 0.
+func every(d time.Duration) *time.Ticker {
+	if d <= 0 {
+		t := time.NewTicker(time.Hour)
+		t.Stop()
+		return t
+	}
+	return time.NewTicker(d)
+}
+
+func pid() int { return os.Getpid() }
