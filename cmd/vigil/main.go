@@ -134,7 +134,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}()
-	err = agent.Run(ctx, agent.Options{Config: cfg, Out: out, Log: log, Key: key, SelfTestOnly: *selfTestOnly})
+	err = agent.Run(ctx, agent.Options{Config: cfg, Out: out, Log: log, Key: key, SelfTestOnly: *selfTestOnly,
+		DropCapabilities: true})
 	if err != nil {
 		log.Error().Err(err).Msg("vigil stopped")
 		return 1

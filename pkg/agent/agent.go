@@ -47,12 +47,6 @@ type Options struct {
 	// once the sensor is loaded (irreversible for the whole process: the
 	// vigil command sets it, tests running several agents do not).
 	DropCapabilities bool
-	// Handle, if set, gives the control socket and the metrics endpoint
-	// the agent's Stats and passes reload requests to it.
-	Handle *Handle
-	// LoadConfig re-reads the configuration for a reload (nil: reloads
-	// are refused).
-	LoadConfig func() (*config.Config, error)
 }
 
 // ErrSelfTest is returned when the startup self-test failed.
@@ -89,8 +83,6 @@ type Agent struct {
 	droppedTotal uint64
 	// tamper is the periodic tamper check's state (loop goroutine only).
 	tamper tamperState
-	// rt holds the reload and metrics state (runtime.go).
-	rt runtimeStats
 }
 
 // Run loads the sensor, seeds the watch set and writes one record per
@@ -103,9 +95,6 @@ func Run(ctx context.Context, opt Options) error {
 	defer a.sens.Close()
 	defer a.store.Close()
 	if opt.SelfTestOnly {
-		if opt.Handle != nil {
-			opt.Handle.detach()
-		}
 		a.sens.Close()
 		<-a.readErr
 		if !a.selfTestOK {
@@ -137,7 +126,6 @@ func start(opt Options) (*Agent, error) {
 
 		included: map[string]bool{},
 		received: map[uint64]uint64{},
-		rt:       runtimeStats{started: time.Now()},
 	}
 	copts := ConsumerOptions(cfg, opt.Key)
 	for _, k := range config.Kinds {
@@ -191,9 +179,6 @@ func start(opt Options) (*Agent, error) {
 	a.selfTestOK = a.selfTest()
 	files, trees, anchors := a.set.Targets()
 	a.rec.ready(s.Info(), len(a.set.Files()), files, trees, anchors, cfg.Sources)
-	if opt.Handle != nil {
-		opt.Handle.attach(a)
-	}
 	if opt.Ready != nil {
 		close(opt.Ready)
 	}
@@ -225,7 +210,6 @@ func (a *Agent) observe(f *watch.File, created bool) ([]consumer.Change, []consu
 	}
 	cur, problems, err := c.Parse(in)
 	if err != nil {
-		a.countParseError(f.Kind)
 		a.opt.Log.Warn().Err(err).Str("file.path", f.Path).Msg("parsing")
 		return nil, problems, in.Info, sum
 	}
@@ -250,7 +234,11 @@ func (a *Agent) observe(f *watch.File, created bool) ([]consumer.Change, []consu
 func (a *Agent) loop(ctx context.Context) error {
 	readErr := a.readErr
 	window := a.cfg.Coalesce.Window.Duration
-	ticker := time.NewTicker(coalesceTick(window))
+	tick := window / 4
+	if tick < 10*time.Millisecond {
+		tick = 10 * time.Millisecond
+	}
+	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	health := time.NewTicker(time.Second)
 	defer health.Stop()
@@ -259,17 +247,9 @@ func (a *Agent) loop(ctx context.Context) error {
 	defer heartbeat.Stop()
 	defer tamper.Stop()
 	co := newCoalescer(window)
-	var reloads chan reloadReq
-	if a.opt.Handle != nil {
-		reloads = a.opt.Handle.reqs
-		defer a.opt.Handle.detach()
-	}
 	for {
 		select {
 		case <-ctx.Done():
-			if a.opt.Handle != nil {
-				a.opt.Handle.detach()
-			}
 			a.sens.Close()
 			<-readErr
 			a.drain(co)
@@ -287,8 +267,6 @@ func (a *Agent) loop(ctx context.Context) error {
 			for _, b := range co.due(now) {
 				a.emitBurst(b)
 			}
-		case req := <-reloads:
-			req.done <- a.reload(co, ticker)
 		case <-health.C:
 			a.checkLoss()
 		case <-heartbeat.C:
@@ -308,7 +286,6 @@ func (a *Agent) read() error {
 		}
 		if err != nil {
 			a.opt.Log.Warn().Err(err).Msg("bad kernel record")
-			a.countDecodeError()
 			continue
 		}
 		if e.WatchID == selfTestID {
@@ -388,7 +365,6 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 		changes, problems, info, sum = a.observe(f, ch.Action == "created")
 	}
 	a.rec.change(ch, b, changes, problems, info, sum)
-	a.observeLatency(b.last)
 	a.mu.Lock()
 	a.live++
 	a.mu.Unlock()
@@ -494,7 +470,6 @@ func (a *Agent) followIncludes(f *watch.File, st consumer.State) {
 		if fi, err := os.Stat(inc); err == nil && fi.IsDir() {
 			w.Recursive = true
 		}
-		a.rt.includes = append(a.rt.includes, w)
 		for _, err := range a.set.Add([]config.Watch{w}) {
 			a.opt.Log.Warn().Err(err).Str("file.path", f.Path).Msg("not watching an include")
 		}
@@ -596,7 +571,6 @@ func (a *Agent) selfTest() bool {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fail(err)
 	}
-	defer a.dropSelfTestEntries()
 	defer os.RemoveAll(dir)
 	key, err := a.sens.WatchTree(dir, selfTestID)
 	if err != nil {
@@ -627,25 +601,6 @@ func (a *Agent) selfTest() bool {
 			}
 		case <-deadline:
 			return fail(fmt.Errorf("no record within %s", selfTestTimeout))
-		}
-	}
-}
-
-// dropSelfTestEntries removes the kernel's entries for the self-test's
-// probe files: the kernel added them as it followed the files, and nothing
-// reads their records through the watch set, which would drop them. Left
-// behind, a later file that reuses a freed probe's inode number (a file
-// created in a watched tree, say) would match them and be lost as a
-// self-test record.
-func (a *Agent) dropSelfTestEntries() {
-	ents, err := a.sens.Entries()
-	if err != nil {
-		a.opt.Log.Warn().Err(err).Msg("clearing the self-test's watch entries")
-		return
-	}
-	for _, e := range ents {
-		if e.ID == selfTestID {
-			a.sens.UnwatchInode(e.Key)
 		}
 	}
 }

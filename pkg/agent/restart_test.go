@@ -266,6 +266,10 @@ func TestSelfTest(t *testing.T) {
 // writing records to stdout, until it is killed.
 const childConfigEnv = "VIGIL_AGENT_CHILD"
 
+// childDropCapsEnv makes the child agent drop its capabilities as the vigil
+// command does.
+const childDropCapsEnv = "VIGIL_AGENT_CHILD_DROPCAPS"
+
 func childAgent(path string) int {
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -273,7 +277,7 @@ func childAgent(path string) int {
 		return 2
 	}
 	err = agent.Run(context.Background(), agent.Options{Config: cfg, Out: os.Stdout, Log: zerolog.Nop(),
-		Key: []byte("0123456789abcdef0123456789abcdef")})
+		Key: []byte("0123456789abcdef0123456789abcdef"), DropCapabilities: os.Getenv(childDropCapsEnv) == "1"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
