@@ -571,6 +571,7 @@ func (a *Agent) selfTest() bool {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fail(err)
 	}
+	defer a.dropSelfTestEntries()
 	defer os.RemoveAll(dir)
 	key, err := a.sens.WatchTree(dir, selfTestID)
 	if err != nil {
@@ -601,6 +602,25 @@ func (a *Agent) selfTest() bool {
 			}
 		case <-deadline:
 			return fail(fmt.Errorf("no record within %s", selfTestTimeout))
+		}
+	}
+}
+
+// dropSelfTestEntries removes the kernel's entries for the self-test's
+// probe files: the kernel added them as it followed the files, and nothing
+// reads their records through the watch set, which would drop them. Left
+// behind, a later file that reuses a freed probe's inode number (a file
+// created in a watched tree, say) would match them and be lost as a
+// self-test record.
+func (a *Agent) dropSelfTestEntries() {
+	ents, err := a.sens.Entries()
+	if err != nil {
+		a.opt.Log.Warn().Err(err).Msg("clearing the self-test's watch entries")
+		return
+	}
+	for _, e := range ents {
+		if e.ID == selfTestID {
+			a.sens.UnwatchInode(e.Key)
 		}
 	}
 }
