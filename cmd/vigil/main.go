@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,8 +23,10 @@ import (
 	"github.com/vigil-fim/vigil/elf"
 	"github.com/vigil-fim/vigil/pkg/agent"
 	"github.com/vigil-fim/vigil/pkg/config"
+	"github.com/vigil-fim/vigil/pkg/control"
 	"github.com/vigil-fim/vigil/pkg/kernel"
 	"github.com/vigil-fim/vigil/pkg/loader"
+	"github.com/vigil-fim/vigil/pkg/metrics"
 	"github.com/vigil-fim/vigil/pkg/output"
 	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/state"
@@ -44,6 +47,9 @@ Usage:
                                     compare the watched files with the baseline store, without the
                                     kernel sensor (AIDE-style); exit 0 no change, 1 changes, 2 error
   vigil check-config [-config FILE] check a configuration and its drop-ins; exit 1 on any problem
+  vigil status [-config FILE] [-socket PATH] [-json]
+                                    ask the running agent for its state over its control socket;
+                                    exit 0 running, 3 no agent running, 1 another error
   vigil default-config              print the embedded default configuration
   vigil objects                     list the embedded BPF objects and the one this kernel gets
   vigil version                     print the version, commit, build date and embedded objects
@@ -69,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdObjects(stdout, stderr)
 	case "check-config":
 		return cmdCheckConfig(args[1:], stdout, stderr)
+	case "status":
+		return cmdStatus(args[1:], stdout, stderr)
 	case "scan":
 		return cmdScan(args[1:], stdout, stderr)
 	case "default-config":
@@ -100,16 +108,25 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		level = zerolog.DebugLevel
 	}
 	log := zerolog.New(stderr).Level(level).With().Timestamp().Str("log.logger", "vigil").Logger()
-	cfg, err := config.Load(*cfgPath)
+	// loadConfig reads the configuration with the flags' overrides: at
+	// start, and again on SIGHUP.
+	loadConfig := func() (*config.Config, error) {
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return nil, err
+		}
+		if *object != "" {
+			cfg.Sensor.Object = *object
+		}
+		if *hooks != "" {
+			cfg.Sensor.Hooks = *hooks
+		}
+		return cfg, nil
+	}
+	cfg, err := loadConfig()
 	if err != nil {
 		fmt.Fprintln(stderr, "vigil:", err)
 		return 1
-	}
-	if *object != "" {
-		cfg.Sensor.Object = *object
-	}
-	if *hooks != "" {
-		cfg.Sensor.Hooks = *hooks
 	}
 	key, err := state.LoadKey(cfg.Agent.StateDir)
 	if err != nil {
@@ -123,8 +140,28 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	defer out.Close()
 
+	handle := agent.NewHandle()
+	if p := cfg.Agent.Socket; p != "" && !*selfTestOnly {
+		srv, err := control.Listen(p, handle.Stats, version, log)
+		if err != nil {
+			log.Error().Err(err).Msg("vigil cannot start")
+			return 1
+		}
+		defer srv.Close()
+	}
+	if cfg.Metrics.Enabled && !*selfTestOnly {
+		srv, err := metrics.Listen(cfg.Metrics.Listen, handle.Stats, version)
+		if err != nil {
+			log.Error().Err(err).Msg("vigil cannot start")
+			return 1
+		}
+		defer srv.Close()
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP (systemctl reload): reopen the output file (logrotate) and
+	// reload the configuration.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -132,14 +169,56 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			if err := out.Reopen(); err != nil {
 				log.Warn().Err(err).Msg("reopening outputs")
 			}
+			go handle.Reload(ctx)
 		}
 	}()
 	err = agent.Run(ctx, agent.Options{Config: cfg, Out: out, Log: log, Key: key, SelfTestOnly: *selfTestOnly,
-		DropCapabilities: true})
+		DropCapabilities: true, Handle: handle, LoadConfig: loadConfig})
 	if err != nil {
 		log.Error().Err(err).Msg("vigil stopped")
 		return 1
 	}
+	return 0
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file naming agent.socket (default /etc/vigil/vigil.toml, else the embedded default)")
+	socket := fs.String("socket", "", "the control socket (default: agent.socket of the configuration)")
+	asJSON := fs.Bool("json", false, "print the agent's answer as JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *socket == "" {
+		*socket = config.DefaultSocket
+		cfg, err := config.Load(*cfgPath)
+		switch {
+		case err != nil:
+			fmt.Fprintf(stderr, "vigil status: %v\n(asking the default socket %s)\n", err, *socket)
+		case cfg.Agent.Socket == "":
+			fmt.Fprintln(stderr, "vigil status: agent.socket is empty in the configuration: the agent has no control socket")
+			return 1
+		default:
+			*socket = cfg.Agent.Socket
+		}
+	}
+	r, err := control.Query(*socket, 5*time.Second)
+	if err != nil {
+		if errors.Is(err, control.ErrNoAgent) {
+			fmt.Fprintln(stdout, "vigil is not running:", err)
+			return 3
+		}
+		fmt.Fprintln(stderr, "vigil status:", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(r)
+		return 0
+	}
+	control.Format(stdout, r)
 	return 0
 }
 

@@ -47,6 +47,12 @@ type Options struct {
 	// once the sensor is loaded (irreversible for the whole process: the
 	// vigil command sets it, tests running several agents do not).
 	DropCapabilities bool
+	// Handle, if set, gives the control socket and the metrics endpoint
+	// the agent's Stats and passes reload requests to it.
+	Handle *Handle
+	// LoadConfig re-reads the configuration for a reload (nil: reloads
+	// are refused).
+	LoadConfig func() (*config.Config, error)
 }
 
 // ErrSelfTest is returned when the startup self-test failed.
@@ -83,6 +89,8 @@ type Agent struct {
 	droppedTotal uint64
 	// tamper is the periodic tamper check's state (loop goroutine only).
 	tamper tamperState
+	// rt holds the reload and metrics state (runtime.go).
+	rt runtimeStats
 }
 
 // Run loads the sensor, seeds the watch set and writes one record per
@@ -95,6 +103,9 @@ func Run(ctx context.Context, opt Options) error {
 	defer a.sens.Close()
 	defer a.store.Close()
 	if opt.SelfTestOnly {
+		if opt.Handle != nil {
+			opt.Handle.detach()
+		}
 		a.sens.Close()
 		<-a.readErr
 		if !a.selfTestOK {
@@ -126,6 +137,7 @@ func start(opt Options) (*Agent, error) {
 
 		included: map[string]bool{},
 		received: map[uint64]uint64{},
+		rt:       runtimeStats{started: time.Now()},
 	}
 	copts := ConsumerOptions(cfg, opt.Key)
 	for _, k := range config.Kinds {
@@ -179,6 +191,9 @@ func start(opt Options) (*Agent, error) {
 	a.selfTestOK = a.selfTest()
 	files, trees, anchors := a.set.Targets()
 	a.rec.ready(s.Info(), len(a.set.Files()), files, trees, anchors, cfg.Sources)
+	if opt.Handle != nil {
+		opt.Handle.attach(a)
+	}
 	if opt.Ready != nil {
 		close(opt.Ready)
 	}
@@ -210,6 +225,7 @@ func (a *Agent) observe(f *watch.File, created bool) ([]consumer.Change, []consu
 	}
 	cur, problems, err := c.Parse(in)
 	if err != nil {
+		a.countParseError(f.Kind)
 		a.opt.Log.Warn().Err(err).Str("file.path", f.Path).Msg("parsing")
 		return nil, problems, in.Info, sum
 	}
@@ -234,11 +250,7 @@ func (a *Agent) observe(f *watch.File, created bool) ([]consumer.Change, []consu
 func (a *Agent) loop(ctx context.Context) error {
 	readErr := a.readErr
 	window := a.cfg.Coalesce.Window.Duration
-	tick := window / 4
-	if tick < 10*time.Millisecond {
-		tick = 10 * time.Millisecond
-	}
-	ticker := time.NewTicker(tick)
+	ticker := time.NewTicker(coalesceTick(window))
 	defer ticker.Stop()
 	health := time.NewTicker(time.Second)
 	defer health.Stop()
@@ -247,9 +259,17 @@ func (a *Agent) loop(ctx context.Context) error {
 	defer heartbeat.Stop()
 	defer tamper.Stop()
 	co := newCoalescer(window)
+	var reloads chan reloadReq
+	if a.opt.Handle != nil {
+		reloads = a.opt.Handle.reqs
+		defer a.opt.Handle.detach()
+	}
 	for {
 		select {
 		case <-ctx.Done():
+			if a.opt.Handle != nil {
+				a.opt.Handle.detach()
+			}
 			a.sens.Close()
 			<-readErr
 			a.drain(co)
@@ -267,6 +287,8 @@ func (a *Agent) loop(ctx context.Context) error {
 			for _, b := range co.due(now) {
 				a.emitBurst(b)
 			}
+		case req := <-reloads:
+			req.done <- a.reload(co, ticker)
 		case <-health.C:
 			a.checkLoss()
 		case <-heartbeat.C:
@@ -286,6 +308,7 @@ func (a *Agent) read() error {
 		}
 		if err != nil {
 			a.opt.Log.Warn().Err(err).Msg("bad kernel record")
+			a.countDecodeError()
 			continue
 		}
 		if e.WatchID == selfTestID {
@@ -365,6 +388,7 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 		changes, problems, info, sum = a.observe(f, ch.Action == "created")
 	}
 	a.rec.change(ch, b, changes, problems, info, sum)
+	a.observeLatency(b.last)
 	a.mu.Lock()
 	a.live++
 	a.mu.Unlock()
@@ -470,6 +494,7 @@ func (a *Agent) followIncludes(f *watch.File, st consumer.State) {
 		if fi, err := os.Stat(inc); err == nil && fi.IsDir() {
 			w.Recursive = true
 		}
+		a.rt.includes = append(a.rt.includes, w)
 		for _, err := range a.set.Add([]config.Watch{w}) {
 			a.opt.Log.Warn().Err(err).Str("file.path", f.Path).Msg("not watching an include")
 		}

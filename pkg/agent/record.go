@@ -30,6 +30,8 @@ type recorder struct {
 	mu    sync.Mutex
 	seq   uint64
 	names map[uint32]string
+	// written counts the records by action and kind (runtime.go).
+	written map[recordKey]uint64
 }
 
 func newRecorder(w io.Writer, host string) *recorder {
@@ -50,6 +52,7 @@ func (r *recorder) begin(at time.Time, action string, category, types []string, 
 	r.mu.Lock()
 	r.seq++
 	seq := r.seq
+	r.count(action, kind)
 	r.mu.Unlock()
 	ev := r.out.Log().Str("@timestamp", at.UTC().Format(time.RFC3339Nano))
 	ed := zerolog.Dict().
