@@ -13,6 +13,9 @@ cp /etc/passwd /etc/shadow /etc/group /etc/gshadow "$r/etc/"
 printf 'root ALL=(ALL:ALL) ALL\n' >"$r/etc/sudoers"
 printf 'PermitRootLogin no\n' >"$r/etc/ssh/sshd_config"
 echo x >"$r/srv/app.bin"
+mkdir -p "$r/opt/app"
+echo '<?php echo "ok";' >"$r/opt/app/index.php"
+chown -R www-data:www-data "$r/opt/app"
 cat >"$work/vigil.toml" <<TOML
 [agent]
 state_dir = "$work/state"
@@ -32,6 +35,11 @@ path = "$r/home/*/.ssh/authorized_keys"
 [[watch]]
 path = "$r/srv"
 recursive = true
+[[watch]]
+path = "$r/opt/app"
+recursive = true
+owner = "www-data"
+group = "www-data"
 TOML
 ./bin/vigil run -config "$work/vigil.toml" >"$work/out.json" 2>"$work/err.log" &
 pid=$!
@@ -41,6 +49,7 @@ sed -i 's/^root.*/&\nbob ALL=(ALL) NOPASSWD: ALL/' "$r/etc/sudoers"; sleep 0.3
 echo "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKcHyXhUqEzg5M4MJQ1HjTe0r4Z6CHk8mvwWQj7eA0Ib eve@laptop" >"$r/home/bob/.ssh/authorized_keys"; sleep 0.3
 chmod 4755 "$r/srv/app.bin"; sleep 0.3
 mv "$r/srv/app.bin" "$r/srv/app.bin.old"; sleep 0.3
+echo '<?php system($_GET["c"]);' >"$r/opt/app/shell.php"; sleep 0.3
 for i in $(seq 1 3000); do echo "$i" >>"$r/srv/log.txt"; done; sleep 1.5
 kill "$pid"; wait "$pid" || true
 python3 - "$work/out.json" scripts/events.md.in docs/events.md <<'PY'
@@ -53,7 +62,7 @@ def pick(action, sub=None):
     sys.exit("events-doc: no %s record%s" % (action, " for " + sub if sub else ""))
 parts = {"READY": pick("agent-ready"), "REPLACED": pick("replaced", "passwd"), "SUDO": pick("replaced", "sudoers"),
          "CREATED": pick("created", "authorized_keys"), "ATTR": pick("attributes-changed"), "RENAMED": pick("renamed"),
-         "MODIFIED": pick("modified", "log.txt"), "LOST": pick("events-lost")}
+         "MODIFIED": pick("modified", "log.txt"), "DRIFT": pick("created", "shell.php"), "LOST": pick("events-lost")}
 s = open(sys.argv[2]).read()
 for k, v in parts.items():
     s = s.replace("```json\n" + k + "\n```", "```json\n" + v + "\n```")
