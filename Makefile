@@ -48,6 +48,7 @@ test-host: ## tier 2: privileged tests on this host's kernel (root)
 vm-bins: build
 	rm -rf $(VMBIN) && mkdir -p $(VMBIN)
 	cp bin/vigil $(VMBIN)/
+	cp -r examples $(VMBIN)/examples
 	for p in $(PRIV_PKGS); do \
 	  CGO_ENABLED=0 $(GO) test -c -tags privileged -o $(VMBIN)/$$(basename $$p).test $$p || exit 1; done
 

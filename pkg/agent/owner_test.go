@@ -51,10 +51,7 @@ func TestOwnershipDrift(t *testing.T) {
 	}
 
 	// The example, moved onto the scratch tree and the test's service user.
-	b, err := os.ReadFile("../../examples/service-owner.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readExample(t, "service-owner.toml")
 	text := string(b)
 	for old, repl := range map[string]string{
 		`path = "/srv/app"`:  fmt.Sprintf("path = %q", tree),
@@ -129,4 +126,21 @@ func TestOwnershipDrift(t *testing.T) {
 	sh(t, "chown 0:0 "+existing)
 	x = r.wait(t, mark, "chown to root", forPath(existing, "attributes-changed"))
 	check("chown to root", x, true, "[actor owner group]", 0, 0, 0)
+}
+
+// readExample reads a file of examples/: from the source tree, or in the
+// matrix guest from the copy make vm-bins puts beside the test binaries.
+func readExample(t *testing.T, name string) []byte {
+	t.Helper()
+	for _, dir := range []string{"../../examples", "examples"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err == nil {
+			return b
+		}
+		if !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	t.Fatalf("examples/%s not found (in the matrix guest, make vm-bins copies examples/ beside the tests)", name)
+	return nil
 }
