@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.dat
 PRIV_PKGS = $(shell grep -l '^//go:build privileged' $$(find pkg cmd -name '*_test.go') | xargs -n1 dirname | sort -u | sed 's|^|./|')
 VMBIN := build/vm
 
-.PHONY: help build run elf elf-check deps test test-unit test-host vmtest vm-bins kernels lint clean events-doc support-table
+.PHONY: help build run elf elf-check deps test test-unit test-host vmtest vm-bins kernels lint clean events-doc support-table fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,13 @@ lint: ## go vet and gofmt
 
 test-unit: ## tier 1: pure Go tests, no root
 	$(GO) test -count=1 ./...
+
+FUZZTIME ?= 30s
+fuzz: ## fuzz every Fuzz target of every package for FUZZTIME each (go test -fuzz takes one target at a time)
+	@set -e; for p in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz' || true); do \
+	    echo "== $$p $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$p; done; done
 
 test-host: ## tier 2: privileged tests on this host's kernel (root)
 	$(GO) test -tags privileged -p 1 -count=1 -timeout 10m $(PRIV_PKGS)

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 	"github.com/hashicorp/go-multierror"
@@ -32,12 +33,38 @@ func parseNode(name string, data []byte) (*node, error) {
 	if _, err := toml.Decode(string(data), &m); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &Error{Where: fmt.Sprintf("%s:%d", name, pe.Position.Line), Msg: "TOML syntax: " + pe.Message}
+			// At the end of the text the parser says line 0; and its
+			// message may quote raw bytes of the file (a NUL, an escape
+			// sequence for the terminal): escape them.
+			line := max(pe.Position.Line, 1)
+			return nil, &Error{Where: fmt.Sprintf("%s:%d", name, line), Msg: "TOML syntax: " + printable(pe.Message)}
 		}
-		return nil, &Error{Where: name, Msg: "TOML: " + err.Error()}
+		return nil, &Error{Where: name, Msg: "TOML: " + printable(err.Error())}
 	}
 	lines := locate(data)
 	return build(name, lines, nil, m), nil
+}
+
+// printable escapes control characters and invalid UTF-8 (as Go quotes
+// them) so that an error about a hostile file prints as one plain line.
+func printable(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
+				fmt.Fprintf(&b, `\x%02x`, s[i])
+			} else {
+				b.WriteRune(r)
+			}
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func build(file string, lines map[string]int, path []string, v any) *node {
