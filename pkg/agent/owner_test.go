@@ -82,16 +82,16 @@ func TestOwnershipDrift(t *testing.T) {
 	}
 	check := func(what string, x rec, drift bool, reasons string, actor, uid, gid int) {
 		t.Helper()
-		wantKind := "event"
+		wantKind, wantSev := "event", ""
 		if drift {
-			wantKind = "alert"
+			wantKind, wantSev = "alert", "73"
 		}
-		got := fmt.Sprintf("kind=%s drift=%s reasons=%s expected=%s:%s actor=%s actual=%s:%s",
-			x.s("event.kind"), x.s("vigil.ownership.drift"), x.s("vigil.ownership.reasons"),
+		got := fmt.Sprintf("kind=%s severity=%s drift=%s reasons=%s expected=%s:%s actor=%s actual=%s:%s",
+			x.s("event.kind"), x.s("event.severity"), x.s("vigil.ownership.drift"), x.s("vigil.ownership.reasons"),
 			x.s("vigil.ownership.expected_uid"), x.s("vigil.ownership.expected_gid"),
 			x.s("vigil.ownership.actor_uid"), x.s("vigil.ownership.actual_uid"), x.s("vigil.ownership.actual_gid"))
-		want := fmt.Sprintf("kind=%s drift=%t reasons=%s expected=%d:%d actor=%d actual=%d:%d",
-			wantKind, drift, reasons, svcUID, svcGID, actor, uid, gid)
+		want := fmt.Sprintf("kind=%s severity=%s drift=%t reasons=%s expected=%d:%d actor=%d actual=%d:%d",
+			wantKind, wantSev, drift, reasons, svcUID, svcGID, actor, uid, gid)
 		if got != want {
 			t.Errorf("%s:\n got  %s\n want %s\nrecord: %s", what, got, want, x)
 		}

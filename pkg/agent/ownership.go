@@ -113,3 +113,16 @@ func ownerAfter(info *consumer.FileInfo, e *sensor.Event) (uid, gid *uint32) {
 	}
 	return uid, gid
 }
+
+// driftSeverity is event.severity of a drift record: "high" on the scale
+// tamper-detected's 99 ("critical") comes from (21, 47, 73, 99).
+const driftSeverity = 73
+
+// driftKind is a change record's event.kind, and its event.severity when
+// it is drift.
+func driftKind(o *ownership) (string, []func(*zerolog.Event)) {
+	if o == nil || !o.drift() {
+		return "event", nil
+	}
+	return "alert", []func(*zerolog.Event){func(d *zerolog.Event) { d.Int("severity", driftSeverity) }}
+}

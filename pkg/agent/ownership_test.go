@@ -3,8 +3,10 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/sensor"
@@ -97,5 +99,32 @@ func TestOwnerAfter(t *testing.T) {
 	e = &sensor.Event{Op: sensor.OpWrite}
 	if uid, gid := ownerAfter(nil, e); uid != nil || gid != nil {
 		t.Errorf("write, file gone: %v %v", uid, gid)
+	}
+}
+
+// TestDriftKind: drift is an alert with event.severity 73; the rest are
+// plain events.
+func TestDriftKind(t *testing.T) {
+	owned := &config.Watch{OwnerID: u32(1)}
+	var buf bytes.Buffer
+	r := newRecorder(&buf, "h")
+	for _, o := range []*ownership{nil, checkOwnership(owned, nil, u32(1), nil), checkOwnership(owned, nil, u32(0), nil)} {
+		kind, more := driftKind(o)
+		r.begin(time.Unix(0, 0), "created", []string{"file"}, []string{"creation"}, kind, more...).Send()
+	}
+	dec := json.NewDecoder(&buf)
+	for i, want := range []string{"event/0", "event/0", "alert/73"} {
+		var got struct {
+			Event struct {
+				Kind     string
+				Severity int
+			}
+		}
+		if err := dec.Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		if s := fmt.Sprintf("%s/%d", got.Event.Kind, got.Event.Severity); s != want {
+			t.Errorf("record %d: kind/severity %s, want %s", i, s, want)
+		}
 	}
 }

@@ -121,16 +121,11 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	}
 	uid, gid := ownerAfter(info, e)
 	own := checkOwnership(ruleOf(ch.File), burstActors(b), uid, gid)
-	kind := "event"
-	if own != nil && own.drift() {
-		kind = "alert"
-	}
-	var ev *zerolog.Event
+	kind, more := driftKind(own)
 	if span != nil {
-		ev = r.begin(at, ch.Action, []string{"file"}, actionTypes[ch.Action], kind, span)
-	} else {
-		ev = r.begin(at, ch.Action, []string{"file"}, actionTypes[ch.Action], kind)
+		more = append(more, span)
 	}
+	ev := r.begin(at, ch.Action, []string{"file"}, actionTypes[ch.Action], kind, more...)
 	ev.Dict("file", r.fileDict(ch.File, ch.TargetPath, e, info, sum))
 	r.actor(ev, e)
 	v := zerolog.Dict().Str("origin", "live").Str("kind", ch.File.Kind).
@@ -163,11 +158,8 @@ func (r *recorder) recovered(f *watch.File, changes []consumer.Change, problems 
 	info *consumer.FileInfo, sum string) {
 	uid, gid := ownerAfter(info, nil)
 	own := checkOwnership(ruleOf(f), nil, uid, gid)
-	kind := "event"
-	if own != nil && own.drift() {
-		kind = "alert"
-	}
-	ev := r.begin(time.Now(), "modified", []string{"file"}, []string{"change"}, kind)
+	kind, more := driftKind(own)
+	ev := r.begin(time.Now(), "modified", []string{"file"}, []string{"change"}, kind, more...)
 	ev.Dict("file", r.fileDict(f, "", nil, info, sum))
 	v := zerolog.Dict().Str("origin", "recovered").Str("kind", f.Kind).Interface("changes", nonNil(changes))
 	if len(problems) > 0 {
@@ -335,11 +327,8 @@ func (r *recorder) startup(f *scan.Finding, rule *config.Watch) {
 		uid, gid := f.New.UID, f.New.GID
 		own = checkOwnership(rule, nil, &uid, &gid)
 	}
-	kind := "event"
-	if own != nil && own.drift() {
-		kind = "alert"
-	}
-	ev := r.begin(time.Now(), f.Action, []string{"file"}, types, kind)
+	kind, more := driftKind(own)
+	ev := r.begin(time.Now(), f.Action, []string{"file"}, types, kind, more...)
 	d := zerolog.Dict().Str("path", f.Path).Str("name", baseName(f.Path)).Str("type", "file")
 	if n := f.New; n != nil {
 		d.Str("inode", strconv.FormatUint(n.Ino, 10)).Str("mode", fmt.Sprintf("%04o", n.Mode&0o7777)).
