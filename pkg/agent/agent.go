@@ -91,6 +91,8 @@ type Agent struct {
 	tamper tamperState
 	// rt holds the reload and metrics state (runtime.go).
 	rt runtimeStats
+	// lim counts what was refused at a limit (limits.go).
+	lim limitStats
 }
 
 // Run loads the sensor, seeds the watch set and writes one record per
@@ -168,12 +170,9 @@ func start(opt Options) (*Agent, error) {
 	a.readErr = make(chan error, 1)
 	go func() { a.readErr <- a.read() }()
 	a.set = watch.New(s, cfg.Sensor.MaxDepth, kindFor)
-	for _, err := range a.set.Add(cfg.Watch) {
-		opt.Log.Warn().Err(err).Msg("not watched")
-	}
-	for _, err := range a.set.Problems() {
-		opt.Log.Warn().Err(err).Msg("while seeding the watch set")
-	}
+	// Paths that cannot be watched (a full watch map, a bad glob match)
+	// are one not-watched record, before agent-ready.
+	a.notWatched("start", append(a.set.Add(cfg.Watch), a.set.Problems()...))
 	// Compare with the baseline store: what changed while vigil was down is
 	// reported before agent-ready (origin "startup"). The sensor is already
 	// attached, so nothing after this point is missed.
@@ -218,10 +217,21 @@ func ConsumerOptions(cfg *config.Config, key []byte) consumer.Options {
 // just created: then it is compared with an absent file, so that a new
 // authorized_keys reports its keys.
 func (a *Agent) observe(f *watch.File, created bool) ([]consumer.Change, []consumer.Problem, *consumer.FileInfo, string) {
-	in, sum, st := readFileStat(f.Path)
+	o := readFile(f.Path)
+	in, sum, st := o.in, o.sum, o.st
 	c := a.cons[f.Kind]
 	if c == nil {
 		c = a.cons["hash"]
+	}
+	if o.oversize || o.symlink {
+		// Not parsed: the previous state stays the one compared with
+		// next time, and the record says why nothing was compared.
+		p := symlinkProblem
+		if o.oversize {
+			a.countOversize()
+			p = oversizeProblem(in.Info.Size)
+		}
+		return nil, []consumer.Problem{p}, in.Info, sum
 	}
 	cur, problems, err := c.Parse(in)
 	if err != nil {
@@ -349,6 +359,9 @@ func (a *Agent) drain(co *coalescer) {
 
 func (a *Agent) handle(co *coalescer, e *sensor.Event) {
 	ch, ok := a.set.Apply(e)
+	if p := a.set.Problems(); len(p) > 0 {
+		a.notWatched("follow", p) // a new file in a watched tree the kernel map has no room for
+	}
 	if a.opt.Log.GetLevel() <= zerolog.DebugLevel {
 		a.opt.Log.Debug().Str("op", e.Op.String()).Str("match", e.Match.String()).Uint64("id", e.WatchID).
 			Stringer("file", e.File).Stringer("file2", e.File2).Str("path", e.Path).Str("path2", e.Path2).

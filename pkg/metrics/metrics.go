@@ -67,6 +67,10 @@ var (
 		"Files a consumer could not parse, by kind.", []string{"kind"}, nil)
 	descDecode = prometheus.NewDesc(ns+"_kernel_record_decode_errors_total",
 		"Kernel records that did not decode.", nil, nil)
+	descNotWatched = prometheus.NewDesc(ns+"_not_watched_paths_total",
+		"Paths that could not be watched, by reason: watch_map_full (sensor.max_watches) or other.", []string{"reason"}, nil)
+	descOversize = prometheus.NewDesc(ns+"_oversize_files_total",
+		"Reads of watched files over the parse limit: hashed, not parsed.", nil, nil)
 	descReloads = prometheus.NewDesc(ns+"_config_reloads_total",
 		"Configuration reloads, by result.", []string{"result"}, nil)
 	descLastReload = prometheus.NewDesc(ns+"_config_last_reload_success",
@@ -84,7 +88,7 @@ type collector struct {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRunning, descInfo, descStart, descRecords, descChanges, descLost,
 		descHits, descMatched, descEmitted, descHookLost, descEntries, descCapacity, descFiles, descTargets,
-		descRules, descRingUsed, descRingSize, descLatency, descParse, descDecode, descReloads, descLastReload,
+		descRules, descRingUsed, descRingSize, descLatency, descParse, descDecode, descNotWatched, descOversize, descReloads, descLastReload,
 		descSelfTest} {
 		ch <- d
 	}
@@ -142,6 +146,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descParse, s.ParseErrors[k], k)
 	}
 	counter(descDecode, s.DecodeErrors)
+	counter(descNotWatched, s.Limits.WatchMapFull, "watch_map_full")
+	counter(descNotWatched, s.Limits.NotWatched-s.Limits.WatchMapFull, "other")
+	counter(descOversize, s.Limits.Oversize)
 	for _, k := range sortedKeys(s.Reloads) {
 		counter(descReloads, s.Reloads[k], k)
 	}
