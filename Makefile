@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.dat
 PRIV_PKGS = $(shell grep -l '^//go:build privileged' $$(find pkg cmd -name '*_test.go') | xargs -n1 dirname | sort -u | sed 's|^|./|')
 VMBIN := build/vm
 
-.PHONY: help build run elf elf-check deps test test-unit test-host vmtest vm-bins kernels lint clean events-doc support-table fuzz
+.PHONY: help build run elf elf-check deps test test-unit test-host vmtest vm-bins kernels lint clean events-doc support-table fuzz bench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,8 +49,10 @@ fuzz: ## fuzz every Fuzz target of every package for FUZZTIME each (go test -fuz
 	    echo "== $$p $$f ($(FUZZTIME))"; \
 	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$p; done; done
 
-test-host: ## tier 2: privileged tests on this host's kernel (root)
-	$(GO) test -tags privileged -p 1 -count=1 -timeout 10m $(PRIV_PKGS)
+test-host: ## tier 2: privileged tests on this host's kernel (root), then the secrets audit of all they wrote
+	@audit=$$(mktemp -d) && trap 'rm -rf "$$audit"' EXIT && \
+	  VIGIL_SECRETS_AUDIT=$$audit $(GO) test -tags privileged -p 1 -count=1 -timeout 10m $(PRIV_PKGS) && \
+	  VIGIL_SECRETS_AUDIT=$$audit $(GO) test -tags secretsaudit -count=1 -v -run '^TestSecretsAudit$$' ./pkg/testutil
 
 vm-bins: build
 	rm -rf $(VMBIN) && mkdir -p $(VMBIN)
@@ -64,6 +66,9 @@ vmtest: vm-bins ## tier 3: the privileged suite inside each matrix kernel under 
 
 test: deps lint elf-check test-unit test-host vmtest ## everything: deps, lint, elf-check, the three tiers
 	@echo "make test: all tiers passed"
+
+bench: ## measure vigil against no agent, auditd, inotifywait, AIDE and in the matrix kernels; writes docs/benchmarks.md (root)
+	scripts/bench.sh
 
 support-table: ## regenerate docs/kernels.md's support table from the host run and the last vmtest logs (root)
 	scripts/support-table.sh

@@ -1,0 +1,58 @@
+//go:build benchguest
+
+package main
+
+// The emulated half of `make bench`: scripts/bench.sh builds this test
+// binary static and boots it in the matrix kernels with scripts/vmtest.sh,
+// where vigil loads its kprobe object. Software emulation (TCG) distorts
+// absolute speeds, so only ratios to the no-agent runs are reported, and
+// they are labelled as emulated. It asserts nothing about speed: it fails
+// only when a workload or an agent fails.
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var (
+	guestVigil = flag.String("bench.vigil", "/vigil/vigil", "the vigil binary in the guest")
+	guestPairs = flag.Int("bench.pairs", 5, "alternating pairs per tool")
+	guestOps   = flag.Int("bench.ops", 20000, "operations per 4 KiB and 1-byte loop (open/close: half)")
+	guestTP    = flag.Bool("bench.tracepoint", false, "also measure vigil forced to the tracepoint object")
+)
+
+func TestGuestOverhead(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: run by make bench inside the matrix guests")
+	}
+	root := t.TempDir()
+	file, watched, err := overheadDirs(filepath.Join(root, "overhead"), filepath.Join(root, "unwatched"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := []watchSpec{{Path: watched[0]}, {Path: watched[1], Recursive: true}}
+	tools := []tool{&vigilAgent{label: "vigil", bin: *guestVigil, dir: filepath.Join(root, "agent-auto"), watches: ws}}
+	if *guestTP {
+		tools = append(tools, &vigilAgent{label: "vigil-tracepoint", bin: *guestVigil, dir: filepath.Join(root, "agent-tp"),
+			watches: ws, extra: []string{"-hooks", "tracepoint"}})
+	}
+	n := *guestOps
+	s := Settings{Pairs: *guestPairs, N4k: n, N1: n, NOpen: n / 2}
+	logf := func(f string, a ...any) { t.Logf(f, a...) }
+	oh, err := measureOverhead(file, tools, writeLoops(s.N4k, s.N1, s.NOpen), s.Pairs, logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := Results{Machine: machine(*guestVigil), Settings: s, Overhead: oh}
+	res.Machine.Emulated = true
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One line on the results console, picked up by scripts/bench.sh.
+	fmt.Printf("VIGIL-BENCH-RESULT %s\n", b)
+}

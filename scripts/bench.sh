@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Measure vigil against no agent, auditd and inotifywait on this host, and
+# the kprobe objects inside the matrix kernels (emulated, ratios only), then
+# regenerate docs/benchmarks.md. Run by `make bench` (root).
+#
+#   scripts/bench.sh
+#
+# Environment:
+#   BENCH_QUICK=1      small workloads (a development run; the document says so by its numbers)
+#   BENCH_ONLY         host sections, comma-separated (overhead,burst,latency,scan,footprint)
+#   BENCH_KERNELS      matrix kernels for the emulated ratios (default: every kernel of
+#                      scripts/kernels.sh list; "none" skips them)
+#   BENCH_OUT          where results and logs go (default build/bench)
+#   BENCH_DOC          the document written (default docs/benchmarks.md)
+#
+# The peers are installed with apt-get if missing (auditd, inotify-tools, aide). This
+# machine's PID 1 need not be systemd: vigil-bench starts auditd itself with a private
+# configuration and log, loads its rules, and on exit removes the rules and puts back the
+# kernel's audit "enabled" flag and backlog limit. An audit daemon that already runs is
+# left alone and the run stops with an error instead.
+set -Eeuo pipefail
+trap '_erc=$?; ((BASH_SUBSHELL || _erc == 141)) || echo "bench.sh: line $LINENO: \"$BASH_COMMAND\" failed ($_erc)" >&2' ERR
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+cd "$ROOT"
+OUT=${BENCH_OUT:-build/bench}
+DOC=${BENCH_DOC:-docs/benchmarks.md}
+GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+CACHE_ROOT=${VIGIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil}
+export PATH=$PATH:/usr/sbin:/sbin
+
+die() {
+	echo "bench.sh: $*" >&2
+	exit 2
+}
+note() { echo "bench: $*" >&2; }
+
+((EUID == 0)) || die "needs root (BPF programs, auditd)"
+
+start=$(date +%s)
+# The peers, and what the matrix guests need.
+DEPS_EXTRA="auditd inotify-tools aide ${DEPS_EXTRA:-}" "$HERE/deps.sh" >&2
+
+rm -rf "$OUT"
+mkdir -p "$OUT/vm"
+make -s build >&2
+CGO_ENABLED=0 "$GO" build -trimpath -o "$OUT/vigil-bench" ./cmd/vigil-bench
+
+# The scan tree (400 MB for 100,000 files) is kept in the cache between runs.
+flags=(-vigil bin/vigil -out "$OUT/host.json" -tree "$CACHE_ROOT/bench-tree")
+[[ "${BENCH_QUICK:-0}" == 1 ]] && flags+=(-quick)
+[[ -n "${BENCH_ONLY:-}" ]] && flags+=(-only "$BENCH_ONLY")
+note "host: vigil-bench host ${flags[*]}"
+"$OUT/vigil-bench" host "${flags[@]}" 2> >(tee "$OUT/host.log" >&2)
+
+guests=()
+kernels=${BENCH_KERNELS:-$("$HERE/kernels.sh" list | awk '{ print $1 }' | tr '\n' ' ')}
+if [[ "$kernels" != none ]]; then
+	cp bin/vigil "$OUT/vm/vigil"
+	CGO_ENABLED=0 "$GO" test -c -tags benchguest -o "$OUT/vm/bench.test" ./cmd/vigil-bench
+	args="-test.run ^TestGuestOverhead\$"
+	[[ "${BENCH_QUICK:-0}" == 1 ]] && args+=" -bench.pairs=2 -bench.ops=5000"
+	# shellcheck disable=SC2086 # one word per kernel
+	VMTEST_OUT="$OUT/vmtest" VMTEST_ARGS="$args" VMTEST_TIMEOUT=${VMTEST_TIMEOUT:-600} \
+		"$HERE/vmtest.sh" "$OUT/vm" $kernels >&2 || note "vmtest reported a failure: see $OUT/vmtest/<kernel>/results.log"
+	for k in $kernels; do
+		line=$(tr -d '\r' <"$OUT/vmtest/$k/results.log" 2>/dev/null | sed -n 's/^VIGIL-BENCH-RESULT //p' | tail -n 1)
+		if [[ -z "$line" ]]; then
+			note "$k: no result (see $OUT/vmtest/$k/results.log)"
+			continue
+		fi
+		printf '%s\n' "$line" >"$OUT/guest-$k.json"
+		guests+=(-guest "$k=$OUT/guest-$k.json")
+	done
+fi
+
+notes=()
+[[ -f "$HERE/bench-notes.md" ]] && notes=(-notes "$HERE/bench-notes.md")
+"$OUT/vigil-bench" report -host "$OUT/host.json" "${guests[@]}" "${notes[@]}" -o "$DOC"
+note "wrote $DOC in $(($(date +%s) - start)) s (results and logs in $OUT)"
