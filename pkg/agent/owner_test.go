@@ -95,6 +95,7 @@ func TestOwnershipDrift(t *testing.T) {
 		if got != want {
 			t.Errorf("%s:\n got  %s\n want %s\nrecord: %s", what, got, want, x)
 		}
+		t.Logf("%s: %s, reported by hook %s", what, got, x.s("vigil.hook"))
 	}
 
 	mark := r.mark()
