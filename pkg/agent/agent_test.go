@@ -118,7 +118,7 @@ exclude = ["*.tmp"]
 	recs = newRecords()
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
-	log := zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
+	log := zerolog.New(io.MultiWriter(os.Stderr, testutil.AuditWriter("log"))).Level(zerolog.WarnLevel)
 	go func() {
 		runErr <- agent.Run(ctx, agent.Options{Config: cfg, Out: recs, Log: log, Key: []byte("0123456789abcdef0123456789abcdef"), Ready: ready})
 	}()
@@ -149,6 +149,11 @@ exclude = ["*.tmp"]
 				code = 1
 			}
 		}
+	}
+	// The secrets audit (make test-host) scans the store the agent left.
+	if err := testutil.AuditTree("agent", filepath.Join(root, "state")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
 	}
 	os.RemoveAll(root)
 	os.Exit(code)
@@ -221,6 +226,7 @@ func newRecords() *records {
 	r.cond = sync.NewCond(&r.mu)
 	pr, pw := io.Pipe()
 	r.pw = pw
+	audit := testutil.AuditWriter("records") // every byte, for the secrets audit
 	go func() {
 		defer close(r.done)
 		sc := bufio.NewScanner(pr)
@@ -231,6 +237,7 @@ func newRecords() *records {
 			err := json.Unmarshal([]byte(line), &m)
 			r.mu.Lock()
 			r.buf.WriteString(line + "\n")
+			audit.Write([]byte(line + "\n"))
 			if err != nil {
 				m = map[string]any{"invalid-json": line}
 			}

@@ -53,11 +53,16 @@ func (a *Agent) notWatched(when string, errs []error) {
 		return
 	}
 	full := 0
-	for _, err := range errs {
+	for i, err := range errs {
 		if isMapFull(err) {
 			full++
 		}
-		a.opt.Log.Warn().Err(err).Str(logKeyWhen, when).Msg("not watched")
+		if i < maxListed {
+			a.opt.Log.Warn().Err(err).Str(logKeyWhen, when).Msg("not watched")
+		}
+	}
+	if len(errs) > maxListed {
+		a.opt.Log.Warn().Int(logKeyCount, len(errs)).Str(logKeyWhen, when).Msg("not watched: more paths")
 	}
 	a.mu.Lock()
 	a.lim.notWatched += uint64(len(errs))
@@ -105,5 +110,8 @@ func (a *Agent) countOversize() {
 	a.mu.Unlock()
 }
 
-// logKeyWhen says at which stage a path could not be watched.
-const logKeyWhen = "when"
+// Log keys of the not-watched log lines: at which stage, how many.
+const (
+	logKeyWhen  = "when"
+	logKeyCount = "count"
+)

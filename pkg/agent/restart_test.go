@@ -32,7 +32,7 @@ func runAgent(t *testing.T, cfg *config.Config) (*records, func()) {
 	errc := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		errc <- agent.Run(ctx, agent.Options{Config: cfg, Out: r, Log: zerolog.Nop(),
+		errc <- agent.Run(ctx, agent.Options{Config: cfg, Out: r, Log: zerolog.New(testutil.AuditWriter("log")).Level(zerolog.InfoLevel),
 			Key: []byte("0123456789abcdef0123456789abcdef"), Ready: ready})
 	}()
 	select {
@@ -50,6 +50,9 @@ func runAgent(t *testing.T, cfg *config.Config) (*records, func()) {
 			t.Errorf("agent: %v", err)
 		}
 		r.close()
+		if err := testutil.AuditTree("agent", cfg.Agent.StateDir); err != nil {
+			t.Error(err)
+		}
 	}
 }
 
