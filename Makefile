@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.dat
 PRIV_PKGS = $(shell grep -l '^//go:build privileged' $$(find pkg cmd -name '*_test.go') | xargs -n1 dirname | sort -u | sed 's|^|./|')
 VMBIN := build/vm
 
-.PHONY: help build run elf elf-check deps test test-unit test-host vmtest vm-bins kernels lint clean events-doc support-table fuzz bench
+.PHONY: help build run elf elf-check deps test test-unit test-host vmtest vm-bins kernels lint clean events-doc support-table fuzz bench package test-package
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -64,7 +64,13 @@ vm-bins: build
 vmtest: vm-bins ## tier 3: the privileged suite inside each matrix kernel under qemu
 	scripts/vmtest.sh $(VMBIN)
 
-test: deps lint elf-check test-unit test-host vmtest ## everything: deps, lint, elf-check, the three tiers
+package: ## build dist/vigil_<version>_amd64.deb and dist/vigil-<version>.x86_64.rpm (nfpm; docs/install.md)
+	scripts/package.sh --out dist
+
+test-package: ## the packages: rpm files and scriptlets, the unit, the deb in a systemd guest (root)
+	scripts/test-package.sh
+
+test: deps lint elf-check test-unit test-host test-package vmtest ## everything: deps, lint, elf-check, the three tiers, the packages
 	@echo "make test: all tiers passed"
 
 bench: ## measure vigil against no agent, auditd, inotifywait, AIDE and in the matrix kernels; writes docs/benchmarks.md (root)

@@ -21,6 +21,9 @@ PACKAGES=(
 	passwd
 	# syslog output tests (pkg/output, privileged tier): a real receiver
 	rsyslog rsyslog-gnutls
+	# the package test (scripts/test-package.sh): rpm in a scratch root, the systemd
+	# guest's root, systemd-analyze verify
+	rpm debootstrap systemd
 	# metrics test (pkg/metrics): promtool check metrics
 	prometheus
 )
