@@ -30,6 +30,11 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.targets[e.WatchID]
+	if !ok && e.Match == sensor.MatchInode && s.byKey[e.File] != nil {
+		// Matched before a Replace removed its target, for a file that
+		// another target took over: the file's target now.
+		t, ok = s.targets[s.byKey[e.File].Target]
+	}
 	if !ok {
 		// Stale: an inode the kernel still had after its entry went.
 		if e.Match == sensor.MatchInode && e.File.Ino != 0 && s.byKey[e.File] == nil {

@@ -268,3 +268,31 @@ func TestReplaceOwnerChange(t *testing.T) {
 		t.Errorf("after the group changed, the file's rule expects %v", f.Rule.GroupID)
 	}
 }
+
+// TestReplaceQueuedRecords: records the kernel matched before a reload,
+// still queued, are not lost for a file another target took over, and are
+// dropped for a file no longer watched.
+func TestReplaceQueuedRecords(t *testing.T) {
+	root := tempRoot(t)
+	www := filepath.Join(root, "srv", "www")
+	idx := filepath.Join(www, "index.html")
+	conf := filepath.Join(root, "etc", "app.conf")
+	mkfile(t, idx)
+	mkfile(t, conf)
+	k := newFakeKernel()
+	s := New(k, 0, nil)
+	tree := config.Watch{Path: www, Recursive: true}
+	mustAdd(t, s, []config.Watch{{Path: idx, Kind: "diff"}, tree, {Path: conf}})
+	oldIdx, oldConf := fileAt(t, s, idx), fileAt(t, s, conf)
+	mustReplace(t, s, []config.Watch{tree}, 1, 0, 2)
+
+	ch, ok := s.Apply(&sensor.Event{Op: sensor.OpWrite, Match: sensor.MatchInode, WatchID: oldIdx.Target,
+		File: oldIdx.Key, Path: "index.html"})
+	if !ok || ch.File.Path != idx || ch.Action != "modified" || ch.File.Target == oldIdx.Target {
+		t.Errorf("queued write to the handed-over file: %+v %v", ch, ok)
+	}
+	if ch, ok := s.Apply(&sensor.Event{Op: sensor.OpWrite, Match: sensor.MatchInode, WatchID: oldConf.Target,
+		File: oldConf.Key, Path: "app.conf"}); ok {
+		t.Errorf("queued write to a file no longer watched was kept: %+v", ch)
+	}
+}
