@@ -201,7 +201,12 @@ func (s *Set) renamed(t *Target, path string, e *sensor.Event) (Change, bool) {
 		if f == nil {
 			return Change{}, false
 		}
-		if e.File2.Ino != 0 && e.File2 == f.Key {
+		// A rename whose target is the watched path replaced the file, even
+		// when the inode it names is the one already known: the tracepoint
+		// object reads that inode when it reads the record, after later
+		// replaces, and a freed number comes back on ext4.
+		intoPath := e.Dir == t.Dir && e.Path == filepath.Base(t.Path)
+		if e.File2.Ino != 0 && e.File2 == f.Key && !intoPath {
 			// The watched file itself moved: its path is empty now.
 			c := Change{File: copyFile(f), Action: "renamed", TargetPath: s.newLocation(t, e), Gone: true}
 			s.forget(f)

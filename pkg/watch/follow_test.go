@@ -137,6 +137,24 @@ func TestApplyFile(t *testing.T) {
 			check:  checkReplaced,
 		},
 		{
+			// The tracepoint object reads the target's inode when it reads
+			// the record: after a burst of replaces, several records name the
+			// inode the watch set already moved to. Still a replace, and the
+			// file stays watched.
+			name: "rename over it naming the inode already known",
+			do: func(t *testing.T, f fileFixture) *sensor.Event {
+				return &sensor.Event{Op: sensor.OpRename, Match: sensor.MatchName, WatchID: f.id, File: f.key,
+					File2: f.key, Dir: f.dirKey, Dir2: f.dirKey, Path: "passwd", Path2: "passwd.tmp"}
+			},
+			action: "replaced",
+			check: func(t *testing.T, f fileFixture, s *Set, k *fakeKernel) {
+				if got := fileAt(t, s, f.path); got.Key != f.key {
+					t.Errorf("key %s, want %s", got.Key, f.key)
+				}
+				wantEntry(t, k, f.key, entry{ID: f.id, Flags: sensor.WatchFile})
+			},
+		},
+		{
 			name: "write through the name after a replace",
 			do: func(t *testing.T, f fileFixture) *sensor.Event {
 				tmp := filepath.Join(f.dir, "passwd.tmp")
