@@ -11,7 +11,8 @@ import (
 )
 
 // MaxContent bounds what a consumer is given of one file (as the agent
-// does); the SHA-256 covers the whole file whatever its size.
+// does); the SHA-256 covers the whole file whatever its size. A larger file
+// is not parsed at all: its finding carries a problem that says so.
 const MaxContent = 16 << 20
 
 // keepBuf is the largest read buffer a worker keeps between files.
@@ -24,6 +25,10 @@ type observation struct {
 	st      unix.Stat_t
 	content []byte // regular files: up to MaxContent bytes, valid until the next read
 	sha256  string // regular files: of the whole content
+	// oversize is set for a regular file larger than MaxContent: content
+	// holds only its first MaxContent bytes, and must not be parsed as if
+	// it were the file.
+	oversize bool
 }
 
 // reader reads files for one worker, reusing its buffers.
@@ -115,6 +120,7 @@ func (r *reader) read(path string, o *observation) error {
 			if n == 0 {
 				break
 			}
+			o.oversize = true
 			r.h.Write(r.scratch[:n])
 		}
 	}

@@ -158,6 +158,8 @@ type item struct {
 	e        state.Entry
 	problems []consumer.Problem
 	err      error // unreadable: nothing to compare or record
+	// oversize: too large to parse; State is the last one parsed.
+	oversize bool
 }
 
 type scanner struct {
@@ -364,6 +366,14 @@ func observe(r *reader, t *Target, c consumer.Consumer, now int64) (it item) {
 		return it // attributes only
 	}
 	it.e.SHA256 = o.sha256
+	if o.oversize {
+		// The first MaxContent bytes are not the file: parse nothing, say
+		// so, and keep the last state parsed (flush) for the next compare.
+		it.oversize = true
+		it.problems = []consumer.Problem{{Msg: fmt.Sprintf("file of %d bytes is over the %d-byte parse limit: "+
+			"content not compared (the sha256 covers all of it)", o.st.Size, MaxContent)}}
+		return it
+	}
 	content := o.content
 	if content == nil {
 		content = []byte{}
@@ -402,6 +412,9 @@ func (s *scanner) flush(chunk []item) error {
 			s.res.Absent++
 		}
 		old, had := olds[it.e.Path]
+		if it.oversize && had && old.Kind == it.e.Kind && !old.Absent {
+			it.e.State = old.State
+		}
 		var op *state.Entry
 		if had {
 			op = &old

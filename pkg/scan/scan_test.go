@@ -598,6 +598,9 @@ func TestReadOnlyStoreAndLargeFile(t *testing.T) {
 	}
 	if len(res.Findings) != 1 || res.Findings[0].Action != ActionModified || !reflect.DeepEqual(res.Findings[0].Fields, []string{"content", "mtime"}) && !reflect.DeepEqual(res.Findings[0].Fields, []string{"content"}) {
 		t.Errorf("findings %+v", res.Findings)
+	} else if f := res.Findings[0]; len(f.Changes) != 0 || len(f.Problems) != 1 || !strings.Contains(f.Problems[0].Msg, "parse limit") {
+		// Never a diff of the first 16 MiB as if they were the file.
+		t.Errorf("a file over the parse limit: changes %+v, problems %+v", f.Changes, f.Problems)
 	}
 	if _, err := Run(context.Background(), rules, 0, ro, cons, ScanOptions{Update: true}); err == nil {
 		t.Error("an update of a read-only store succeeded")
