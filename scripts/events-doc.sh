@@ -20,6 +20,7 @@ cat >"$work/vigil.toml" <<TOML
 [agent]
 state_dir = "$work/state"
 host_name = "web-01"
+heartbeat = "2s"
 [sensor]
 ring_buffer_kib = 4
 [[watch]]
@@ -62,7 +63,8 @@ def pick(action, sub=None):
     sys.exit("events-doc: no %s record%s" % (action, " for " + sub if sub else ""))
 parts = {"READY": pick("agent-ready"), "REPLACED": pick("replaced", "passwd"), "SUDO": pick("replaced", "sudoers"),
          "CREATED": pick("created", "authorized_keys"), "ATTR": pick("attributes-changed"), "RENAMED": pick("renamed"),
-         "MODIFIED": pick("modified", "log.txt"), "DRIFT": pick("created", "shell.php"), "LOST": pick("events-lost")}
+         "MODIFIED": pick("modified", "log.txt"), "DRIFT": pick("created", "shell.php"), "LOST": pick("events-lost"),
+         "HEARTBEAT": pick("heartbeat")}
 s = open(sys.argv[2]).read()
 for k, v in parts.items():
     s = s.replace("```json\n" + k + "\n```", "```json\n" + v + "\n```")
