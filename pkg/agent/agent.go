@@ -299,9 +299,6 @@ func (a *Agent) loop(ctx context.Context) error {
 			return err
 		case e := <-a.queue:
 			a.handle(co, e)
-			if len(a.queue) == 0 {
-				a.flushStore()
-			}
 		case now := <-ticker.C:
 			for _, b := range co.due(now) {
 				a.emitBurst(b)
@@ -558,9 +555,10 @@ func (a *Agent) persist(f *watch.File, cur consumer.State, sum string, st *sysca
 const maxPending = 4096
 
 // flushStore commits the pending store entries in one transaction. The
-// loop calls it whenever the queue is empty and at every coalescing tick,
-// so a crash forgets at most the last moments' states, which the next
-// start then reports again (origin startup): reported twice, never lost.
+// loop calls it at every coalescing tick (not when its queue runs empty:
+// under a steady trickle that was still a commit every few records), so a
+// crash forgets at most the last tick's states, which the next start then
+// reports again (origin startup): reported twice, never lost.
 func (a *Agent) flushStore() {
 	if len(a.pending) == 0 || a.store == nil {
 		return
