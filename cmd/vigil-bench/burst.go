@@ -23,8 +23,11 @@ type Burst struct {
 	Recovered int `json:"recovered"`
 	// Lost is what the tool said it lost: vigil's events-lost total, the
 	// kernel audit lost counter's increase, inotify queue overflows.
-	Lost    uint64 `json:"lost"`
-	Records int    `json:"records"`
+	Lost uint64 `json:"lost"`
+	// vigil's split of Lost: the kernel's ring buffer, its own queue
+	LostInKernel uint64 `json:"lost_in_kernel,omitempty"`
+	LostInQueue  uint64 `json:"lost_in_queue,omitempty"`
+	Records      int    `json:"records"`
 	// Seconds is the workload's run time under the tool; Drain how long
 	// after it the tool's output went quiet.
 	Seconds float64 `json:"seconds"`
@@ -88,7 +91,7 @@ func measureBursts(root, vigilBin string, files, rewrites int, which []string, l
 			if err := bk.prepare(target); err != nil {
 				return nil, fmt.Errorf("burst %s: %w", bk.name, err)
 			}
-			b, err := burstOne(tn, bk, target, filepath.Join(root, "agent-"+tn), vigilBin)
+			b, err := burstOne(tn, bk, target, filepath.Join(root, "agent-"+tn), vigilBin, logf)
 			os.RemoveAll(target)
 			if err != nil {
 				return nil, fmt.Errorf("burst %s under %s: %w", bk.name, tn, err)
@@ -100,7 +103,7 @@ func measureBursts(root, vigilBin string, files, rewrites int, which []string, l
 	return out, nil
 }
 
-func burstOne(tn string, bk burstKind, target, agentDir, vigilBin string) (Burst, error) {
+func burstOne(tn string, bk burstKind, target, agentDir, vigilBin string, logf func(string, ...any)) (Burst, error) {
 	b := Burst{Tool: tn, Workload: bk.name, Truth: bk.truth}
 	switch tn {
 	case "vigil":
@@ -119,6 +122,7 @@ func burstOne(tn string, bk burstKind, target, agentDir, vigilBin string) (Burst
 		// Wait for every change to be accounted for; vigil may pause
 		// its output for seconds (re-reading a tree after a loss), so
 		// silence alone ends the wait only after vigilQuiet.
+		progress := time.Now()
 		for deadline := end.Add(quietMax); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 			var c Burst
 			countVigil(&c, v.Records(), target, bk)
@@ -129,7 +133,12 @@ func burstOne(tn string, bk burstKind, target, agentDir, vigilBin string) (Burst
 			last := v.last
 			v.mu.Unlock()
 			if time.Since(last) > vigilQuiet {
+				logf("burst %s vigil: no record for %s, %d of %d so far: stopping it", bk.name, vigilQuiet, c.Reported, bk.truth)
 				break
+			}
+			if time.Since(progress) > 15*time.Second {
+				progress = time.Now()
+				logf("burst %s vigil: %d of %d so far", bk.name, c.Reported, bk.truth)
 			}
 		}
 		if last := lastAt(v.Records(), target); last.After(end) {
@@ -201,6 +210,8 @@ func countVigil(b *Burst, recs []*vigilRec, target string, bk burstKind) {
 		switch r.Event.Action {
 		case "events-lost":
 			b.Lost += r.Vigil.Lost
+			b.LostInKernel += r.Vigil.LostInKernel
+			b.LostInQueue += r.Vigil.LostInQueue
 			continue
 		case "agent-ready", "agent-stopped", "self-test":
 			continue
@@ -210,33 +221,28 @@ func countVigil(b *Burst, recs []*vigilRec, target string, bk burstKind) {
 			continue
 		}
 		b.Records++
-		if r.Event.Action != action {
-			continue
-		}
-		switch r.Vigil.Origin {
-		case "live":
-			if bk.name == "rewrite" {
-				for _, a := range r.Vigil.Actors {
-					if a.PID == me {
-						b.Live += a.Writes
-					}
+		switch {
+		case r.Vigil.Origin == "live" && r.Event.Action == action && bk.name == "rewrite":
+			for _, a := range r.Vigil.Actors {
+				if a.PID == me {
+					b.Live += a.Writes
 				}
-			} else if r.Process.PID == me && !livePaths[p] {
+			}
+		case r.Vigil.Origin == "live" && r.Event.Action == action:
+			if r.Process.PID == me && !livePaths[p] {
 				livePaths[p] = true
 				b.Live++
 			}
-		case "recovered":
+		case r.Vigil.Origin == "recovered":
+			// any action: a recovered record says the file changed
 			b.Recovered++
 			recPaths[p] = true
 		}
 	}
 	if bk.name == "rewrite" {
-		// A recovered record says the file changed while records were
-		// lost; the lost count says how many writes that covers.
-		b.Reported = b.Live + min(int(b.Lost), b.Truth-min(b.Live, b.Truth))
-		if b.Recovered == 0 {
-			b.Reported = b.Live
-		}
+		// Lost writes cannot be itemised: a recovered record stands for
+		// the file's change, the events-lost count for how many.
+		b.Reported = b.Live + b.Recovered
 		return
 	}
 	for p := range recPaths {

@@ -15,10 +15,11 @@ import (
 type Footprint struct {
 	State         string  `json:"state"`
 	Seconds       float64 `json:"seconds"`
-	RecordsPerSec float64 `json:"records_per_s"`
-	CPUPercent    float64 `json:"cpu_percent"` // of one CPU
-	RSSMB         float64 `json:"rss_mb"`      // largest sampled VmRSS
-	PeakMB        float64 `json:"peak_mb"`     // VmHWM at the end
+	ChangesPerSec float64 `json:"changes_per_s"` // creates and deletes made
+	RecordsPerSec float64 `json:"records_per_s"` // records vigil wrote meanwhile
+	CPUPercent    float64 `json:"cpu_percent"`   // of one CPU
+	RSSMB         float64 `json:"rss_mb"`        // largest sampled VmRSS
+	PeakMB        float64 `json:"peak_mb"`       // VmHWM at the end
 }
 
 // procCPU is a process's user+system time.
@@ -84,7 +85,9 @@ func measureFootprint(root, bin string, rate int, d time.Duration, logf func(str
 	}
 	defer v.Stop()
 	pid := v.Pid()
+	var ops int
 	sample := func(state string, load func(stop <-chan struct{})) (Footprint, error) {
+		ops = 0
 		f := Footprint{State: state}
 		n0 := len(v.Records())
 		c0, err := procCPU(pid)
@@ -118,6 +121,7 @@ func measureFootprint(root, bin string, rate int, d time.Duration, logf func(str
 		f.CPUPercent = 100 * c1.Seconds() / el.Seconds()
 		f.CPUPercent -= 100 * c0.Seconds() / el.Seconds()
 		f.RecordsPerSec = float64(len(v.Records())-n0) / el.Seconds()
+		f.ChangesPerSec = float64(ops) / el.Seconds()
 		return f, nil
 	}
 	time.Sleep(2 * time.Second) // let the start-up settle
@@ -129,27 +133,36 @@ func measureFootprint(root, bin string, rate int, d time.Duration, logf func(str
 	var loadErr error
 	tree := filepath.Join(dir, "tree")
 	busy, err := sample(fmt.Sprintf("%d records/s", rate), func(stop <-chan struct{}) {
-		// every 10 ms: rate/200 files created, then deleted (2 records each)
-		per := max(rate/200, 1)
+		// Paced by the clock (catching up after a late tick): rate/2 files
+		// a second are created, and each is deleted 50 ms after it was
+		// (a file made and unlinked at once is mostly gone before vigil
+		// reads it, and then not reported).
+		perSec := float64(rate) / 2
+		lagN := int(perSec * 0.05)
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
-		for i := 0; ; i++ {
+		name := func(k int) string { return filepath.Join(tree, fmt.Sprintf("f%d", k)) }
+		t0 := time.Now()
+		for k := 0; ; {
 			select {
 			case <-stop:
 				return
 			case <-tick.C:
 			}
-			for j := 0; j < per; j++ {
-				p := filepath.Join(tree, fmt.Sprintf("f%d-%d", i%2, j))
-				fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+			for target := int(perSec * time.Since(t0).Seconds()); k < target; k++ {
+				fd, err := unix.Open(name(k), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
 				if err != nil {
 					loadErr = err
 					return
 				}
 				unix.Close(fd)
-				if err := unix.Unlink(p); err != nil {
-					loadErr = err
-					return
+				ops++
+				if k >= lagN {
+					if err := unix.Unlink(name(k - lagN)); err != nil {
+						loadErr = err
+						return
+					}
+					ops++
 				}
 			}
 		}
@@ -160,6 +173,11 @@ func measureFootprint(root, bin string, rate int, d time.Duration, logf func(str
 	if loadErr != nil {
 		return nil, loadErr
 	}
-	logf("footprint %s: achieved %.0f records/s, cpu %.1f%% rss %.1f MB peak %.1f MB", busy.State, busy.RecordsPerSec, busy.CPUPercent, busy.RSSMB, busy.PeakMB)
+	acts := map[string]int{}
+	for _, r := range v.Records() {
+		acts[r.Event.Action+"/"+r.Vigil.Origin]++
+	}
+	logf("footprint records by action/origin so far: %v", acts)
+	logf("footprint %s: %.0f changes/s made, %.0f records/s written, cpu %.1f%% rss %.1f MB peak %.1f MB", busy.State, busy.ChangesPerSec, busy.RecordsPerSec, busy.CPUPercent, busy.RSSMB, busy.PeakMB)
 	return []Footprint{idle, busy}, nil
 }

@@ -127,8 +127,8 @@ func cmdHost(args []string) error {
 		if root, err = os.MkdirTemp("/var/tmp", "vigil-bench-"); err != nil {
 			return err
 		}
+		defer os.RemoveAll(root)
 	}
-	defer os.RemoveAll(root)
 	shmDir, err := os.MkdirTemp(*shm, "vigil-bench-")
 	if err != nil {
 		return err

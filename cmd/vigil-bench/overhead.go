@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 )
 
 // Overhead is one tool's cost on one write-path workload: the ratio of its
@@ -20,8 +21,11 @@ type Overhead struct {
 	ToolNs Spread `json:"tool_ns"`
 }
 
-// chunks is how many slices each loop is cut into; the fastest counts.
-const chunks = 10
+// A loop is run in slices of sliceOps operations (at least minSlices).
+const (
+	sliceOps  = 2000
+	minSlices = 10
+)
 
 // measureOverhead runs every loop on an unwatched file under each tool,
 // in pairs with no agent, alternating which runs first (A B, B A, ...) so
@@ -38,20 +42,22 @@ func measureOverhead(file string, tools []tool, loops []loop, pairs int, logf fu
 		}
 		ns := make([]float64, len(loops))
 		for i, l := range loops {
-			// The fastest of `chunks` slices of the loop: other work on
-			// the shared machine only ever adds time.
-			per := l.N / chunks
-			for c := 0; c < chunks; c++ {
+			// The loop in slices of sliceOps operations; the 10th
+			// percentile of the slices counts: other work on the shared
+			// machine only ever adds time, and preempts a long slice.
+			n := max(l.N/sliceOps, minSlices)
+			per := l.N / n
+			xs := make([]float64, n)
+			for c := range xs {
 				d, err := l.run(file, per)
 				if err != nil {
 					t.Stop()
 					return nil, err
 				}
-				x := float64(d.Nanoseconds()) / float64(per)
-				if c == 0 || x < ns[i] {
-					ns[i] = x
-				}
+				xs[c] = float64(d.Nanoseconds()) / float64(per)
 			}
+			sort.Float64s(xs)
+			ns[i] = xs[n/10]
 		}
 		if err := t.Stop(); err != nil {
 			return nil, fmt.Errorf("%s: %w", t.Name(), err)

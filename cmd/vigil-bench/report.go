@@ -33,6 +33,7 @@ type reportView struct {
 	// rows of the overhead table, one per workload
 	Overhead []ohRow
 	Guest    []guestRow
+	GuestTP  bool // the guests also measured the tracepoint object
 	Bursts   []burstRow
 	Scan     []ScanResult
 	Speedup  string
@@ -144,6 +145,19 @@ func ratio(s Spread) string {
 	return fmt.Sprintf("%.2fx [%.2f–%.2f]", s.Median, s.Min, s.Max)
 }
 
+// spreadVerdict judges a ratio against an upper bound: met when every
+// pair is within it, "median only" when the median is but the spread
+// crosses it (the noise of the shared machine is larger than the margin).
+func spreadVerdict(s Spread, bound float64) string {
+	switch {
+	case s.N > 0 && s.Max <= bound:
+		return "met"
+	case s.N > 0 && s.Median <= bound:
+		return "met by the median; the spread crosses it"
+	}
+	return "**not met**"
+}
+
 func verdict(ok bool) string {
 	if ok {
 		return "met"
@@ -197,7 +211,7 @@ func (v *reportView) build() {
 	}
 	if o, ok := v.find("vigil", "write-4k"); ok {
 		v.Targets = append(v.Targets, target{"4 KiB writes, tracepoint object (host)", "≤ 1.10x",
-			fmt.Sprintf("%.2fx (%s)", o.Ratio.Median, ratio(o.Ratio)), verdict(o.Ratio.Median <= 1.10)})
+			ratio(o.Ratio), spreadVerdict(o.Ratio, 1.10)})
 	}
 	if len(belowDetail) > 0 {
 		v.Targets = append(v.Targets, target{"below auditd on every workload (host, medians)", "vigil < auditd",
@@ -213,12 +227,13 @@ func (v *reportView) build() {
 			for _, t := range g.Results.Overhead {
 				if t.Tool == "vigil-tracepoint" && t.Workload == o.Workload {
 					row.Tracepoint = ratio(t.Ratio)
+					v.GuestTP = true
 				}
 			}
 			v.Guest = append(v.Guest, row)
 			if o.Workload == "write-4k" {
 				v.Targets = append(v.Targets, target{"4 KiB writes, kprobe object (" + g.Kernel + ", emulated)", "≤ 1.05x",
-					ratio(o.Ratio), verdict(o.Ratio.Median <= 1.05)})
+					ratio(o.Ratio), spreadVerdict(o.Ratio, 1.05)})
 			}
 		}
 	}
@@ -231,23 +246,31 @@ func (v *reportView) build() {
 		}
 		byKey[b.Tool+"/"+b.Workload] = b
 	}
-	allAccounted, allLive := len(order) > 0, len(order) > 0
+	allAccounted, allLive, allItemised := len(order) > 0, len(order) > 0, len(order) > 0
+	var itemised []string
 	for _, w := range order {
 		vb := byKey["vigil/"+w]
-		acc := vb.Reported + int(vb.Lost)
-		if vb.Reported > vb.Truth || acc > vb.Truth {
-			acc = max(vb.Reported, min(acc, vb.Truth))
-		}
+		// live or recovered, or declared lost in an events-lost record
+		acc := max(vb.Reported, min(vb.Reported+int(vb.Lost), vb.Truth))
 		r := burstRow{Workload: w, Truth: vb.Truth,
 			Live:      pct(vb.Live, vb.Truth),
 			Recovered: fmt.Sprint(vb.Recovered), Lost: fmt.Sprint(vb.Lost),
 			Accounted: pct(acc, vb.Truth),
 			VigilSecs: fmt.Sprintf("%.2f + %.1f", vb.Seconds, vb.Drain)}
+		if vb.Lost > 0 {
+			r.Lost = fmt.Sprintf("%d (ring buffer %d, queue %d)", vb.Lost, vb.LostInKernel, vb.LostInQueue)
+		}
 		if acc < vb.Truth {
 			allAccounted = false
 		}
 		if vb.Live < vb.Truth {
 			allLive = false
+		}
+		if vb.Lost > 0 {
+			itemised = append(itemised, fmt.Sprintf("%s: %d recovered records for %d lost", w, vb.Recovered, vb.Lost))
+			if vb.Recovered == 0 {
+				allItemised = false
+			}
 		}
 		if a, ok := byKey["auditd/"+w]; ok {
 			r.Auditd = pct(a.Reported, a.Truth) + fmt.Sprintf(", lost %d", a.Lost)
@@ -261,8 +284,12 @@ func (v *reportView) build() {
 	}
 	if len(order) > 0 {
 		v.Targets = append(v.Targets,
-			target{"bursts: every change accounted for (live, or lost and recovered)", "100%", burstSummary(v.Bursts, true), verdict(allAccounted)},
+			target{"bursts: every change accounted for (a live record, a recovered one, or counted in an events-lost record)", "100%", burstSummary(v.Bursts, true), verdict(allAccounted)},
 			target{"bursts: a live record with actor for every change", "100%", burstSummary(v.Bursts, false), verdict(allLive)})
+		if len(itemised) > 0 {
+			v.Targets = append(v.Targets, target{"bursts: files whose records were lost re-read and reported (origin recovered)", "every such file",
+				strings.Join(itemised, "; "), verdict(allItemised)})
+		}
 	}
 	v.Latency = v.Host.Latency
 	for _, l := range v.Latency {

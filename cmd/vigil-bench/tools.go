@@ -80,7 +80,6 @@ type vigilAgent struct {
 	onRec func(*vigilRec)
 
 	cmd     *exec.Cmd
-	stderr  bytes.Buffer
 	mu      sync.Mutex
 	recs    []*vigilRec
 	last    time.Time
@@ -123,12 +122,18 @@ func (v *vigilAgent) Start() error {
 		return err
 	}
 	v.recs, v.last, v.Sensor = nil, time.Time{}, ""
-	v.stderr.Reset()
 	v.ready = make(chan *vigilRec, 1)
 	v.stopped = make(chan struct{})
 	v.done = make(chan error, 1)
 	v.cmd = exec.Command(v.bin, append([]string{"run", "-config", cfg}, v.extra...)...)
-	v.cmd.Stderr = &v.stderr
+	// vigil's log, for a post-mortem: kept in the agent directory (an
+	// *os.File, so vigil writes it directly)
+	logFile, err := os.Create(filepath.Join(v.dir, "vigil.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close() // vigil has its own descriptor once started
+	v.cmd.Stderr = logFile
 	out, err := v.cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -147,10 +152,10 @@ func (v *vigilAgent) Start() error {
 		v.Sensor = r.Vigil.Sensor.Object + " (" + r.Vigil.Sensor.HookType + ")"
 		return nil
 	case err := <-v.done:
-		return fmt.Errorf("vigil exited before agent-ready (%v): %s", err, lastLines(v.stderr.String(), 5))
+		return fmt.Errorf("vigil exited before agent-ready (%v): %s", err, v.logTail())
 	case <-time.After(120 * time.Second):
 		v.cmd.Process.Kill()
-		return fmt.Errorf("vigil not ready after 120s: %s", lastLines(v.stderr.String(), 5))
+		return fmt.Errorf("vigil not ready after 120s: %s", v.logTail())
 	}
 }
 
@@ -214,7 +219,7 @@ func (v *vigilAgent) Stop() error {
 	select {
 	case err := <-v.done:
 		if err != nil {
-			return fmt.Errorf("vigil: %w: %s", err, lastLines(v.stderr.String(), 5))
+			return fmt.Errorf("vigil: %w: %s", err, v.logTail())
 		}
 		return nil
 	case <-time.After(180 * time.Second):
@@ -222,6 +227,11 @@ func (v *vigilAgent) Stop() error {
 		<-v.done
 		return errors.New("vigil did not stop within 180s of SIGTERM")
 	}
+}
+
+func (v *vigilAgent) logTail() string {
+	b, _ := os.ReadFile(filepath.Join(v.dir, "vigil.log"))
+	return lastLines(string(b), 5)
 }
 
 func lastLines(s string, n int) string {
