@@ -114,6 +114,8 @@ type Stats struct {
 	Reloads    map[string]uint64 `json:"reloads"`
 	LastReload *ReloadResult     `json:"last_reload,omitempty"`
 	SelfTestOK bool              `json:"self_test_ok"`
+	// Tamper counts heartbeats and the periodic tamper checks.
+	Tamper TamperStats `json:"tamper"`
 	// Limits counts paths not watched and files too large to parse.
 	Limits LimitStats `json:"limits"`
 }
@@ -226,6 +228,7 @@ func (a *Agent) stats() Stats {
 		s.LastReload = &r
 	}
 	s.SelfTestOK = a.selfTestOK
+	s.Tamper = a.tamper.snapshot()
 	s.Limits = LimitStats{NotWatched: a.lim.notWatched, WatchMapFull: a.lim.watchMapFull, Oversize: a.lim.oversize}
 	return s
 }

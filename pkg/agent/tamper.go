@@ -10,13 +10,27 @@ import (
 	"github.com/vigil-fim/vigil/pkg/sensor"
 )
 
-// tamperState is what the periodic tamper check keeps between runs.
+// TamperStats counts the periodic tamper checks (Stats.Tamper).
+type TamperStats struct {
+	Checks   uint64 `json:"checks"`
+	Findings uint64 `json:"findings"`
+	// Repaired counts watch entries put back in the kernel map.
+	Repaired uint64 `json:"repaired"`
+	// Errors counts checks that could not run in full.
+	Errors     uint64    `json:"errors"`
+	LastCheck  time.Time `json:"last_check"`
+	Heartbeats uint64    `json:"heartbeats"`
+}
+
+// tamperState is what the periodic tamper check keeps between runs. The
+// counters are read beside the pipeline (Stats): they change under a.mu.
 type tamperState struct {
 	checks   uint64 // tamper checks run
 	findings uint64 // tamper findings reported
 	repaired uint64 // watch entries put back
 	errors   uint64 // checks that could not run
 	last     time.Time
+	beats    uint64 // heartbeat records written
 	// missing counts, per watched inode, the consecutive checks that found
 	// its watch entry gone from the kernel map.
 	missing map[sensor.Key]int
@@ -32,17 +46,16 @@ type tamperState struct {
 // reported. New findings are written as one tamper-detected record.
 func (a *Agent) checkTamper() {
 	t := &a.tamper
-	t.checks++
-	t.last = time.Now()
 	var found []sensor.Tamper
+	var errs uint64
 	if f, err := a.sens.CheckAttached(); err != nil {
-		t.errors++
+		errs++
 		a.opt.Log.Warn().Err(err).Msg("tamper check: programs and links")
 	} else {
 		found = append(found, f...)
 	}
 	if f, err := a.sens.Canary(filepath.Join(a.cfg.Agent.StateDir, "canary")); err != nil {
-		t.errors++
+		errs++
 		a.opt.Log.Warn().Err(err).Msg("tamper check: canary")
 	} else {
 		found = append(found, f...)
@@ -58,11 +71,17 @@ func (a *Agent) checkTamper() {
 		}
 	}
 	t.active = active
-	if len(fresh) == 0 {
-		return
+	a.mu.Lock()
+	t.checks++
+	t.last = time.Now()
+	if errs > 0 {
+		t.errors++
 	}
 	t.findings += uint64(len(fresh))
-	a.rec.tamper(fresh)
+	a.mu.Unlock()
+	if len(fresh) > 0 {
+		a.rec.tamper(fresh)
+	}
 }
 
 // checkEntries finds watched files whose inode entry left the kernel map
@@ -99,7 +118,9 @@ func (a *Agent) checkEntries() []sensor.Tamper {
 		if err := a.sens.WatchInode(f.Key, f.Target, sensor.WatchFile); err != nil {
 			detail += "; putting it back failed: " + err.Error()
 		} else {
+			a.mu.Lock()
 			t.repaired++
+			a.mu.Unlock()
 			detail += "; put back"
 		}
 		out = append(out, sensor.Tamper{Check: "watch-entry-missing", Detail: detail})
@@ -112,10 +133,18 @@ func (a *Agent) checkEntries() []sensor.Tamper {
 	return out
 }
 
+// snapshot copies the counters (a.mu held).
+func (t *tamperState) snapshot() TamperStats {
+	return TamperStats{Checks: t.checks, Findings: t.findings, Repaired: t.repaired, Errors: t.errors,
+		LastCheck: t.last, Heartbeats: t.beats}
+}
+
 // heartbeat writes the liveness record.
 func (a *Agent) heartbeat(started time.Time) {
 	a.mu.Lock()
 	live, recovered, dropped, lost := a.live, a.recovered, a.droppedTotal, a.lost
+	a.tamper.beats++
+	ts := a.tamper.snapshot()
 	a.mu.Unlock()
 	var hits, emitted uint64
 	if c, err := a.sens.Counters(); err == nil {
@@ -134,7 +163,7 @@ func (a *Agent) heartbeat(started time.Time) {
 		Uptime: time.Since(started), Live: live, Recovered: recovered,
 		LostKernel: lost, LostQueue: dropped, Hits: hits, Emitted: emitted,
 		Files: len(a.set.Files()), Entries: entries, Capacity: a.sens.Capacity(),
-		SelfTest: a.selfTestOK, Tamper: a.tamper, Caps: capNames(),
+		SelfTest: a.selfTestOK, Tamper: ts, Caps: capNames(),
 	}
 	a.rec.heartbeat(hb)
 }
@@ -147,14 +176,14 @@ type heartbeatInfo struct {
 	Files, Entries        int
 	Capacity              uint32
 	SelfTest              bool
-	Tamper                tamperState
+	Tamper                TamperStats
 	Caps                  []string
 }
 
 func (r *recorder) heartbeat(h heartbeatInfo) {
 	last := ""
-	if !h.Tamper.last.IsZero() {
-		last = h.Tamper.last.UTC().Format(time.RFC3339Nano)
+	if !h.Tamper.LastCheck.IsZero() {
+		last = h.Tamper.LastCheck.UTC().Format(time.RFC3339Nano)
 	}
 	caps := h.Caps
 	if caps == nil {
@@ -168,8 +197,8 @@ func (r *recorder) heartbeat(h heartbeatInfo) {
 			Dict("kernel", zerolog.Dict().Uint64("hook_hits", h.Hits).Uint64("emitted", h.Emitted)).
 			Dict("watch", zerolog.Dict().Int("files", h.Files).Int("entries", h.Entries).Uint32("capacity", h.Capacity)).
 			Bool("self_test_ok", h.SelfTest).
-			Dict("tamper", zerolog.Dict().Uint64("checks", h.Tamper.checks).Uint64("findings", h.Tamper.findings).
-				Uint64("repaired", h.Tamper.repaired).Uint64("errors", h.Tamper.errors).Str("last_check", last)).
+			Dict("tamper", zerolog.Dict().Uint64("checks", h.Tamper.Checks).Uint64("findings", h.Tamper.Findings).
+				Uint64("repaired", h.Tamper.Repaired).Uint64("errors", h.Tamper.Errors).Str("last_check", last)).
 			Strs("capabilities", caps))).
 		Send()
 }

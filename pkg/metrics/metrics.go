@@ -77,6 +77,14 @@ var (
 		"1 if the last reload applied, 0 if it failed; absent before the first.", nil, nil)
 	descSelfTest = prometheus.NewDesc(ns+"_self_test_success",
 		"1 if the startup self-test saw every operation, else 0.", nil, nil)
+	descTamperChecks = prometheus.NewDesc(ns+"_tamper_checks_total",
+		"Periodic tamper checks run, by result (ok, error: the check could not run).", []string{"result"}, nil)
+	descTamperFindings = prometheus.NewDesc(ns+"_tamper_findings_total",
+		"Tamper findings reported in tamper-detected records.", nil, nil)
+	descTamperRepaired = prometheus.NewDesc(ns+"_tamper_repaired_entries_total",
+		"Watch entries found deleted from the kernel map and put back.", nil, nil)
+	descHeartbeats = prometheus.NewDesc(ns+"_heartbeats_total",
+		"Heartbeat records written.", nil, nil)
 )
 
 // collector turns a Stats snapshot into metrics at each scrape.
@@ -89,7 +97,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRunning, descInfo, descStart, descRecords, descChanges, descLost,
 		descHits, descMatched, descEmitted, descHookLost, descEntries, descCapacity, descFiles, descTargets,
 		descRules, descRingUsed, descRingSize, descLatency, descParse, descDecode, descNotWatched, descOversize, descReloads, descLastReload,
-		descSelfTest} {
+		descSelfTest, descTamperChecks, descTamperFindings, descTamperRepaired, descHeartbeats} {
 		ch <- d
 	}
 }
@@ -156,6 +164,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLastReload, b2f(s.LastReload.OK))
 	}
 	gauge(descSelfTest, b2f(s.SelfTestOK))
+	counter(descTamperChecks, s.Tamper.Checks-s.Tamper.Errors, "ok")
+	counter(descTamperChecks, s.Tamper.Errors, "error")
+	counter(descTamperFindings, s.Tamper.Findings)
+	counter(descTamperRepaired, s.Tamper.Repaired)
+	counter(descHeartbeats, s.Tamper.Heartbeats)
 }
 
 func b2f(b bool) float64 {

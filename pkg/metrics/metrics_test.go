@@ -37,6 +37,7 @@ func snapshot() agent.Stats {
 		Reloads:     map[string]uint64{"success": 2, "failure": 1},
 		LastReload:  &agent.ReloadResult{OK: false},
 		SelfTestOK:  true,
+		Tamper:      agent.TamperStats{Checks: 30, Errors: 1, Findings: 2, Repaired: 1, Heartbeats: 5},
 	}
 }
 
@@ -89,6 +90,11 @@ func TestMetricsFromStats(t *testing.T) {
 		`vigil_config_reloads_total{result="failure"} 1`,
 		`vigil_config_last_reload_success 0`,
 		`vigil_self_test_success 1`,
+		`vigil_tamper_checks_total{result="ok"} 29`,
+		`vigil_tamper_checks_total{result="error"} 1`,
+		`vigil_tamper_findings_total 2`,
+		`vigil_tamper_repaired_entries_total 1`,
+		`vigil_heartbeats_total 5`,
 		`go_goroutines `,
 		`process_start_time_seconds `,
 	} {
