@@ -90,6 +90,11 @@ type Agent struct {
 	// commit waits for two fdatasync calls (per record, they held the
 	// pipeline to a few hundred records a second; docs/benchmarks.md).
 	pending []state.Entry
+	// commits carries batches to the committer goroutine while the loop
+	// runs, so that the pipeline does not wait for the disk; nil before
+	// and after, when flushStore commits itself.
+	commits   chan []state.Entry
+	committed chan struct{}
 	// droppedTotal counts the records the queue could not take, ever.
 	droppedTotal uint64
 	// tamper is the periodic tamper check's state (loop goroutine only).
@@ -275,6 +280,8 @@ func (a *Agent) loop(ctx context.Context) error {
 	defer heartbeat.Stop()
 	defer tamper.Stop()
 	co := newCoalescer(window)
+	a.startCommitter()
+	defer a.stopCommitter()
 	var reloads chan reloadReq
 	if a.opt.Handle != nil {
 		reloads = a.opt.Handle.reqs
@@ -563,10 +570,52 @@ func (a *Agent) flushStore() {
 	if len(a.pending) == 0 || a.store == nil {
 		return
 	}
-	if err := a.store.PutMany(a.pending); err != nil {
-		a.opt.Log.Warn().Err(err).Int("entries", len(a.pending)).Msg("recording state")
+	if a.commits == nil {
+		a.putStates(a.pending)
+		a.pending = a.pending[:0]
+		return
 	}
-	a.pending = a.pending[:0]
+	if len(a.pending) < maxPending {
+		select {
+		case a.commits <- a.pending:
+		default:
+			return // the committer is still writing: keep gathering
+		}
+	} else {
+		a.commits <- a.pending // a full batch waits for the committer
+	}
+	a.pending = nil
+}
+
+func (a *Agent) putStates(es []state.Entry) {
+	if err := a.store.PutMany(es); err != nil {
+		a.opt.Log.Warn().Err(err).Int("entries", len(es)).Msg("recording state")
+	}
+}
+
+// startCommitter starts the goroutine that commits batches in order.
+func (a *Agent) startCommitter() {
+	a.commits, a.committed = make(chan []state.Entry, 1), make(chan struct{})
+	go func(in <-chan []state.Entry, done chan<- struct{}) {
+		defer close(done)
+		for es := range in {
+			a.putStates(es)
+		}
+	}(a.commits, a.committed)
+}
+
+// stopCommitter commits what is pending and waits for the committer.
+func (a *Agent) stopCommitter() {
+	if a.commits == nil {
+		return
+	}
+	if len(a.pending) > 0 {
+		a.commits <- a.pending
+		a.pending = nil
+	}
+	close(a.commits)
+	<-a.committed
+	a.commits = nil
 }
 
 func (a *Agent) persistAbsent(f *watch.File) {
