@@ -119,7 +119,13 @@ func (s *Set) stale(t *Target, e *sensor.Event) bool {
 		return false
 	}
 	cur, _, err := sensor.KeyOf(f.Path, true)
-	if e.Op != sensor.OpCreate && err == nil && cur == e.File {
+	if err == nil && cur == e.File {
+		if e.Op == sensor.OpCreate {
+			// Created under another name and renamed onto the watched path
+			// since (a replace's temporary file whose record is read late):
+			// the rename's own record reports it; the entry stays.
+			return true
+		}
 		return false // another hard link to the watched file
 	}
 	delete(s.byKey, e.File)

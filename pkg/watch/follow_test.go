@@ -620,6 +620,20 @@ func TestApplyStaleInode(t *testing.T) {
 			t.Fatal("the set still holds the reused inode")
 		}
 	})
+	t.Run("created under another name and renamed onto the path since", func(t *testing.T) {
+		// A replace storm on ext4: the temporary file got the number the
+		// set still holds for the watched file, and was renamed onto the
+		// watched path before its creation record was read. The record is
+		// not the watched file's, and the file keeps its key and entry.
+		f := newFileFixture(t)
+		c, ok := f.s.Apply(&sensor.Event{Op: sensor.OpCreate, Match: sensor.MatchInode, WatchID: f.id,
+			File: f.key, Dir: f.dirKey, Path: "passwd.new"})
+		wantIgnored(t, c, ok)
+		wantEntry(t, f.k, f.key, entry{ID: f.id, Flags: sensor.WatchFile})
+		if fileAt(t, f.s, f.path).Key != f.key {
+			t.Fatal("the watched file lost its key")
+		}
+	})
 	t.Run("written under another name while the path holds another inode", func(t *testing.T) {
 		f := newFileFixture(t)
 		moved := filepath.Join(f.dir, "moved")
