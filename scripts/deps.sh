@@ -17,6 +17,8 @@ PACKAGES=(
 	# private apt state for the kernel matrix
 	apt gpgv debian-archive-keyring ca-certificates
 	coreutils findutils util-linux grep
+	# the inode reuse test's loop-mounted ext4 image (pkg/agent, host)
+	mount
 	# the shadow suite for the host-only agent tests (useradd --root ...)
 	passwd
 	# syslog output tests (pkg/output, privileged tier): a real receiver
