@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -279,8 +280,18 @@ func childAgent(path string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	// SIGHUP reloads, as in the vigil command.
+	handle := agent.NewHandle()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			handle.Reload(context.Background())
+		}
+	}()
 	err = agent.Run(context.Background(), agent.Options{Config: cfg, Out: os.Stdout, Log: zerolog.Nop(),
-		Key: []byte("0123456789abcdef0123456789abcdef"), DropCapabilities: os.Getenv(childDropCapsEnv) == "1"})
+		Key: []byte("0123456789abcdef0123456789abcdef"), DropCapabilities: os.Getenv(childDropCapsEnv) == "1",
+		Handle: handle, LoadConfig: func() (*config.Config, error) { return config.Load(path) }})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

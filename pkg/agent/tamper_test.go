@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -276,6 +277,21 @@ func TestCapabilitiesDropped(t *testing.T) {
 	waitLine("replaced", has(`"action":"replaced"`, `"path":"`+pw+`"`))
 	sh(t, "echo 'carol:x:1003:1003::/home/carol:/bin/sh' >> "+pw)
 	waitLine("modified after the replace", has(`"action":"modified"`, `"path":"`+pw+`"`, `carol`))
+	// A reload that adds a watch (new map entries) works without the
+	// dropped capabilities, and the new file is watched.
+	grp := filepath.Join(dir, "group")
+	os.WriteFile(grp, []byte(group0), 0o644)
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf("[agent]\nstate_dir = %q\nheartbeat = \"500ms\"\ntamper_check = \"500ms\"\n"+
+		"[coalesce]\nwindow = \"50ms\"\n[[watch]]\npath = %q\n[[watch]]\npath = %q\n", filepath.Join(dir, "state"), pw, grp)), 0o644)
+	if err := child.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	rl := waitLine("config-reloaded", has(`"action":"config-reloaded"`))
+	if !strings.Contains(rl, `"outcome":"success"`) {
+		t.Fatalf("reload after the drop: %s", rl)
+	}
+	sh(t, "echo 'ops:x:2000:' >> "+grp)
+	waitLine("modified of the file the reload added", has(`"action":"modified"`, `"path":"`+grp+`"`))
 	// The tamper checks run without CAP_SYS_ADMIN and find nothing.
 	hb = waitLine("heartbeat after checks", func(l string) bool {
 		return strings.Contains(l, `"heartbeat"`) && !strings.Contains(l, `"checks":0`)
