@@ -79,7 +79,9 @@ build_root() { # out
 	# shellcheck disable=SC2064 # expand now
 	trap "((! $ram)) || umount -l '$root'; rm -rf '$tmp'" EXIT
 	note "debootstrap $SUITE ($GUEST_PACKAGES) from $mirror"
-	if ! debootstrap --variant=minbase --include="$GUEST_PACKAGES" "$SUITE" "$root" "$mirror" \
+	mkdir -p "$GCACHE/debs"
+	if ! debootstrap --variant=minbase --include="$GUEST_PACKAGES" --cache-dir="$GCACHE/debs" \
+		"$SUITE" "$root" "$mirror" \
 		>"$tmp/debootstrap.log" 2>&1; then
 		tail -n 30 "$tmp/debootstrap.log" >&2
 		die "debootstrap failed (log above)"
@@ -145,7 +147,7 @@ cmd_boot() {
 	rm -f "$initrd"
 	note "$k: guest ran $(($(date +%s) - start))s, qemu exit $rc"
 	((rc == 137)) && rc=124
-	return "$rc"
+	exit "$rc"
 }
 
 main() {

@@ -106,7 +106,8 @@ errors=$(echo "$o" | grep -o '"error":"[^"]*"' | sort -u | tr '\n' ' ' | cut -c1
 	local caps base="CAP_BPF CAP_PERFMON CAP_DAC_READ_SEARCH CAP_SETPCAP"
 	one "no sandbox"
 	for caps in "$base" "$base CAP_SYS_ADMIN" "CAP_BPF CAP_SYS_ADMIN CAP_DAC_READ_SEARCH CAP_SETPCAP" \
-		"$base CAP_SYS_ADMIN CAP_SYS_RESOURCE"; do
+		"$base CAP_SYS_ADMIN CAP_SYS_RESOURCE" "CAP_PERFMON CAP_SYS_ADMIN CAP_DAC_READ_SEARCH CAP_SETPCAP" \
+		"CAP_BPF CAP_PERFMON CAP_SYS_ADMIN CAP_SETPCAP" "CAP_BPF CAP_PERFMON CAP_SYS_ADMIN CAP_DAC_READ_SEARCH"; do
 		one "$caps" "${props[@]}" -p "CapabilityBoundingSet=$caps"
 	done
 	one "$base CAP_SYS_ADMIN LimitMEMLOCK=8M" "${props[@]}" -p "CapabilityBoundingSet=$base CAP_SYS_ADMIN" -p LimitMEMLOCK=8M
