@@ -70,6 +70,8 @@ check "build: vigil_${V1}_amd64.deb, vigil-${V1}.x86_64.rpm and vigil_${V2}_amd6
 check "build: deb version $V1" test "$(dpkg-deb -f "$DEB1" Version)" = "$V1"
 check "build: rpm version $V1" test "$(rpm -qp --qf '%{VERSION}' "$RPM1" 2>/dev/null)" = "$V1"
 check "build: dpkg orders $V2 after $V1" dpkg --compare-versions "$V2" gt "$V1"
+check "build: rpm orders $V2 after $V1" \
+	test "$(rpm --eval "%{lua: print(rpm.vercmp('$V2', '$V1'))}")" = 1
 
 # ---- the rpm in a scratch root -------------------------------------------------------------
 RR=$OUT/rpmroot
