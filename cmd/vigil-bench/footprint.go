@@ -132,7 +132,7 @@ func measureFootprint(root, bin string, rate int, d time.Duration, logf func(str
 	logf("footprint idle: cpu %.2f%% rss %.1f MB", idle.CPUPercent, idle.RSSMB)
 	var loadErr error
 	tree := filepath.Join(dir, "tree")
-	busy, err := sample(fmt.Sprintf("%d records/s", rate), func(stop <-chan struct{}) {
+	busy, err := sample(fmt.Sprintf("%d changes/s", rate), func(stop <-chan struct{}) {
 		// Paced by the clock (catching up after a late tick): rate/2 files
 		// a second are created, and each is deleted 50 ms after it was
 		// (a file made and unlinked at once is mostly gone before vigil

@@ -21,7 +21,7 @@ import (
 var (
 	guestVigil = flag.String("bench.vigil", "/vigil/vigil", "the vigil binary in the guest")
 	guestPairs = flag.Int("bench.pairs", 5, "alternating pairs per tool")
-	guestOps   = flag.Int("bench.ops", 20000, "operations per 4 KiB and 1-byte loop (open/close: half)")
+	guestOps   = flag.Int("bench.ops", 10000, "operations per 4 KiB and 1-byte loop (open/close: half)")
 	guestTP    = flag.Bool("bench.tracepoint", false, "also measure vigil forced to the tracepoint object")
 )
 
