@@ -106,6 +106,7 @@ func cmdHost(args []string) error {
 	work := fs.String("work", "", "scratch directory on a disk filesystem (default: a new one under /var/tmp)")
 	shm := fs.String("shm", "/dev/shm", "tmpfs directory for the unwatched file of the overhead loops")
 	peers := fs.String("burst-tools", "vigil,auditd,inotifywait", "tools of the burst section")
+	ohTools := fs.String("overhead-tools", "vigil,auditd,inotifywait", "tools of the overhead section")
 	tree := fs.String("tree", "", "where scan trees are kept between runs, one per size (default: under -work, removed)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -174,10 +175,18 @@ func cmdHost(args []string) error {
 			ws = append(ws, watchSpec{Path: w, Recursive: i == 1})
 		}
 		os.MkdirAll(filepath.Join(root, "agent-auditd"), 0o700)
-		tools := []tool{
-			&vigilAgent{label: "vigil", bin: *bin, dir: filepath.Join(root, "agent-vigil"), watches: ws},
-			&auditdAgent{dir: filepath.Join(root, "agent-auditd"), backlog: 8192, rules: rules},
-			&inotifyAgent{paths: watched},
+		all := map[string]tool{
+			"vigil":       &vigilAgent{label: "vigil", bin: *bin, dir: filepath.Join(root, "agent-vigil"), watches: ws},
+			"auditd":      &auditdAgent{dir: filepath.Join(root, "agent-auditd"), backlog: 8192, rules: rules},
+			"inotifywait": &inotifyAgent{paths: watched},
+		}
+		var tools []tool
+		for _, n := range strings.Split(*ohTools, ",") {
+			t, ok := all[n]
+			if !ok {
+				return fmt.Errorf("-overhead-tools: unknown tool %q", n)
+			}
+			tools = append(tools, t)
 		}
 		res.Overhead, err = measureOverhead(file, tools, writeLoops(s.N4k, s.N1, s.NOpen), s.Pairs, logf)
 		if err != nil {
