@@ -82,6 +82,10 @@ func lastAt(recs []*vigilRec, target string) time.Time {
 	return t
 }
 
+// ringKiB, when set, is vigil's sensor.ring_buffer_kib in the bursts (an
+// experiment: the tables use the default).
+var ringKiB int
+
 func measureBursts(root, vigilBin string, files, rewrites int, which []string, logf func(string, ...any)) ([]Burst, error) {
 	var out []Burst
 	for _, bk := range burstKinds(files, rewrites) {
@@ -107,7 +111,7 @@ func burstOne(tn string, bk burstKind, target, agentDir, vigilBin string, logf f
 	b := Burst{Tool: tn, Workload: bk.name, Truth: bk.truth}
 	switch tn {
 	case "vigil":
-		v := &vigilAgent{label: "vigil", bin: vigilBin, dir: agentDir,
+		v := &vigilAgent{label: "vigil", bin: vigilBin, dir: agentDir, ringKiB: ringKiB,
 			watches: []watchSpec{{Path: target, Recursive: bk.dir, Kind: "hash"}}}
 		if err := v.Start(); err != nil {
 			return b, err

@@ -76,6 +76,7 @@ type vigilAgent struct {
 	dir     string
 	watches []watchSpec
 	extra   []string // more `vigil run` flags
+	ringKiB int      // sensor.ring_buffer_kib; 0: the default
 	// onRec, if set, sees every record as it arrives (in the reader).
 	onRec func(*vigilRec)
 
@@ -99,6 +100,9 @@ func (v *vigilAgent) writeConfig() (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[agent]\nstate_dir = %q\nsocket = %q\n\n[output]\nstdout = true\n",
 		filepath.Join(v.dir, "state"), filepath.Join(v.dir, "vigil.sock"))
+	if v.ringKiB > 0 {
+		fmt.Fprintf(&b, "\n[sensor]\nring_buffer_kib = %d\n", v.ringKiB)
+	}
 	for _, w := range v.watches {
 		fmt.Fprintf(&b, "\n[[watch]]\npath = %q\n", w.Path)
 		if w.Recursive {
