@@ -47,7 +47,7 @@ mkdir -p "$OUT/vm"
 make -s build >&2
 CGO_ENABLED=0 "$GO" build -trimpath -o "$OUT/vigil-bench" ./cmd/vigil-bench
 
-# The scan tree (400 MB for 100,000 files) is kept in the cache between runs.
+# The scan tree (about 600 MB for 100,000 files) is kept in the cache between runs.
 flags=(-vigil bin/vigil -out "$OUT/host.json" -tree "$CACHE_ROOT/bench-tree")
 [[ "${BENCH_QUICK:-0}" == 1 ]] && flags+=(-quick)
 [[ -n "${BENCH_ONLY:-}" ]] && flags+=(-only "$BENCH_ONLY")
