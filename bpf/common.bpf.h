@@ -165,6 +165,11 @@ struct vg_hit {
 static __always_inline struct vg_watch *vg_match_name(struct dentry *d, struct vg_key *pkey,
 						       struct vg_scratch *s)
 {
+	/* An unhashed dentry no longer stands at its name: the file that a rename
+	 * replaced (or an unlinked one) keeps its parent and name while someone
+	 * holds it open. A write to it is not a write to the watched path. */
+	if (!BPF_CORE_READ(d, d_hash.pprev))
+		return NULL;
 	struct dentry *parent = BPF_CORE_READ(d, d_parent);
 	struct inode *pinode = BPF_CORE_READ(parent, d_inode);
 	if (!pinode)

@@ -86,7 +86,14 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 		}
 	}
 	if e.Match == sensor.MatchName && e.File.Ino != 0 && f.Key != e.File {
-		// The kernel followed a replacement through the name: follow here too.
+		// The kernel followed a replacement through the name: follow here
+		// too, if the path still holds that inode. A file that a rename
+		// replaced since keeps its name while a writer holds it open; a
+		// write to it no longer changes the watched path, and following it
+		// would put the old inode back in the map in place of the current.
+		if cur, _, err := sensor.KeyOf(f.Path, true); err == nil && cur != e.File {
+			return Change{}, false
+		}
 		s.rekey(f, e.File)
 	}
 	action := "modified"

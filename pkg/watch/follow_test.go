@@ -651,3 +651,23 @@ func TestApplyStaleInode(t *testing.T) {
 		wantEntry(t, f.k, now, entry{ID: f.id, Flags: sensor.WatchFile})
 	})
 }
+
+// A writer that still holds the file a rename replaced writes to it: the
+// kernel matches it through its old name (kept by the unhashed dentry on
+// kernels without the in-kernel check, and by the tracepoint object's late
+// reads). The path holds another inode now: the record is ignored and the
+// map keeps the current inode, not the replaced one.
+func TestApplyWriteToReplacedFile(t *testing.T) {
+	f := newFileFixture(t)
+	tmp := filepath.Join(f.dir, "passwd.tmp")
+	mkfile(t, tmp)
+	rename(t, tmp, f.path)
+	cur := keyOf(t, f.path)
+	c, ok := f.s.Apply(&sensor.Event{Op: sensor.OpRename, Match: sensor.MatchName, WatchID: f.id, File: f.key,
+		File2: cur, Dir: f.dirKey, Dir2: f.dirKey, Path: "passwd", Path2: "passwd.tmp"})
+	wantChange(t, c, ok, "replaced", f.path)
+	c, ok = f.s.Apply(&sensor.Event{Op: sensor.OpWrite, Match: sensor.MatchName, WatchID: f.id,
+		File: f.key, Dir: f.dirKey, Path: "passwd"})
+	wantIgnored(t, c, ok)
+	checkReplaced(t, f, f.s, f.k)
+}
