@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -314,7 +315,7 @@ func (a *Agent) loop(ctx context.Context) error {
 		case req := <-reloads:
 			req.done <- a.reload(co, ticker)
 		case <-health.C:
-			a.checkLoss()
+			a.checkLoss(co)
 		case <-heartbeat.C:
 			a.heartbeat(started)
 		case <-tamper.C:
@@ -430,7 +431,7 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 // some, so that no change goes unreported (their actor is unknown: origin
 // "recovered"). The kernel counts, per watch entry, the records it tried to
 // emit; an entry whose count exceeds the records read for it lost records.
-func (a *Agent) checkLoss() {
+func (a *Agent) checkLoss(co *coalescer) {
 	c, err := a.sens.Counters()
 	if err != nil {
 		return
@@ -468,15 +469,22 @@ func (a *Agent) checkLoss() {
 		// entry: when no entry shows the loss, re-read everything.
 		all = !found
 	}
+	// What was read before the loss was noticed goes out first, with its
+	// actor: only what is still unreported is left for the re-read.
+	a.drain(co)
 	var recovered uint64
 	for _, f := range a.set.Files() {
 		if _, ok := dirty[f.Target]; !ok && !all {
 			continue
 		}
 		f := f
+		if a.recoverGone(&f) {
+			recovered++
+			continue
+		}
 		changes, problems, info, sum := a.observe(&f, false)
 		if len(changes) > 0 {
-			a.rec.recovered(&f, changes, problems, info, sum)
+			a.rec.recovered(&f, "modified", changes, problems, info, sum)
 			recovered++
 		}
 	}
@@ -484,6 +492,24 @@ func (a *Agent) checkLoss() {
 	a.recovered += recovered
 	a.mu.Unlock()
 	a.rec.lost(newLost, dropped, len(dirty), all, recovered)
+}
+
+// recoverGone reports a watched file that no longer exists although its
+// deletion was never read (its record was lost): a recovered "deleted"
+// record, and the file leaves the watch set and the baseline as a live
+// deletion would have it.
+func (a *Agent) recoverGone(f *watch.File) bool {
+	if _, err := os.Lstat(f.Path); !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	if _, known := a.states[f.Path]; !known {
+		return false
+	}
+	delete(a.states, f.Path)
+	a.persistAbsent(f)
+	a.set.Gone(f.Path)
+	a.rec.recovered(f, "deleted", nil, nil, nil, "")
+	return true
 }
 
 // String is for logs.

@@ -154,12 +154,12 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	ev.Dict("vigil", v).Send()
 }
 
-func (r *recorder) recovered(f *watch.File, changes []consumer.Change, problems []consumer.Problem,
+func (r *recorder) recovered(f *watch.File, action string, changes []consumer.Change, problems []consumer.Problem,
 	info *consumer.FileInfo, sum string) {
 	uid, gid := ownerAfter(info, nil)
 	own := checkOwnership(ruleOf(f), nil, uid, gid)
 	kind, more := driftKind(own)
-	ev := r.begin(time.Now(), "modified", []string{"file"}, []string{"change"}, kind, more...)
+	ev := r.begin(time.Now(), action, []string{"file"}, actionTypes[action], kind, more...)
 	ev.Dict("file", r.fileDict(f, "", nil, info, sum))
 	v := zerolog.Dict().Str("origin", "recovered").Str("kind", f.Kind).Interface("changes", nonNil(changes))
 	if len(problems) > 0 {

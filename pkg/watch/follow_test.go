@@ -671,3 +671,35 @@ func TestApplyWriteToReplacedFile(t *testing.T) {
 	wantIgnored(t, c, ok)
 	checkReplaced(t, f, f.s, f.k)
 }
+
+// Gone (a deletion found by a re-read, its record lost): a tree member
+// leaves the set and the kernel map; a configured file keeps its name entry
+// with no inode, so it is seen if it comes back.
+func TestGone(t *testing.T) {
+	t.Run("tree member", func(t *testing.T) {
+		f := newTreeFixture(t, true)
+		p := filepath.Join(f.root, "c")
+		f.s.Apply(f.create(t, "c"))
+		k := keyOf(t, p)
+		wantEntry(t, f.k, k, entry{ID: f.id, Flags: sensor.WatchFile})
+		if !f.s.Gone(p) {
+			t.Fatal("Gone found nothing")
+		}
+		wantNoEntry(t, f.k, k)
+		for _, q := range paths(f.s) {
+			if q == p {
+				t.Fatalf("%s still in the set", p)
+			}
+		}
+		if f.s.Gone(p) {
+			t.Fatal("gone twice")
+		}
+	})
+	t.Run("configured file", func(t *testing.T) {
+		f := newFileFixture(t)
+		if !f.s.Gone(f.path) {
+			t.Fatal("Gone found nothing")
+		}
+		checkGone(t, f, f.s, f.k)
+	})
+}

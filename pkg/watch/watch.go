@@ -415,6 +415,20 @@ func (s *Set) Problems() []error {
 	return p
 }
 
+// Gone forgets the file at path as a deletion record would (used when the
+// record was lost and a re-read found the file missing): its inode entry
+// goes; a configured file path stays watched by name, a tree member goes.
+func (s *Set) Gone(path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.byPath[path]
+	if f == nil {
+		return false
+	}
+	s.forget(f)
+	return true
+}
+
 // Files lists every watched file, sorted by path.
 func (s *Set) Files() []File {
 	s.mu.Lock()
