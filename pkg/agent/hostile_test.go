@@ -3,7 +3,6 @@
 package agent_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,8 +11,6 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
-
-	"github.com/rs/zerolog"
 
 	"github.com/vigil-fim/vigil/pkg/agent"
 	"github.com/vigil-fim/vigil/pkg/config"
@@ -205,35 +202,9 @@ path = %q
 // runWithHandle starts an agent with a Handle, for its Stats.
 func runWithHandle(t *testing.T, cfg *config.Config) (*records, *agent.Handle, func()) {
 	t.Helper()
-	r := newRecords()
 	h := agent.NewHandle()
-	ready := make(chan struct{})
-	errc := make(chan error, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		errc <- agent.Run(ctx, agent.Options{Config: cfg, Out: r, Handle: h, Ready: ready,
-			Log: zerolog.New(testutil.AuditWriter("log")).Level(zerolog.InfoLevel),
-			Key: []byte("0123456789abcdef0123456789abcdef")})
-	}()
-	select {
-	case <-ready:
-	case err := <-errc:
-		cancel()
-		t.Fatalf("agent did not start: %v", err)
-	case <-time.After(5 * time.Minute):
-		cancel()
-		t.Fatal("agent not ready after 5 minutes")
-	}
-	return r, h, func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-		r.close()
-		if err := testutil.AuditTree("agent", cfg.Agent.StateDir); err != nil {
-			t.Error(err)
-		}
-	}
+	r, stop := startAgent(t, agent.Options{Config: cfg, Handle: h})
+	return r, h, stop
 }
 
 // TestLimits: a configuration of 100,000 paths (scaled in the emulated

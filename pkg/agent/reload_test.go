@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/vigil-fim/vigil/pkg/agent"
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/sensor"
@@ -70,32 +68,10 @@ recursive = true
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRecords()
 	h := agent.NewHandle()
-	ready := make(chan struct{})
-	errc := make(chan error, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		errc <- agent.Run(ctx, agent.Options{Config: cfg, Out: r, Log: zerolog.Nop(),
-			Key: []byte("0123456789abcdef0123456789abcdef"), Ready: ready, Handle: h,
-			LoadConfig: func() (*config.Config, error) { return config.Load(cfgPath) }})
-	}()
-	select {
-	case <-ready:
-	case err := <-errc:
-		cancel()
-		t.Fatalf("agent did not start: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("agent not ready after 60s")
-	}
-	defer func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-		r.close()
-	}()
+	r, stopAgent := startAgent(t, agent.Options{Config: cfg, Handle: h,
+		LoadConfig: func() (*config.Config, error) { return config.Load(cfgPath) }})
+	defer stopAgent()
 
 	key := func(p string) sensor.Key {
 		k, _, err := sensor.KeyOf(p, true)

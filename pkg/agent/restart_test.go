@@ -24,26 +24,29 @@ import (
 	"github.com/vigil-fim/vigil/pkg/testutil"
 )
 
-// runAgent starts an agent on cfg and returns its records and a stop
-// function that waits for agent-stopped.
-func runAgent(t *testing.T, cfg *config.Config) (*records, func()) {
+// startAgent runs agent.Run with opt (Out, Ready, Log and, when unset, Key
+// filled in) and returns its records and a stop function that waits for the
+// agent to end and adds its state directory to the secrets audit.
+func startAgent(t *testing.T, opt agent.Options) (*records, func()) {
 	t.Helper()
 	r := newRecords()
 	ready := make(chan struct{})
+	opt.Out, opt.Ready = r, ready
+	opt.Log = zerolog.New(testutil.AuditWriter("log")).Level(zerolog.InfoLevel)
+	if opt.Key == nil {
+		opt.Key = []byte("0123456789abcdef0123456789abcdef")
+	}
 	errc := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		errc <- agent.Run(ctx, agent.Options{Config: cfg, Out: r, Log: zerolog.New(testutil.AuditWriter("log")).Level(zerolog.InfoLevel),
-			Key: []byte("0123456789abcdef0123456789abcdef"), Ready: ready})
-	}()
+	go func() { errc <- agent.Run(ctx, opt) }()
 	select {
 	case <-ready:
 	case err := <-errc:
 		cancel()
 		t.Fatalf("agent did not start: %v", err)
-	case <-time.After(60 * time.Second):
+	case <-time.After(5 * time.Minute):
 		cancel()
-		t.Fatal("agent not ready after 60s")
+		t.Fatal("agent not ready after 5 minutes")
 	}
 	return r, func() {
 		cancel()
@@ -51,10 +54,17 @@ func runAgent(t *testing.T, cfg *config.Config) (*records, func()) {
 			t.Errorf("agent: %v", err)
 		}
 		r.close()
-		if err := testutil.AuditTree("agent", cfg.Agent.StateDir); err != nil {
+		if err := testutil.AuditTree("agent", opt.Config.Agent.StateDir); err != nil {
 			t.Error(err)
 		}
 	}
+}
+
+// runAgent starts an agent on cfg and returns its records and a stop
+// function that waits for agent-stopped.
+func runAgent(t *testing.T, cfg *config.Config) (*records, func()) {
+	t.Helper()
+	return startAgent(t, agent.Options{Config: cfg})
 }
 
 // TestRestartReportsOfflineChanges: what changes while vigil is stopped is
