@@ -1,6 +1,8 @@
 package watch
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -67,6 +69,11 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 	case sensor.OpUnlink, sensor.OpRmdir:
 		f := s.byPath[path]
 		if f == nil {
+			if e.Op == sensor.OpUnlink && t.Kind == kindTree && !s.outside(t, path) && absent(path) {
+				// The deletion of a file the set never held: one created
+				// and removed before its creation record was read.
+				return Change{File: s.transient(t, path, e.File), Action: "deleted", Gone: true}, true
+			}
 			return Change{}, false
 		}
 		s.forget(f)
@@ -192,8 +199,15 @@ func (s *Set) created(t *Target, path string, k sensor.Key, action string) (Chan
 			}
 			return Change{}, false
 		}
-		if st, err := os.Lstat(path); err == nil && !st.Mode().IsRegular() {
+		st, err := os.Lstat(path)
+		if err == nil && !st.Mode().IsRegular() {
 			return Change{}, false
+		}
+		if errors.Is(err, fs.ErrNotExist) && s.byPath[path] == nil {
+			// Created and gone again before its record was read (a file
+			// dropped into a watched tree and removed at once): still a
+			// creation, by its actor; there is nothing left to watch.
+			return Change{File: s.transient(t, path, k), Action: action}, true
 		}
 		s.seedTreeFile(t, path)
 	case kindFile:
@@ -325,6 +339,18 @@ func (s *Set) forget(f *File) {
 		return
 	}
 	delete(s.byPath, f.Path)
+}
+
+// transient describes a tree member that is already gone: reported, never
+// held in the set.
+func (s *Set) transient(t *Target, path string, k sensor.Key) *File {
+	return &File{Path: path, Rule: t.Rule, Kind: s.kindOf(t.Rule, path), Key: k, Target: t.ID}
+}
+
+// absent says that nothing stands at path now.
+func absent(path string) bool {
+	_, err := os.Lstat(path)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 func copyFile(f *File) *File {

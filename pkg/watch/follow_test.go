@@ -703,3 +703,35 @@ func TestGone(t *testing.T) {
 		checkGone(t, f, f.s, f.k)
 	})
 }
+
+// A file created in a tree and removed before its records are read: its
+// creation and its deletion are both reported (by their actors, in the
+// agent), and the set holds nothing for it. An excluded one stays unreported.
+func TestApplyTreeTransient(t *testing.T) {
+	f := newTreeFixture(t, true)
+	p := filepath.Join(f.root, "dropped")
+	create := f.create(t, "dropped")
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	before := paths(f.s)
+	c, ok := f.s.Apply(create)
+	wantChange(t, c, ok, "created", p)
+	c, ok = f.s.Apply(&sensor.Event{Op: sensor.OpUnlink, Match: sensor.MatchAncestor, WatchID: f.id,
+		File: create.File, Dir: f.rootKey, Path: "dropped"})
+	wantChange(t, c, ok, "deleted", p)
+	if !c.Gone {
+		t.Fatal("a deletion that is not Gone")
+	}
+	if got := paths(f.s); len(got) != len(before) {
+		t.Fatalf("watched %v, was %v", got, before)
+	}
+
+	x := f.create(t, "x.swp")
+	os.Remove(filepath.Join(f.root, "x.swp"))
+	c, ok = f.s.Apply(x)
+	wantIgnored(t, c, ok)
+	c, ok = f.s.Apply(&sensor.Event{Op: sensor.OpUnlink, Match: sensor.MatchAncestor, WatchID: f.id,
+		File: x.File, Dir: f.rootKey, Path: "x.swp"})
+	wantIgnored(t, c, ok)
+}
