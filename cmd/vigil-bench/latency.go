@@ -37,21 +37,33 @@ func summarise(l *Latency, ds []time.Duration) {
 	l.Timeout = latencyTimeout.Seconds()
 }
 
+// latencyFile makes a fresh scratch directory under root holding the
+// passwd file a latency run replaces, and returns its path and a cleanup.
+func latencyFile(root, name string) (string, func(), error) {
+	dir := filepath.Join(root, name)
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	file := filepath.Join(dir, "passwd")
+	if err := replacePasswd(file, 0); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return file, cleanup, nil
+}
+
 // vigilLatency runs vigil with the shipped defaults (coalesce.window 200ms)
 // watching one passwd file and times each replace to its `replaced`
 // record on vigil's stdout.
 func vigilLatency(root, bin string, n int) (Latency, error) {
 	l := Latency{Tool: "vigil", N: n, Where: "record read from vigil's stdout (a pipe)"}
-	dir := filepath.Join(root, "latency-vigil")
-	os.RemoveAll(dir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	file, cleanup, err := latencyFile(root, "latency-vigil")
+	if err != nil {
 		return l, err
 	}
-	defer os.RemoveAll(dir)
-	file := filepath.Join(dir, "passwd")
-	if err := replacePasswd(file, 0); err != nil {
-		return l, err
-	}
+	defer cleanup()
 	got := make(chan time.Time, 16)
 	v := &vigilAgent{label: "vigil", bin: bin, dir: filepath.Join(root, "agent-latency"),
 		watches: []watchSpec{{Path: file}},
@@ -90,16 +102,11 @@ func vigilLatency(root, bin string, n int) (Latency, error) {
 // auditdLatency times each replace to its event in audit.log.
 func auditdLatency(root string, n int) (Latency, error) {
 	l := Latency{Tool: "auditd", N: n, Where: "SYSCALL line read from audit.log (polled every 100µs)"}
-	dir := filepath.Join(root, "latency-auditd")
-	os.RemoveAll(dir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	file, cleanup, err := latencyFile(root, "latency-auditd")
+	if err != nil {
 		return l, err
 	}
-	defer os.RemoveAll(dir)
-	file := filepath.Join(dir, "passwd")
-	if err := replacePasswd(file, 0); err != nil {
-		return l, err
-	}
+	defer cleanup()
 	agentDir := filepath.Join(root, "agent-auditd-latency")
 	os.MkdirAll(agentDir, 0o700)
 	a := &auditdAgent{dir: agentDir, backlog: 8192, rules: []auditRule{{Path: file, Key: "bench-latency"}}}
