@@ -315,7 +315,7 @@ func (a *Agent) loop(ctx context.Context) error {
 		case req := <-reloads:
 			req.done <- a.reload(co, ticker)
 		case <-health.C:
-			a.checkLoss(co)
+			a.checkLoss()
 		case <-heartbeat.C:
 			a.heartbeat(started)
 		case <-tamper.C:
@@ -431,7 +431,7 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 // some, so that no change goes unreported (their actor is unknown: origin
 // "recovered"). The kernel counts, per watch entry, the records it tried to
 // emit; an entry whose count exceeds the records read for it lost records.
-func (a *Agent) checkLoss(co *coalescer) {
+func (a *Agent) checkLoss() {
 	c, err := a.sens.Counters()
 	if err != nil {
 		return
@@ -469,9 +469,6 @@ func (a *Agent) checkLoss(co *coalescer) {
 		// entry: when no entry shows the loss, re-read everything.
 		all = !found
 	}
-	// What was read before the loss was noticed goes out first, with its
-	// actor: only what is still unreported is left for the re-read.
-	a.drain(co)
 	var recovered uint64
 	for _, f := range a.set.Files() {
 		if _, ok := dirty[f.Target]; !ok && !all {

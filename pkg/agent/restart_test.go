@@ -211,8 +211,11 @@ kind = "diff"
 		t.Fatal(err)
 	}
 	r, stop := runAgent(t, cfg)
-	n := testutil.Scale(3000, 10)
-	sh(t, fmt.Sprintf("i=0; while [ $i -lt %d ]; do echo line$i >> %s; i=$((i+1)); done; echo FINAL >> %s", n, conf, conf))
+	// One process appending a line per write(2), as fast as the kernel
+	// takes them: far faster than the reader can drain a 4 KiB ring buffer
+	// (a shell loop of appends, one open each, sometimes was not).
+	n := testutil.Scale(5000, 10)
+	sh(t, fmt.Sprintf("yes line | head -n %d | dd of=%s bs=5 iflag=fullblock oflag=append conv=notrunc 2>/dev/null; echo FINAL >> %s", n, conf, conf))
 	lost := r.wait(t, 0, "events-lost", func(x rec) bool { return x.s("event.action") == "events-lost" })
 	r.wait(t, 0, "the last line", func(x rec) bool {
 		return x.s("file.path") == conf && strings.Contains(x.String(), `+FINAL`)

@@ -53,6 +53,7 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 	}
 	switch e.Op {
 	case sensor.OpCreate:
+		delete(s.gone, path)
 		return s.created(t, path, e.File, "created")
 	case sensor.OpRename:
 		return s.renamed(t, path, e)
@@ -68,6 +69,10 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 		return Change{File: copyFile(f), Action: "linked", TargetPath: s.newLocation(t, e)}, true
 	case sensor.OpUnlink, sensor.OpRmdir:
 		f := s.byPath[path]
+		if _, ok := s.gone[path]; ok && f == nil {
+			delete(s.gone, path) // already reported by the re-read
+			return Change{}, false
+		}
 		if f == nil {
 			if e.Op == sensor.OpUnlink && t.Kind == kindTree && !s.outside(t, path) && absent(path) {
 				// The deletion of a file the set never held: one created

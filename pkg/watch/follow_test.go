@@ -694,6 +694,11 @@ func TestGone(t *testing.T) {
 		if f.s.Gone(p) {
 			t.Fatal("gone twice")
 		}
+		// The live deletion record, read after the re-read reported it, is
+		// not reported again.
+		c, ok := f.s.Apply(&sensor.Event{Op: sensor.OpUnlink, Match: sensor.MatchAncestor, WatchID: f.id,
+			File: k, Dir: f.rootKey, Path: "c"})
+		wantIgnored(t, c, ok)
 	})
 	t.Run("configured file", func(t *testing.T) {
 		f := newFileFixture(t)

@@ -90,6 +90,9 @@ type Set struct {
 	kindFor  func(path string) string
 	// rules are the rules in force, in the order they were added.
 	rules []*Rule
+	// gone are paths Gone forgot: their deletion was reported by a re-read,
+	// so a live deletion record still queued for them is not reported again.
+	gone map[string]struct{}
 }
 
 // New returns an empty set driving k. kindFor infers a file's consumer kind
@@ -426,8 +429,15 @@ func (s *Set) Gone(path string) bool {
 		return false
 	}
 	s.forget(f)
+	if s.gone == nil || len(s.gone) >= maxGone {
+		s.gone = map[string]struct{}{} // bounded: a deletion record lost for good leaves its path here
+	}
+	s.gone[path] = struct{}{}
 	return true
 }
+
+// maxGone bounds the paths remembered by Gone.
+const maxGone = 1 << 16
 
 // Files lists every watched file, sorted by path.
 func (s *Set) Files() []File {
