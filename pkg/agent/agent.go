@@ -23,6 +23,7 @@ import (
 
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
+	"github.com/vigil-fim/vigil/pkg/expand"
 	"github.com/vigil-fim/vigil/pkg/loader"
 	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/sensor"
@@ -180,7 +181,7 @@ func start(opt Options) (*Agent, error) {
 	a.selfTestCh = make(chan *sensor.Event, 64)
 	a.readErr = make(chan error, 1)
 	go func() { a.readErr <- a.read() }()
-	a.set = watch.New(s, cfg.Sensor.MaxDepth, kindFor)
+	a.set = watch.New(s, cfg.Sensor.MaxDepth, expand.Infer)
 	// Paths that cannot be watched (a full watch map, a bad glob match)
 	// are one not-watched record, before agent-ready.
 	a.notWatched("start", append(a.set.Add(cfg.Watch), a.set.Problems()...))
@@ -512,20 +513,6 @@ func (a *Agent) recoverGone(f *watch.File) bool {
 // String is for logs.
 func (a *Agent) String() string {
 	return fmt.Sprintf("agent(%s)", strings.Join(a.cfg.Sources, ","))
-}
-
-// identityNames are files whose name alone says what they are, wherever
-// they live (a chroot's or a container's /etc, a scratch root).
-var identityNames = map[string]string{"passwd": "passwd", "shadow": "shadow", "group": "group",
-	"gshadow": "gshadow", "sudoers": "sudoers", "sshd_config": "sshd_config",
-	"authorized_keys": "authorized_keys", "authorized_keys2": "authorized_keys"}
-
-// kindFor infers a file's consumer from its path, then from its name.
-func kindFor(p string) string {
-	if k := consumer.KindFor(p); k != "" {
-		return string(k)
-	}
-	return identityNames[p[strings.LastIndexByte(p, '/')+1:]]
 }
 
 // followIncludes watches what a sudoers or sshd_config file includes

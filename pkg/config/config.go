@@ -84,9 +84,13 @@ type Sensor struct {
 	RingBufferKiB int `toml:"ring_buffer_kib"`
 	// MaxWatches sizes the in-kernel watch map (inodes).
 	MaxWatches int `toml:"max_watches"`
-	// MaxDepth bounds recursive watches (1..32).
+	// MaxDepth bounds recursive watches (1..32; DefaultMaxDepth).
 	MaxDepth int `toml:"max_depth"`
 }
+
+// DefaultMaxDepth is sensor.max_depth when the configuration leaves it out:
+// how many levels below a recursive watch's directory are watched.
+const DefaultMaxDepth = 16
 
 // Coalesce merges bursts of writes to one file into one record.
 type Coalesce struct {
@@ -253,7 +257,7 @@ func Defaults() Config {
 	return Config{
 		Agent: Agent{StateDir: "/var/lib/vigil", QueueSize: 65536, Heartbeat: Duration{time.Minute}, TamperCheck: Duration{10 * time.Second},
 			Socket: DefaultSocket},
-		Sensor:   Sensor{Object: "auto", Hooks: "auto", RingBufferKiB: 4096, MaxWatches: 65536, MaxDepth: 16},
+		Sensor:   Sensor{Object: "auto", Hooks: "auto", RingBufferKiB: 4096, MaxWatches: 65536, MaxDepth: DefaultMaxDepth},
 		Coalesce: Coalesce{Window: Duration{200 * time.Millisecond}},
 		Diff:     Diff{MaxBytes: 65536},
 		Output:   Output{Stdout: true, Syslog: Syslog{Facility: "authpriv", AppName: "vigil"}},
