@@ -144,7 +144,6 @@ func start(opt Options) (*Agent, error) {
 	}
 	a := &Agent{
 		opt: opt, cfg: cfg,
-		cons:   map[string]consumer.Consumer{},
 		states: map[string]consumer.State{},
 		queue:  make(chan *sensor.Event, cfg.Agent.QueueSize),
 		dirty:  map[uint64]struct{}{},
@@ -153,14 +152,11 @@ func start(opt Options) (*Agent, error) {
 		received: map[uint64]uint64{},
 		rt:       runtimeStats{started: time.Now()},
 	}
-	copts := ConsumerOptions(cfg, opt.Key)
-	for _, k := range config.Kinds {
-		c, err := consumer.New(consumer.Kind(k), copts)
-		if err != nil {
-			return nil, fmt.Errorf("consumer %s: %w", k, err)
-		}
-		a.cons[k] = c
+	cons, err := consumer.NewAll(ConsumerOptions(cfg, opt.Key))
+	if err != nil {
+		return nil, err
 	}
+	a.cons = cons
 	s, err := sensor.New(loader.Options{
 		Object:          cfg.Sensor.Object,
 		Hooks:           cfg.Sensor.Hooks,

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"reflect"
 	"sort"
@@ -398,18 +397,9 @@ func (a *Agent) reload(co *coalescer, ticker *time.Ticker) ReloadResult {
 	}
 	if !reflect.DeepEqual(a.cfg.Diff, cur.Diff) {
 		res.DiffChanged = true
-		copts := ConsumerOptions(cur, a.opt.Key)
-		cons := map[string]consumer.Consumer{}
-		for _, k := range config.Kinds {
-			c, err := consumer.New(consumer.Kind(k), copts)
-			if err != nil {
-				res.Problems = append(res.Problems, fmt.Sprintf("consumer %s: %v", k, err))
-				cons = nil
-				break
-			}
-			cons[k] = c
-		}
-		if cons != nil {
+		if cons, err := consumer.NewAll(ConsumerOptions(cur, a.opt.Key)); err != nil {
+			res.Problems = append(res.Problems, err.Error())
+		} else {
 			a.cons = cons
 		}
 	}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-multierror"
+
+	"github.com/vigil-fim/vigil/pkg/consumer"
 )
 
 // DefaultPath is read when no --config is given and it exists.
@@ -175,8 +177,14 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // MarshalText implements encoding.TextMarshaler.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
-// Kinds are the consumer kinds a watch may name.
-var Kinds = []string{"passwd", "shadow", "group", "gshadow", "sudoers", "authorized_keys", "sshd_config", "diff", "hash"}
+// Kinds are the consumer kinds a watch may name (consumer.Kinds).
+var Kinds = func() []string {
+	out := make([]string, len(consumer.Kinds))
+	for i, k := range consumer.Kinds {
+		out[i] = string(k)
+	}
+	return out
+}()
 
 // Load reads the configuration: path if given, else DefaultPath when it
 // exists, else the embedded default; then the *.toml drop-ins of the

@@ -202,6 +202,20 @@ var DefaultRedact = []*regexp.Regexp{
 	regexp.MustCompile(`-----(BEGIN|END) [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----`),
 }
 
+// NewAll returns one consumer of every kind (Kinds), by kind: what the
+// agent and the scan parse with.
+func NewAll(opts Options) (map[string]Consumer, error) {
+	out := make(map[string]Consumer, len(Kinds))
+	for _, k := range Kinds {
+		c, err := New(k, opts)
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", k, err)
+		}
+		out[string(k)] = c
+	}
+	return out, nil
+}
+
 // New returns the consumer for a kind.
 func New(kind Kind, opts Options) (Consumer, error) {
 	needKey := false

@@ -130,19 +130,6 @@ type Result struct {
 	Duration time.Duration
 }
 
-// NewConsumers returns one consumer of every kind, as Scan wants them.
-func NewConsumers(opts consumer.Options) (map[string]consumer.Consumer, error) {
-	out := map[string]consumer.Consumer{}
-	for _, k := range consumer.Kinds {
-		c, err := consumer.New(k, opts)
-		if err != nil {
-			return nil, err
-		}
-		out[string(k)] = c
-	}
-	return out, nil
-}
-
 // Run expands rules (see Expand) and scans the result, telling deleted
 // files from unwatched paths with the rules. Expansion problems are
 // returned in Result.Errors.
