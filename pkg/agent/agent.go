@@ -700,9 +700,10 @@ func (a *Agent) selfTest() bool {
 	defer a.sens.UnwatchDir(dir, key)
 	// vigil's own operations are never reported (sensor SelfPID): a shell
 	// does them, with the tools an administrator would use.
+	// The probe's path is the script's $1, never part of its text: a
+	// state_dir with a space or a quote in it stays one word.
 	f := filepath.Join(dir, "probe")
-	script := fmt.Sprintf(selfTestScript, f)
-	if out, err := exec.Command("/bin/sh", "-c", script).CombinedOutput(); err != nil {
+	if out, err := exec.Command("/bin/sh", "-c", selfTestScript, "vigil-selftest", f).CombinedOutput(); err != nil {
 		return fail(fmt.Errorf("%v: %s", err, out))
 	}
 	deadline := time.After(selfTestTimeout)
@@ -745,8 +746,8 @@ func (a *Agent) dropSelfTestEntries() {
 	}
 }
 
-// selfTestScript is what the self-test's shell runs on the probe file (%[1]s).
-var selfTestScript = "echo vigil > %[1]s && echo replaced > %[1]s.new && mv %[1]s.new %[1]s && rm %[1]s"
+// selfTestScript is what the self-test's shell runs on the probe file ("$1").
+var selfTestScript = `echo vigil > "$1" && echo replaced > "$1.new" && mv "$1.new" "$1" && rm "$1"`
 
 // selfTestTimeout bounds the wait for the self-test's records (generous:
 // emulated kernels are slow).
