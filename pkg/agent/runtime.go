@@ -208,6 +208,7 @@ func (a *Agent) stats() Stats {
 	}
 	s.RingBuffer.Used, s.RingBuffer.Size = a.sens.RingFill()
 	s.Records = a.rec.counts()
+	s.LostQueue, _ = a.loss.totals()
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -215,7 +216,6 @@ func (a *Agent) stats() Stats {
 	s.Watch.Rules = len(a.cfg.Watch) + len(a.rt.includes)
 	s.Started = a.rt.started
 	s.Live, s.Recovered = a.live, a.recovered
-	s.LostQueue = a.droppedTotal
 	s.Latency = a.rt.latency.clone()
 	s.ParseErrors = copyCounts(a.rt.parseErrors)
 	s.DecodeErrors = a.rt.decodeErrors
@@ -226,7 +226,7 @@ func (a *Agent) stats() Stats {
 		r := *a.rt.lastReload
 		s.LastReload = &r
 	}
-	s.SelfTestOK = a.selfTestOK
+	s.SelfTestOK = a.self.ok
 	s.Tamper = a.tamper.snapshot()
 	s.Limits = LimitStats{NotWatched: a.lim.notWatched, WatchMapFull: a.lim.watchMapFull, Oversize: a.lim.oversize}
 	return s

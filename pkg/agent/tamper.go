@@ -115,7 +115,7 @@ func (a *Agent) checkEntries() []sensor.Tamper {
 		}
 		delete(t.missing, f.Key)
 		detail := "the watch entry of " + f.Path + " (inode " + f.Key.String() + ") was removed from the kernel map"
-		if err := a.sens.WatchInode(f.Key, f.Target, sensor.WatchFile); err != nil {
+		if err := a.set.Restore(&f); err != nil {
 			detail += "; putting it back failed: " + err.Error()
 		} else {
 			a.mu.Lock()
@@ -141,8 +141,9 @@ func (t *tamperState) snapshot() TamperStats {
 
 // heartbeat writes the liveness record.
 func (a *Agent) heartbeat(started time.Time) {
+	dropped, lost := a.loss.totals()
 	a.mu.Lock()
-	live, recovered, dropped, lost := a.live, a.recovered, a.droppedTotal, a.lost
+	live, recovered := a.live, a.recovered
 	a.tamper.beats++
 	ts := a.tamper.snapshot()
 	a.mu.Unlock()
@@ -163,7 +164,7 @@ func (a *Agent) heartbeat(started time.Time) {
 		Uptime: time.Since(started), Live: live, Recovered: recovered,
 		LostKernel: lost, LostQueue: dropped, Hits: hits, Emitted: emitted,
 		Files: len(a.set.Files()), Entries: entries, Capacity: a.sens.Capacity(),
-		SelfTest: a.selfTestOK, Tamper: ts, Caps: capNames(),
+		SelfTest: a.self.ok, Tamper: ts, Caps: capNames(),
 	}
 	a.rec.heartbeat(hb)
 }
