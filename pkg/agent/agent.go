@@ -402,7 +402,7 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 	a.mu.Lock()
 	a.live++
 	a.mu.Unlock()
-	if f.Kind == "passwd" || f.Kind == "group" {
+	if k := consumer.Kind(f.Kind); k == consumer.KindPasswd || k == consumer.KindGroup {
 		a.rec.forgetNames()
 	}
 }
@@ -466,7 +466,7 @@ func (a *Agent) String() string {
 // (#include, @includedir, Include), so a rule slipped into an included file
 // is seen like one in the main file. New files get their baseline at once.
 func (a *Agent) followIncludes(f *watch.File, st consumer.State) {
-	if f.Kind != "sudoers" && f.Kind != "sshd_config" {
+	if k := consumer.Kind(f.Kind); k != consumer.KindSudoers && k != consumer.KindSSHDConfig {
 		return
 	}
 	var added bool

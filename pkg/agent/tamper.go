@@ -64,9 +64,9 @@ func (a *Agent) checkTamper() {
 	active := map[string]bool{}
 	var fresh []sensor.Tamper
 	for _, f := range found {
-		k := f.Check + "|" + f.Hook + "|" + f.Detail
+		k := string(f.Check) + "|" + f.Hook + "|" + f.Detail
 		active[k] = true
-		if !t.active[k] || f.Check == "watch-entry-missing" {
+		if !t.active[k] || f.Check == sensor.CheckWatchEntryMissing {
 			fresh = append(fresh, f)
 		}
 	}
@@ -123,7 +123,7 @@ func (a *Agent) checkEntries() []sensor.Tamper {
 			a.mu.Unlock()
 			detail += "; put back"
 		}
-		out = append(out, sensor.Tamper{Check: "watch-entry-missing", Detail: detail})
+		out = append(out, sensor.Tamper{Check: sensor.CheckWatchEntryMissing, Detail: detail})
 	}
 	for k := range t.missing {
 		if !seen[k] {
@@ -209,7 +209,7 @@ func (r *recorder) tamper(found []sensor.Tamper) {
 	sort.SliceStable(found, func(i, j int) bool { return found[i].Check < found[j].Check })
 	arr := zerolog.Arr()
 	for _, f := range found {
-		d := zerolog.Dict().Str("check", f.Check).Str("detail", f.Detail)
+		d := zerolog.Dict().Str("check", string(f.Check)).Str("detail", f.Detail)
 		if f.Hook != "" {
 			d.Str("hook", f.Hook)
 		}
