@@ -88,6 +88,9 @@ type Sensor struct {
 	// The tracepoint object's path filters; nil in other objects.
 	basenames *ebpf.Map
 	dirpaths  *ebpf.Map
+	// maxDepth is the loaded object's vg_max_depth: how far the user-space
+	// ancestor walk (resolve) goes, as the kernel's does.
+	maxDepth int
 
 	mu        sync.Mutex
 	closed    bool
@@ -133,6 +136,15 @@ func NewWithFacts(facts *kernel.Facts, opt loader.Options) (*Sensor, error) {
 		l.Close()
 		return nil, fmt.Errorf("object %s lacks a map vigil needs", l.Object.Name)
 	}
+	var depth uint32
+	if v := l.Coll.Variables["vg_max_depth"]; v == nil {
+		l.Close()
+		return nil, fmt.Errorf("object %s lacks vg_max_depth", l.Object.Name)
+	} else if err := v.Get(&depth); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("object %s: reading vg_max_depth: %w", l.Object.Name, err)
+	}
+	s.maxDepth = int(depth)
 	s.rd, err = ringbuf.NewReader(l.Coll.Maps["events"])
 	if err != nil {
 		l.Close()
