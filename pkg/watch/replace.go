@@ -241,11 +241,7 @@ func (s *Set) coveringTree(path string, gone map[uint64]*Target) *Target {
 		if _, ok := gone[id]; ok || t.Kind != kindTree {
 			continue
 		}
-		if !strings.HasPrefix(path, t.Path+"/") || s.outside(t, path) {
-			continue
-		}
-		rel := strings.TrimPrefix(path, t.Path+"/")
-		if strings.Count(rel, "/")+1 > s.maxDepth {
+		if path == t.Path || !expand.Under(t.Path, path) || expand.Level(t.Path, path) > s.maxDepth || s.outside(t, path) {
 			continue
 		}
 		if best == nil || len(t.Path) > len(best.Path) {

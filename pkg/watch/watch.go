@@ -327,7 +327,7 @@ func (s *Set) Covers(path string) bool {
 		return true
 	}
 	for _, t := range s.targets {
-		if t.Kind == kindTree && t.Rule.Recursive && (path == t.Path || strings.HasPrefix(path, t.Path+"/")) {
+		if t.Kind == kindTree && t.Rule.Recursive && expand.Under(t.Path, path) {
 			return true
 		}
 	}
