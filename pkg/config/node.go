@@ -4,8 +4,9 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -185,12 +186,7 @@ func decodeValue(n *node, rv reflect.Value, path []string, errs **multierror.Err
 				fields[tag] = i
 			}
 		}
-		keys := make([]string, 0, len(n.table))
-		for k := range n.table {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(n.table)) {
 			sub := n.table[k]
 			p := append(append([]string(nil), path...), k)
 			i, ok := fields[k]
