@@ -14,7 +14,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
-	"github.com/rs/zerolog"
 
 	"github.com/vigil-fim/vigil/pkg/kernel"
 	"github.com/vigil-fim/vigil/pkg/loader"
@@ -125,13 +124,6 @@ func NewWithFacts(facts *kernel.Facts, opt loader.Options) (*Sensor, error) {
 
 // Info returns which object runs and why.
 func (s *Sensor) Info() Info { return s.info }
-
-// Log writes the startup record's sensor fields.
-func (i Info) Log(ev *zerolog.Event) *zerolog.Event {
-	return ev.Str("kernel", i.Kernel).Str("object", i.Object).Str("hook_type", i.HookTyp).
-		Str("why", i.Why).Strs("hooks", i.Hooks).Str("built_against", i.BTF).Strs("features", i.Features).
-		Interface("refused", i.Refused)
-}
 
 // Read blocks for the next record. It returns ErrClosed after Close.
 func (s *Sensor) Read() (*Event, error) {
