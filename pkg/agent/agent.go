@@ -380,6 +380,18 @@ func (a *Agent) handle(co *coalescer, e *sensor.Event) {
 	}
 	single := &burst{change: ch, events: []*sensor.Event{e}, last: e, count: 1}
 	single.addActor(e)
+	if ch.SourcePath != "" {
+		// Moved within a tree (an editor's or a tool's temporary file
+		// renamed to its final name): the writes still gathered under the
+		// source name are writes to what now stands here, reported with
+		// this record (their writers count for ownership), not as a
+		// record for a name that no longer exists.
+		if src := co.flush(ch.SourcePath); src != nil {
+			for _, w := range src.actors {
+				single.addActor(w)
+			}
+		}
+	}
 	a.emit(ch, single)
 }
 
@@ -395,7 +407,18 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 		delete(a.states, f.Path)
 		a.persistAbsent(f)
 	} else {
-		changes, problems, info, sum = a.observe(f, ch.Action == "created")
+		if ch.SourcePath != "" {
+			// The source name is gone: its state goes with it, and the
+			// file is compared with what this name held before (nothing,
+			// for a new name), so that the record for the name that
+			// matters carries the changes, whatever the source's records
+			// said.
+			delete(a.states, ch.SourcePath)
+			src := *f
+			src.Path = ch.SourcePath
+			a.persistAbsent(&src)
+		}
+		changes, problems, info, sum = a.observe(f, ch.Action == "created" || ch.SourcePath != "")
 	}
 	a.rec.change(ch, b, changes, problems, info, sum)
 	a.observeLatency(b.last)
