@@ -306,6 +306,18 @@ func cmdScan(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "    %s %s\n", c.Type, c.Name)
 		}
 	}
+	// Newly watched files are not changes: listed, recorded with -update,
+	// and they leave the exit status alone.
+	for _, p := range res.Added {
+		if *asJSON {
+			enc.Encode(struct {
+				Path   string `json:"path"`
+				Action string `json:"action"`
+			}{p, "watch-added"})
+			continue
+		}
+		fmt.Fprintf(stdout, "%-18s %s\n", "watch-added", p)
+	}
 	if !*asJSON {
 		switch {
 		case res.Baseline:

@@ -564,6 +564,9 @@ func (a *Agent) startup() error {
 	for i := range res.Findings {
 		a.rec.startup(&res.Findings[i], rules[res.Findings[i].Path])
 	}
+	if len(res.Added) > 0 {
+		a.rec.watchAdded(res.Added)
+	}
 	for _, f := range files {
 		f := f
 		if e, ok, err := st.Get(f.Path); err == nil && ok && !e.Absent && e.Kind == f.Kind {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
+	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/sensor"
 )
 
@@ -291,6 +292,9 @@ type ReloadResult struct {
 	RulesKept, RulesAdded, RulesRemoved   int      `json:"-"`
 	Files, FileTargets, Trees, Anchors    int      `json:"-"`
 	CoalesceChanged, DiffChanged, Changed bool     `json:"-"`
+	// WatchAdded are the existing files the new rules watch and the old
+	// did not: given a baseline, not reported created.
+	WatchAdded []string `json:"-"`
 }
 
 // reloadable are the configuration's tables that a reload applies; every
@@ -415,13 +419,24 @@ func (a *Agent) reload(co *coalescer, ticker *time.Ticker) ReloadResult {
 	a.cfg = &next
 	a.mu.Unlock()
 
-	// Files no longer watched are forgotten; new ones get their baseline.
+	// Files no longer watched are forgotten; new ones get their baseline,
+	// and the ones that exist are named in the record (newly watched).
 	watched := map[string]bool{}
 	for _, f := range a.set.Files() {
 		watched[f.Path] = true
 		if _, ok := a.states[f.Path]; !ok {
 			f := f
-			a.observe(&f, false)
+			if _, _, info, _ := a.observe(&f, false); info != nil {
+				res.WatchAdded = append(res.WatchAdded, f.Path)
+			}
+		}
+	}
+	sort.Strings(res.WatchAdded)
+	// The store's records are kept under the new rules from now on: the
+	// next start compares with them (docs/baseline.md).
+	if a.store != nil {
+		if err := scan.SaveRules(a.store.st, cur.Watch, a.cfg.Sensor.MaxDepth); err != nil {
+			res.Problems = append(res.Problems, err.Error())
 		}
 	}
 	for p := range a.states {
@@ -486,6 +501,9 @@ func (r *recorder) reload(res *ReloadResult) {
 			applied = append(applied, "diff")
 		}
 		v.Strs("applied", applied)
+		if len(res.WatchAdded) > 0 {
+			v.Dict("watch_added", watchAddedDict(res.WatchAdded))
+		}
 		if len(res.Problems) > 0 {
 			v.Strs("problems", res.Problems)
 		}

@@ -3,6 +3,7 @@ package scan
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,10 @@ const (
 	// metaBaselineRunning marks a baseline under way: a store that holds it
 	// was interrupted during its first scan and is baselined again.
 	metaBaselineRunning = "baseline_running"
+	// MetaRules holds the rules (and depth) the records were last written
+	// under (SaveRules): a path with no record that those rules did not
+	// cover was not watched then, and joins the watch set quietly.
+	MetaRules = "rules"
 )
 
 // DefaultBatch is how many records one store transaction writes.
@@ -123,6 +128,10 @@ type Result struct {
 	// Written is the number of records written, Pruned the number of
 	// records of paths no longer watched (removed with Update or Baseline).
 	Written, Pruned int
+	// Added are the existing paths that no rule of the previous scan
+	// (MetaRules) covered: newly watched, not new. They are recorded
+	// (with Update) and reported here, not as created; sorted.
+	Added []string
 	// Errors are per-file problems (unreadable files, consumer errors):
 	// the scan went on, and their records were left as they were.
 	Errors []error
@@ -151,11 +160,14 @@ type item struct {
 }
 
 type scanner struct {
-	store  *state.Store
-	cons   map[string]consumer.Consumer
-	opts   ScanOptions
-	write  bool
-	res    Result
+	store *state.Store
+	cons  map[string]consumer.Consumer
+	opts  ScanOptions
+	write bool
+	res   Result
+	// prev is what the rules of the previous scan covered (nil: unknown,
+	// a store written before MetaRules, or a baseline).
+	prev   *expand.Scope
 	absent map[string]consumer.State // absent state by kind
 }
 
@@ -200,6 +212,11 @@ func Scan(ctx context.Context, targets []Target, store *state.Store, cons map[st
 	}
 	s.res.Baseline = n == 0 || running != nil
 	s.write = opts.Update || s.res.Baseline
+	if !s.res.Baseline {
+		if s.prev, err = loadRules(store); err != nil {
+			return s.res, err
+		}
+	}
 	if s.res.Baseline {
 		if err := store.SetMeta(metaBaselineRunning, nowNS()); err != nil {
 			return s.res, fmt.Errorf("scan: starting the baseline: %w", err)
@@ -214,6 +231,11 @@ func Scan(ctx context.Context, targets []Target, store *state.Store, cons map[st
 		s.res.Duration = time.Since(start)
 		return s.res, err
 	}
+	if s.write && opts.Rules != nil {
+		if err := SaveRules(store, opts.Rules, opts.MaxDepth); err != nil {
+			return s.res, err
+		}
+	}
 	if s.res.Baseline {
 		if err := store.SetMeta(MetaBaselineNS, nowNS()); err != nil {
 			return s.res, err
@@ -225,6 +247,38 @@ func Scan(ctx context.Context, targets []Target, store *state.Store, cons map[st
 	sort.SliceStable(s.res.Findings, func(i, j int) bool { return s.res.Findings[i].Path < s.res.Findings[j].Path })
 	s.res.Duration = time.Since(start)
 	return s.res, nil
+}
+
+// savedRules is the MetaRules record.
+type savedRules struct {
+	MaxDepth int            `json:"max_depth"`
+	Rules    []config.Watch `json:"rules"`
+}
+
+// SaveRules records the rules the store's records are now kept under, so
+// that the next scan tells a newly watched file from a new one.
+func SaveRules(store *state.Store, rules []config.Watch, maxDepth int) error {
+	b, err := json.Marshal(savedRules{MaxDepth: maxDepth, Rules: rules})
+	if err != nil {
+		return err
+	}
+	if err := store.SetMeta(MetaRules, b); err != nil {
+		return fmt.Errorf("scan: recording the rules: %w", err)
+	}
+	return nil
+}
+
+// loadRules is the scope of the rules SaveRules recorded (nil: none).
+func loadRules(store *state.Store) (*expand.Scope, error) {
+	b, err := store.Meta(MetaRules)
+	if err != nil || b == nil {
+		return nil, err
+	}
+	var r savedRules
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("scan: the recorded rules: %w", err)
+	}
+	return expand.NewScope(r.Rules, r.MaxDepth), nil
 }
 
 func nowNS() []byte { return []byte(strconv.FormatInt(time.Now().UnixNano(), 10)) }
@@ -407,7 +461,11 @@ func (s *scanner) flush(chunk []item) error {
 		if had {
 			op = &old
 		}
-		if !s.res.Baseline {
+		if !had && !it.e.Absent && s.prev != nil && !s.prev.Covers(it.e.Path) {
+			// Newly watched: an existing file the previous rules did not
+			// name is given its baseline, not reported created.
+			s.res.Added = append(s.res.Added, it.e.Path)
+		} else if !s.res.Baseline {
 			if f := s.finding(op, &it.e, it.problems); f != nil {
 				s.res.Findings = append(s.res.Findings, *f)
 			}
