@@ -374,22 +374,30 @@ func (a *Agent) handle(co *coalescer, e *sensor.Event) {
 		}
 		return
 	}
-	// Never held back: flush what was gathered for the file first.
-	if b := co.flush(ch.File.Path); b != nil {
-		a.emitBurst(b)
-	}
 	single := &burst{change: ch, events: []*sensor.Event{e}, last: e, count: 1}
 	single.addActor(e)
+	// Never held back: what was gathered for the file goes first. A rename
+	// onto the path is the exception: those writes went to the inode it
+	// replaced, whose content can no longer be read, and a record for
+	// them would read the new file and give its changes to the old
+	// writers. They are folded into the rename's record instead (their
+	// writers count for ownership), which compares with the last state
+	// read.
+	into := e.Op == sensor.OpRename && !ch.Gone
+	if b := co.flush(ch.File.Path); b != nil {
+		if into {
+			single.fold(b)
+		} else {
+			a.emitBurst(b)
+		}
+	}
 	if ch.SourcePath != "" {
 		// Moved within a tree (an editor's or a tool's temporary file
 		// renamed to its final name): the writes still gathered under the
 		// source name are writes to what now stands here, reported with
-		// this record (their writers count for ownership), not as a
-		// record for a name that no longer exists.
+		// this record, not as a record for a name that no longer exists.
 		if src := co.flush(ch.SourcePath); src != nil {
-			for _, w := range src.actors {
-				single.addActor(w)
-			}
+			single.fold(src)
 		}
 	}
 	a.emit(ch, single)

@@ -39,6 +39,15 @@ func (b *burst) addActor(e *sensor.Event) {
 	b.counts[k]++
 }
 
+// fold counts the writers of another burst among b's actors (for
+// ownership), without taking its events: b's first event stays the
+// record's actor.
+func (b *burst) fold(o *burst) {
+	for _, w := range o.actors {
+		b.addActor(w)
+	}
+}
+
 // coalescer gathers writes per file: the first write opens a window, and
 // everything written to the file before it closes becomes one record.
 type coalescer struct {

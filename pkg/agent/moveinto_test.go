@@ -17,6 +17,7 @@ import (
 // rename's actor, whether vigil read the temporary file before the rename or
 // not; no record for the temporary name reports the content as removed.
 func TestRenameIntoPlace(t *testing.T) {
+	seq := func(x rec) float64 { f, _ := x.get("event.sequence").(float64); return f }
 	needAgent(t)
 	dir := filepath.Join(root, "etc/sudoers.d")
 	cases := []struct {
@@ -76,14 +77,62 @@ func TestRenameIntoPlace(t *testing.T) {
 				if hasChange(x, "sudo-rule-removed", "") != nil {
 					t.Errorf("a record reports the rule removed: %s", x)
 				}
-				if x.s("file.path") == tmp && x.s("event.action") != "created" {
-					t.Errorf("a %s record for the temporary name: %s", x.s("event.action"), x)
+				// What happened to the temporary name while vigil could read
+				// it is its own (cp's write and chmod); nothing after the
+				// rename's record.
+				if x.s("file.path") == tmp && seq(x) > seq(r) {
+					t.Errorf("a %s record for the temporary name after the rename: %s", x.s("event.action"), x)
 				}
-				if x.s("file.path") == final && x != nil && x.s("event.action") != r.s("event.action") {
+				if x.s("file.path") == final && seq(x) != seq(r) {
 					t.Errorf("a second record for the final name: %s", x)
 				}
 			}
-			os.Remove(final)
+			sh(t, "rm "+final) // by another process: the agent ignores its own
 		})
+	}
+}
+
+// TestRenameOverExisting: the same tools saving over a name that exists in
+// the watched tree: one replaced record for the final name, compared with
+// the file it replaced (the rule swapped), and nothing after it for the
+// temporary name.
+func TestRenameOverExisting(t *testing.T) {
+	seq := func(x rec) float64 { f, _ := x.get("event.sequence").(float64); return f }
+	needAgent(t)
+	dir := filepath.Join(root, "etc/sudoers.d")
+	final := filepath.Join(dir, "swapper")
+	tmp := filepath.Join(dir, ".swapper.Zk4m1Q")
+	// The existing file arrives whole (written outside, moved in), so no
+	// write to it is still gathered when the tool replaces it.
+	src := filepath.Join(t.TempDir(), "swapper")
+	mark := recs.mark()
+	sh(t, fmt.Sprintf("printf '%%s\\n' 'swapper ALL=(ALL) /usr/bin/true' > %s && mv %s %s", src, src, final))
+	defer sh(t, "rm "+final)
+	recs.wait(t, mark, "the existing file's arrival", func(r rec) bool {
+		return r.s("file.path") == final && hasChange(r, "sudo-rule-added", "swapper") != nil
+	})
+	mark = recs.mark()
+	sh(t, fmt.Sprintf("printf '%%s\\n' 'swapper ALL=(ALL) NOPASSWD: ALL' > %s", tmp))
+	recs.wait(t, mark, "the temporary file's creation", forPath(tmp, "created"))
+	sh(t, fmt.Sprintf("mv %s %s", tmp, final))
+	r := recs.wait(t, mark, "the final name's record", func(r rec) bool {
+		return r.s("file.path") == final && r.s("event.action") != "created"
+	})
+	if a := r.s("event.action"); a != "replaced" && a != "renamed" {
+		t.Errorf("want replaced (or renamed, from %s): %s", tmp, r)
+	}
+	if ch := hasChange(r, "sudo-rule-added", "swapper"); ch == nil || !flagged(ch, "nopasswd") ||
+		hasChange(r, "sudo-rule-removed", "swapper") == nil || r.s("process.name") != "mv" {
+		t.Errorf("the replaced record lacks the rule swapped or its actor: %s", r)
+	}
+	sentinel := filepath.Join(root, "srv/tree/sentinel-swapper")
+	sh(t, "echo x >> "+sentinel)
+	recs.wait(t, mark, "the sentinel", func(r rec) bool { return r.s("file.path") == sentinel })
+	sh(t, "echo y >> "+sentinel)
+	recs.wait(t, mark, "the sentinel's write", forPath(sentinel, "modified"))
+	for _, x := range recs.since(mark, func(r rec) bool { return r.s("file.path") == tmp || r.s("file.path") == final }) {
+		if x.s("file.path") == tmp && seq(x) > seq(r) || x.s("file.path") == final && seq(x) != seq(r) {
+			t.Errorf("another record: %s", x)
+		}
 	}
 }

@@ -264,6 +264,14 @@ func (s *Set) seedTreeFile(t *Target, p string) *File {
 	if old, ok := s.byKey[k]; ok && old.Rule != nil && old.Target != t.ID {
 		return old // watched on its own already
 	}
+	if prev := s.byPath[p]; prev != nil && prev.Key != k && s.byKey[prev.Key] == prev {
+		// Another inode now stands at the path (a rename over it seen by
+		// ancestry): the replaced one leaves, in the set and in the
+		// kernel's map, or a new file given its freed number would be
+		// taken for it and its records dropped as stale.
+		delete(s.byKey, prev.Key)
+		s.k.UnwatchInode(prev.Key)
+	}
 	s.byKey[k] = f
 	s.byPath[p] = f
 	if err := s.k.WatchInode(k, t.ID, sensor.WatchFile); err != nil {
