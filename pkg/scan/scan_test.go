@@ -606,3 +606,47 @@ func TestReadOnlyStoreAndLargeFile(t *testing.T) {
 		t.Error("an update of a read-only store succeeded")
 	}
 }
+
+// TestNewlyWatched: a rule added for files that already exist makes them
+// newly watched (Result.Added, recorded with Update), not created; a file
+// created where the previous rules looked is still created, and a store
+// without recorded rules reports as before.
+func TestNewlyWatched(t *testing.T) {
+	f := newFixture(t)
+	f.baseline(t)
+	writeFile(t, f.p("etc/group"), "root:x:0:\nsudo:x:27:alice\n")
+	writeFile(t, f.p("opt/tool/t.conf"), "t=1\n")
+	writeFile(t, f.p("srv/app/fresh.conf"), "fresh\n")
+	f.rules = append(f.rules, config.Watch{Path: f.p("etc/group")}, config.Watch{Path: f.p("opt/tool"), Recursive: true})
+
+	res := f.run(t, false) // without Update: reported, not recorded
+	expectFindings(t, f, res, "created srv/app/fresh.conf")
+	if want := []string{f.p("etc/group"), f.p("opt/tool/t.conf")}; !reflect.DeepEqual(res.Added, want) {
+		t.Fatalf("added %q, want %q", res.Added, want)
+	}
+	res = f.run(t, true)
+	if len(res.Added) != 2 || len(res.Findings) != 1 {
+		t.Fatalf("with update: added %q, findings %q", res.Added, f.summary(res))
+	}
+	// Recorded, rules and all: a clean run, then a creation in the new tree.
+	res = f.run(t, true)
+	if len(res.Added) != 0 || len(res.Findings) != 0 {
+		t.Fatalf("after update: added %q, findings %q", res.Added, f.summary(res))
+	}
+	writeFile(t, f.p("opt/tool/new.conf"), "n\n")
+	expectFindings(t, f, f.run(t, true), "created opt/tool/new.conf")
+
+	// A store written before the rules were kept: files without a record
+	// are created, as before, and the rules are recorded from then on.
+	if err := f.store.DeleteMeta(MetaRules); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, f.p("etc/shadow"), "root:*:19700:0:99999:7:::\n")
+	f.rules = append(f.rules, config.Watch{Path: f.p("etc/shadow")})
+	if res := f.run(t, true); len(res.Added) != 0 {
+		t.Fatalf("without recorded rules: added %q", res.Added)
+	}
+	if b, err := f.store.Meta(MetaRules); err != nil || b == nil {
+		t.Fatalf("rules not recorded again: %v", err)
+	}
+}
