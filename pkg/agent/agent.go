@@ -24,6 +24,7 @@ import (
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
 	"github.com/vigil-fim/vigil/pkg/loader"
+	"github.com/vigil-fim/vigil/pkg/output"
 	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/sensor"
 	"github.com/vigil-fim/vigil/pkg/state"
@@ -54,6 +55,17 @@ type Options struct {
 	// LoadConfig re-reads the configuration for a reload (nil: reloads
 	// are refused).
 	LoadConfig func() (*config.Config, error)
+	// Sequence numbers the records (event.sequence); nil: the agent opens
+	// agent.state_dir's own for the run.
+	Sequence *state.Sequence
+	// HostID is host.id; empty: from agent.host_id (state.HostID).
+	HostID string
+}
+
+// spoolSource is an output with spools (output.Fanout): their drops are
+// reported as spool-dropped records, their counters are in Stats.
+type spoolSource interface {
+	SpoolStats() []output.SpoolStats
 }
 
 // ErrSelfTest is returned when the startup self-test failed.
@@ -104,6 +116,10 @@ type Agent struct {
 	rt runtimeStats
 	// lim counts what was refused at a limit (limits.go).
 	lim limitStats
+	// ownSeq is the sequence the agent opened itself (closed by Run).
+	ownSeq *state.Sequence
+	// spoolDropped is each spool's drop count last reported.
+	spoolDropped map[string]uint64
 }
 
 // Run loads the sensor, seeds the watch set and writes one record per
@@ -113,6 +129,7 @@ func Run(ctx context.Context, opt Options) error {
 	if err != nil {
 		return err
 	}
+	defer a.closeSequence()
 	defer a.sens.Close()
 	defer a.store.Close()
 	if opt.SelfTestOnly {
@@ -141,8 +158,47 @@ func start(opt Options) (*Agent, error) {
 	if len(opt.Key) < 16 {
 		return nil, errors.New("host key too short")
 	}
+	seq := opt.Sequence
+	var ownSeq *state.Sequence
+	if seq == nil {
+		var err error
+		if ownSeq, err = state.OpenSequence(cfg.Agent.StateDir); err != nil {
+			return nil, err
+		}
+		seq = ownSeq
+	}
+	hostID := opt.HostID
+	if hostID == "" {
+		var err error
+		if hostID, _, err = state.HostID(cfg.Agent.StateDir, cfg.Agent.HostID, MachineIDFile); err != nil {
+			if ownSeq != nil {
+				ownSeq.Close()
+			}
+			return nil, err
+		}
+	}
+	a, err := startWith(opt, seq, ownSeq, hostID)
+	if err != nil && ownSeq != nil {
+		ownSeq.Close()
+	}
+	return a, err
+}
+
+// MachineIDFile is the host's identity that host.id takes by default.
+const MachineIDFile = "/etc/machine-id"
+
+func (a *Agent) closeSequence() {
+	if a.ownSeq != nil {
+		if err := a.ownSeq.Close(); err != nil {
+			a.opt.Log.Warn().Err(err).Msg("saving the record sequence")
+		}
+	}
+}
+
+func startWith(opt Options, seq, ownSeq *state.Sequence, hostID string) (*Agent, error) {
+	cfg := opt.Config
 	a := &Agent{
-		opt: opt, cfg: cfg,
+		opt: opt, cfg: cfg, ownSeq: ownSeq, spoolDropped: map[string]uint64{},
 		cons:   map[string]consumer.Consumer{},
 		states: map[string]consumer.State{},
 		queue:  make(chan *sensor.Event, cfg.Agent.QueueSize),
@@ -174,7 +230,7 @@ func start(opt Options) (*Agent, error) {
 		return nil, fmt.Errorf("starting sensor: %w", err)
 	}
 	a.sens = s
-	a.rec = newRecorder(opt.Out, cfg.Agent.HostName)
+	a.rec = newRecorder(opt.Out, cfg.Agent.HostName, hostID, seq)
 	// The ring buffer reader runs from now on: nothing the kernel reports
 	// while the rest starts up waits in the ring buffer.
 	a.selfTestCh = make(chan *sensor.Event, 64)
@@ -316,6 +372,7 @@ func (a *Agent) loop(ctx context.Context) error {
 			req.done <- a.reload(co, ticker)
 		case <-health.C:
 			a.checkLoss()
+			a.checkSpools()
 		case <-heartbeat.C:
 			a.heartbeat(started)
 		case <-tamper.C:
@@ -489,6 +546,21 @@ func (a *Agent) checkLoss() {
 	a.recovered += recovered
 	a.mu.Unlock()
 	a.rec.lost(newLost, dropped, len(dirty), all, recovered)
+}
+
+// checkSpools writes a spool-dropped record for each network output whose
+// spool dropped records since the last check (full, or too old).
+func (a *Agent) checkSpools() {
+	src, ok := a.opt.Out.(spoolSource)
+	if !ok {
+		return
+	}
+	for _, st := range src.SpoolStats() {
+		if last := a.spoolDropped[st.Output]; st.Dropped > last {
+			a.spoolDropped[st.Output] = st.Dropped
+			a.rec.spoolDropped(st, st.Dropped-last)
+		}
+	}
 }
 
 // recoverGone reports a watched file that no longer exists although its

@@ -54,7 +54,9 @@ type RefusedError struct {
 	Text string
 }
 
-func (e *RefusedError) Error() string { return fmt.Sprintf("relp: message refused: %d %s", e.Code, e.Text) }
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("relp: message refused: %d %s", e.Code, e.Text)
+}
 
 const maxTxnr = 999999999
 
@@ -299,6 +301,20 @@ func (c *Client) Send(msgs [][]byte) (acked, sent int, err error) {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.closeLocked()
+}
+
+// CloseOrAbort closes with the handshake when no Send is in progress, else
+// aborts the connection (the Send returns an error).
+func (c *Client) CloseOrAbort() error {
+	if !c.mu.TryLock() {
+		return c.Abort()
+	}
+	defer c.mu.Unlock()
+	return c.closeLocked()
+}
+
+func (c *Client) closeLocked() error {
 	old := c.opt.Timeout
 	c.opt.Timeout = 2 * time.Second
 	defer func() { c.opt.Timeout = old }()
