@@ -171,18 +171,26 @@ func (s *Spool) Append(recs [][]byte, now time.Time) error {
 	}
 	depth, bytes, oldest := s.depth, s.bytes, s.oldest
 	var drops []dropped
+	// A batch larger than the whole spool keeps only its newest records.
+	for s.opt.MaxBytes > 0 && add > s.opt.MaxBytes {
+		drops = append(drops, dropped{recs[0], ReasonSize})
+		add -= int64(len(recs[0]))
+		recs = recs[1:]
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRecords)
 		if s.opt.MaxBytes > 0 && bytes+add > s.opt.MaxBytes {
 			c := b.Cursor()
+			var older []dropped
 			for k, v := c.First(); k != nil && bytes+add > s.opt.MaxBytes; k, v = c.First() {
-				drops = append(drops, dropped{append([]byte(nil), v[header:]...), ReasonSize})
+				older = append(older, dropped{append([]byte(nil), v[header:]...), ReasonSize})
 				bytes -= int64(len(v) - header)
 				depth--
 				if err := c.Delete(); err != nil {
 					return err
 				}
 			}
+			drops = append(older, drops...) // reported oldest first
 			oldest = time.Time{}
 			if k, v := c.First(); k != nil {
 				oldest = at(v)

@@ -103,6 +103,16 @@ func TestBoundsDropOldestAndCount(t *testing.T) {
 	if st.Depth != 2 || st.Bytes != 20 || st.Dropped != 5 || st.DroppedBy[ReasonSize] != 2 || st.DroppedBy[ReasonAge] != 3 {
 		t.Errorf("stats = %+v", st)
 	}
+	// A batch larger than the spool keeps its newest records.
+	got = nil
+	s.Append(recs(7, 7), t0)
+	want = []string{`size:{"n":0005}`, `size:{"n":0006}`, `size:{"n":0007}`, `size:{"n":0008}`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("big batch dropped %v, want %v", got, want)
+	}
+	if items, _ := s.Peek(10, 1000); len(items) != 5 || string(items[0].Data) != `{"n":0009}` {
+		t.Errorf("after a big batch: %d items", len(items))
+	}
 	if err := s.Append([][]byte{make([]byte, 51)}, t0); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("oversize append = %v", err)
 	}
