@@ -353,6 +353,7 @@ func (a *Agent) loop(ctx context.Context) error {
 			a.sens.Close()
 			<-readErr
 			a.drain(co)
+			a.checkSpools()
 			a.mu.Lock()
 			live, recovered := a.live, a.recovered
 			a.mu.Unlock()
