@@ -278,8 +278,12 @@ func (s *Spooled) Stats() SpoolStats {
 // Reopen does nothing: the sender reconnects by itself.
 func (s *Spooled) Reopen() error { return nil }
 
-// Close commits what Write took, stops the sender (what it did not deliver
-// stays in the spool for the next start) and closes the spool.
+// closeGrace is how long Close lets a connected output deliver.
+const closeGrace = 3 * time.Second
+
+// Close commits what Write took, lets a connected output deliver it for up
+// to closeGrace, stops the sender (what it did not deliver stays in the
+// spool for the next start) and closes the spool.
 func (s *Spooled) Close() error {
 	s.mu.Lock()
 	if s.closing {
@@ -290,6 +294,17 @@ func (s *Spooled) Close() error {
 	s.cond.Broadcast()
 	s.mu.Unlock()
 	<-s.committed
+	// A connected output gets a moment to deliver what is left (the
+	// agent-stopped record, say); the rest waits for the next start.
+	s.poke()
+	deadline := time.Now().Add(closeGrace)
+	for time.Now().Before(deadline) {
+		st := s.Stats()
+		if st.Depth == 0 || !st.Connected {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	close(s.stop)
 	err := s.tr.Close()
 	<-s.senderDone
