@@ -10,7 +10,7 @@ print(f"""
 `cmd/vigil`'s `TestFleet` (privileged, host only; `make bench` runs it for {r['seconds']} s): {r['agents']} real
 `vigil run` agents (each its own state directory, `host_id = "generated"`, a watched file changed every
 250 ms, a heartbeat every 5 s) and a load generator of {r['hosts']:,} hosts, each with its own spool and RELP
-session (vigil's `output` and `spool` packages, one record every 10 s from a random phase), all on
+session (vigil's `output` and `spool` packages, one record every 30 s from a random phase), all on
 127.0.0.1, send through one rsyslogd running docs/operations.md's relay snippet (imrelp, a disk queue
 checkpointed at every message, omfwd) to a second rsyslogd standing for the SIEM. A third of the way in
 the relay is killed with SIGKILL and started again {r['outage_seconds']} s later.

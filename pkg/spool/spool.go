@@ -80,11 +80,29 @@ type Spool struct {
 	path string
 	opt  Options
 
+	// mu serializes the transactions; cmu guards the counters, so that
+	// Stats does not wait for a commit.
 	mu      sync.Mutex
+	cmu     sync.Mutex
 	depth   int
 	bytes   int64
 	oldest  time.Time // zero when empty
 	dropped map[string]uint64
+}
+
+// set stores the counters after a transaction.
+func (s *Spool) set(depth int, bytes int64, oldest time.Time, drops []dropped) {
+	s.cmu.Lock()
+	s.depth, s.bytes, s.oldest = depth, bytes, oldest
+	for _, d := range drops {
+		s.dropped[d.reason]++
+	}
+	s.cmu.Unlock()
+	if s.opt.OnDrop != nil {
+		for _, d := range drops {
+			s.opt.OnDrop(d.data, d.reason)
+		}
+	}
 }
 
 // header is the bytes stored before a record: its append time (ns).
@@ -220,23 +238,13 @@ func (s *Spool) Append(recs [][]byte, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("spool %s: appending: %w", s.path, err)
 	}
-	s.depth, s.bytes, s.oldest = depth, bytes, oldest
-	s.noteDrops(drops)
+	s.set(depth, bytes, oldest, drops)
 	return nil
 }
 
 type dropped struct {
 	data   []byte
 	reason string
-}
-
-func (s *Spool) noteDrops(ds []dropped) {
-	for _, d := range ds {
-		s.dropped[d.reason]++
-		if s.opt.OnDrop != nil {
-			s.opt.OnDrop(d.data, d.reason)
-		}
-	}
 }
 
 // Peek returns up to max records from the oldest, at most maxBytes of data
@@ -274,9 +282,9 @@ func (s *Spool) Expire(now time.Time) error {
 		return nil
 	}
 	limit := now.Add(-s.opt.MaxAge)
-	s.mu.Lock()
+	s.cmu.Lock()
 	old := s.depth > 0 && s.oldest.Before(limit)
-	s.mu.Unlock()
+	s.cmu.Unlock()
 	if !old {
 		return nil
 	}
@@ -318,15 +326,14 @@ func (s *Spool) remove(match func(k, v []byte) (bool, string)) error {
 	if err != nil {
 		return fmt.Errorf("spool %s: removing: %w", s.path, err)
 	}
-	s.depth, s.bytes, s.oldest = depth, bytes, oldest
-	s.noteDrops(drops)
+	s.set(depth, bytes, oldest, drops)
 	return nil
 }
 
 // Stats returns the spool's depth, size, oldest record and drop counts.
 func (s *Spool) Stats() Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
 	st := Stats{Depth: s.depth, Bytes: s.bytes, Oldest: s.oldest, DroppedBy: map[string]uint64{}}
 	for _, r := range []string{ReasonSize, ReasonAge} {
 		st.DroppedBy[r] = s.dropped[r]
