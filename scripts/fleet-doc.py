@@ -22,5 +22,5 @@ the relay is killed with SIGKILL and started again {r['outage_seconds']} s later
 | relay throughput, steady | {r['steady_records_per_second']:.0f} records/s (the offered load) |
 | relay throughput, draining the backlog | {r['drain_records_per_second']:.0f} records/s ({r['drain_seconds']:.1f} s after the restart); peak {r['peak_records_per_second']} in one second |
 | spool depth during the {r['outage_seconds']} s outage | {r['max_spool_depth_hosts']:,} records over the hosts' spools (the largest {r['max_host_spool_bytes']:,} bytes); at most {r['max_spool_depth_agent']} in one agent's |
-| hosts' records sent again after the kill | {r['retried_hosts']:,} (of {r['delivered_hosts']:,} delivered) |
+| hosts' records written to a session the kill had closed, sent again | {r['retried_hosts']:,} (of {r['delivered_hosts']:,} delivered) |
 """)
