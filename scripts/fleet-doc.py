@@ -23,4 +23,7 @@ the relay is killed with SIGKILL and started again {r['outage_seconds']} s later
 | relay throughput, draining the backlog | {r['drain_records_per_second']:.0f} records/s ({r['drain_seconds']:.1f} s after the restart); peak {r['peak_records_per_second']} in one second |
 | spool depth during the {r['outage_seconds']} s outage | {r['max_spool_depth_hosts']:,} records over the hosts' spools (the largest {r['max_host_spool_bytes']:,} bytes); at most {r['max_spool_depth_agent']} in one agent's |
 | hosts' records written to a session the kill had closed, sent again | {r['retried_hosts']:,} (of {r['delivered_hosts']:,} delivered) |
+
+The steady row is the offered load; the relay's capacity shows in the backlog's drain, bounded by its
+disk queue's checkpoint per message ([operations.md](operations.md#relp-to-an-rsyslog-relay)).
 """)
