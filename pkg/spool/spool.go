@@ -91,18 +91,19 @@ type Spool struct {
 }
 
 // set stores the counters after a transaction.
+// OnDrop sees the dropped records before Stats counts them.
 func (s *Spool) set(depth int, bytes int64, oldest time.Time, drops []dropped) {
+	if s.opt.OnDrop != nil {
+		for _, d := range drops {
+			s.opt.OnDrop(d.data, d.reason)
+		}
+	}
 	s.cmu.Lock()
 	s.depth, s.bytes, s.oldest = depth, bytes, oldest
 	for _, d := range drops {
 		s.dropped[d.reason]++
 	}
 	s.cmu.Unlock()
-	if s.opt.OnDrop != nil {
-		for _, d := range drops {
-			s.opt.OnDrop(d.data, d.reason)
-		}
-	}
 }
 
 // header is the bytes stored before a record: its append time (ns).
