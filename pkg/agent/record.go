@@ -403,3 +403,10 @@ func (r *recorder) spoolDropped(st output.SpoolStats, newly uint64) {
 	r.begin(time.Now(), "spool-dropped", []string{"process"}, []string{"info"}, "alert").
 		Dict("vigil", zerolog.Dict().Dict("spool", d)).Send()
 }
+
+// identity returns host.id and the last event.sequence written.
+func (r *recorder) identity() (string, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hostID, r.lastSeq
+}
