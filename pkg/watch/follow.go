@@ -18,7 +18,8 @@ type Change struct {
 	Action string
 	// TargetPath is where a renamed-away file went, or a hard link's new name.
 	TargetPath string
-	// SourcePath is where a file renamed into place came from.
+	// SourcePath is where a file renamed into place came from, when the
+	// set held it (moved within a tree, or replacing a file there).
 	SourcePath string
 	// Gone is true when the file no longer exists at File.Path.
 	Gone bool
@@ -257,13 +258,15 @@ func (s *Set) renamed(t *Target, path string, e *sensor.Event) (Change, bool) {
 	}
 	moved := s.byKey[e.File2]
 	if f := s.byPath[path]; f != nil && (e.Match == sensor.MatchName || e.Match == sensor.MatchInode && e.File == f.Key) {
+		var from string
 		if moved != nil && moved != f {
+			from = moved.Path
 			s.drop(moved) // the source name is gone; its inode now stands here
 		}
 		if e.File2.Ino != 0 && f.Key != e.File2 {
 			s.rekey(f, e.File2)
 		}
-		return Change{File: copyFile(f), Action: "replaced"}, true
+		return Change{File: copyFile(f), Action: "replaced", SourcePath: from}, true
 	}
 	if e.Match == sensor.MatchAncestor {
 		var from string
