@@ -144,7 +144,15 @@ kind = "diff"
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(os.Args[0], "run", "-config", cfgPath)
+	args := []string{"run", "-config", cfgPath}
+	object, hooks := testutil.SensorForce()
+	if object != "" {
+		args = append(args, "-object", object)
+	}
+	if hooks != "" {
+		args = append(args, "-hooks", hooks)
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), asVigilEnv+"=1")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
