@@ -39,6 +39,8 @@
 #   VMTEST_JOBS          kernels run at once (1)
 #   VMTEST_KVM=1         use KVM instead of TCG (hangs or aborts on some machines)
 #   VMTEST_CPU           qemu -cpu model (max with TCG, host with KVM)
+#   VMTEST_SMP           vCPUs (2)
+#   VMTEST_TCG_THREAD    TCG threading: single (default) or multi (docs/testing.md, "vCPUs")
 #   VMTEST_MEM           guest memory in MiB (1536)
 #   VMTEST_APPEND        extra kernel command line (e.g. lsm=lockdown,capability,bpf)
 #   VMTEST_MODULES       extra kernel modules to load (names, with their modules.dep deps)
@@ -277,12 +279,16 @@ modules_cpio() { # kdir format
 # ---- vCPUs ------------------------------------------------------------------------------
 
 # qemu accelerator and vCPU count per run type: "accel smp" (docs/testing.md, "vCPUs").
+# TCG runs single-threaded (thread=single: the vCPUs take turns on one host thread) with two
+# vCPUs by default: see docs/testing.md for why. VMTEST_TCG_THREAD=multi, VMTEST_SMP=N override.
 vcpus() { # type
 	if [[ "${VMTEST_KVM:-0}" == 1 ]]; then
 		echo "kvm ${VMTEST_SMP:-2}"
 		return
 	fi
-	echo "${VMTEST_ACCEL:-tcg} ${VMTEST_SMP:-2}"
+	local thread=${VMTEST_TCG_THREAD:-single}
+	[[ "$thread" =~ ^(single|multi)$ ]] || die "VMTEST_TCG_THREAD must be single or multi"
+	echo "tcg,thread=$thread ${VMTEST_SMP:-2}"
 }
 
 # ---- results --------------------------------------------------------------------------
@@ -446,6 +452,7 @@ run_kernel() { # K type
 
 	local accel smp
 	read -r accel smp < <(vcpus "$typ")
+	[[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "VMTEST_SMP must be a positive number"
 	note "$k $typ: booting $rel with $accel -smp $smp${objs:+, objects ${objs[*]}} ($(sed -n 's/^loadable: /modules: /p' "${mods%.cpio}.info"); built-in: $(sed -n 's/^built-in: //p' "${mods%.cpio}.info"))"
 	local cpu=(-cpu "${VMTEST_CPU:-max}")
 	[[ "${VMTEST_KVM:-0}" == 1 ]] && cpu=(-cpu "${VMTEST_CPU:-host}")
