@@ -338,7 +338,7 @@ parse_xload() { # results.log
 		function out() {
 			if (obj != "") {
 				r = reason; gsub(/[ \t]+/, " ", r); if (r == "") r = "-"
-				print obj, p, f, n, b, substr(r, 1, 300)
+				print obj, p, f, n, b, substr(r, 1, 2000)
 			}
 		}
 		/^VIGIL-VMTEST-OBJECT / { obj = $2; p = f = n = b = 0; reason = ""; next }
@@ -495,6 +495,11 @@ run_kernel() { # K type
 			if ((f == 0 && b == 0 && p > 0 && n == $(grep -c . <<<"$XLOAD_TESTS"))); then
 				printf '%s\t%s\t%s\tPASS\t-\n' "$ob" "$k" "$rel"
 			else
+				# the loader lists every object's refusal: keep the forced object's own
+				local own
+				own=$(grep -o "\[$ob: [^]]*\]" <<<"$reason" | head -n1 || true)
+				[[ -z "$own" ]] || reason="sensor did not load: $own"
+				reason=${reason:0:240}
 				[[ "$reason" != - ]] || reason="$f failed, $b binaries exited non-zero, $n of $(grep -c . <<<"$XLOAD_TESTS") reported"
 				printf '%s\t%s\t%s\tFAIL\t%s\n' "$ob" "$k" "$rel" "$reason"
 			fi
