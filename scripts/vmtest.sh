@@ -554,6 +554,13 @@ own_cell() { # K
 
 PLAN=()
 for k in "${KS[@]}"; do
+	# a retired line gets one row, whatever the run types
+	krc=0
+	"$KERNELS" path "$k" >/dev/null 2>&1 || krc=$?
+	if ((krc == 3)); then
+		PLAN+=("$k:kprobe")
+		continue
+	fi
 	for r in $RUNS; do PLAN+=("$k:$r"); done
 done
 [[ -z "$FWD" ]] || PLAN+=("$FWD:forward")
