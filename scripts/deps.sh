@@ -21,8 +21,8 @@ PACKAGES=(
 	mount
 	# the shadow suite for the host-only agent tests (useradd --root ...)
 	passwd
-	# syslog output tests (pkg/output, privileged tier): a real receiver
-	rsyslog rsyslog-gnutls
+	# syslog and RELP output tests (pkg/output, cmd/vigil; privileged tier): a real receiver and relay
+	rsyslog rsyslog-gnutls rsyslog-relp
 	# the package test (scripts/test-package.sh): rpm in a scratch root, the systemd
 	# guest's root, systemd-analyze verify
 	rpm debootstrap systemd

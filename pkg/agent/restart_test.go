@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -30,8 +31,15 @@ import (
 func startAgent(t *testing.T, opt agent.Options) (*records, func()) {
 	t.Helper()
 	r := newRecords()
+	return startAgentOut(t, opt, r, r)
+}
+
+// startAgentOut is startAgent with the records written to out (which must
+// pass them to r).
+func startAgentOut(t *testing.T, opt agent.Options, out io.Writer, r *records) (*records, func()) {
+	t.Helper()
 	ready := make(chan struct{})
-	opt.Out, opt.Ready = r, ready
+	opt.Out, opt.Ready = out, ready
 	opt.Log = zerolog.New(testutil.AuditWriter("log")).Level(zerolog.InfoLevel)
 	if opt.Key == nil {
 		opt.Key = []byte("0123456789abcdef0123456789abcdef")
