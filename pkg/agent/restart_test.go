@@ -404,7 +404,7 @@ func TestSelfTestStateDirSpace(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := newRecords()
-	err = agent.Run(context.Background(), agent.Options{Config: cfg, Out: out, Log: zerolog.Nop(),
+	err = runAgentForced(context.Background(), agent.Options{Config: cfg, Out: out, Log: zerolog.Nop(),
 		Key: []byte("0123456789abcdef0123456789abcdef"), SelfTestOnly: true})
 	out.close()
 	if err != nil {
