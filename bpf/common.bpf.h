@@ -46,6 +46,18 @@ struct {
 	__type(value, struct vg_counters);
 } counters SEC(".maps");
 
+/* Kernel ABI constants both objects test (uapi and include/linux/fs.h;
+ * macros are not in BTF). */
+#define ATTR_MODE (1 << 0)
+#define ATTR_UID (1 << 1)
+#define ATTR_GID (1 << 2)
+#define ATTR_SIZE (1 << 3)
+#define ATTR_ATIME (1 << 4)
+#define ATTR_MTIME (1 << 5)
+#define RENAME_EXCHANGE (1 << 1)
+#define PROT_WRITE 0x2
+#define MAP_SHARED 0x01
+
 #define VG_DATA_SIZE (4 * VG_PATH_MAX)
 #define VG_DATA_MASK (VG_DATA_SIZE - 1)
 
@@ -84,28 +96,85 @@ struct {
 	__type(value, struct vg_pending);
 } pending SEC(".maps");
 
+/*
+ * The record being built lives in a per-CPU scratch buffer. kprobe programs
+ * run with preemption disabled, so one buffer per CPU is theirs alone. A
+ * BTF raw tracepoint program (the tracepoint object, which defines
+ * VG_PREEMPTIBLE) runs with only migration disabled: on a preemptible kernel
+ * (Debian's 7.x, or preempt=full) another task's program can run on the same
+ * CPU in the middle of it and would overwrite a shared buffer (the path being
+ * filtered, the record being filled). There each program claims one of
+ * VG_SCRATCH_SLOTS buffers, marked with its thread, and releases it at the end.
+ */
+#ifdef VG_PREEMPTIBLE
+#define VG_SCRATCH_SLOTS 8
+#else
+#define VG_SCRATCH_SLOTS 1
+#endif
+
 struct vg_scratch {
 	struct vg_event ev;
 	char data[VG_DATA_SIZE + VG_NAME_MAX]; /* slack: a read at a masked offset stays inside */
 	char name[VG_NAME_MAX];
 	struct vg_pending pend;
+#ifdef VG_PREEMPTIBLE
+	__u64 owner; /* the claiming thread's pid_tgid, 0 when free */
+#endif
 };
 /* A record is ev followed by its strings: emitted as one span. */
 _Static_assert(__builtin_offsetof(struct vg_scratch, data) == sizeof(struct vg_event), "scratch layout");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, VG_SCRATCH_SLOTS);
 	__type(key, __u32);
 	__type(value, struct vg_scratch);
 } scratch SEC(".maps");
 
+#ifdef VG_PREEMPTIBLE
+/* Claim a free scratch buffer of this CPU for the calling thread; NULL when
+ * all are taken (the caller counts the record as lost). */
+static __always_inline struct vg_scratch *vg_scratch_claim(void)
+{
+	__u64 me = bpf_get_current_pid_tgid();
+	for (__u32 i = 0; i < VG_SCRATCH_SLOTS; i++) {
+		__u32 k = i;
+		struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &k);
+		if (!s)
+			return NULL;
+		if (__sync_val_compare_and_swap(&s->owner, 0, me) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+static __always_inline void vg_scratch_release(struct vg_scratch *s)
+{
+	__sync_lock_test_and_set(&s->owner, 0);
+}
+
+/* The calling thread's claimed scratch buffer (the record being built). */
+static __always_inline struct vg_scratch *vg_scratch(void)
+{
+	__u64 me = bpf_get_current_pid_tgid();
+	for (__u32 i = 0; i < VG_SCRATCH_SLOTS; i++) {
+		__u32 k = i;
+		struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &k);
+		if (!s)
+			return NULL;
+		if (s->owner == me)
+			return s;
+	}
+	return NULL;
+}
+#else
 /* This CPU's scratch buffer (the record being built). */
 static __always_inline struct vg_scratch *vg_scratch(void)
 {
 	__u32 zero = 0;
 	return bpf_map_lookup_elem(&scratch, &zero);
 }
+#endif
 
 /* Keep the record types in the object's BTF for the Go layout test. */
 const struct vg_event *vg_unused_event __attribute__((unused));
@@ -189,11 +258,11 @@ static __always_inline struct vg_watch *vg_match_name(struct dentry *d, struct v
 	return bpf_map_lookup_elem(&names, &nk);
 }
 
-/* Walk up from d's parent looking for a recursively watched directory. */
-static __always_inline struct vg_watch *vg_match_ancestor(struct dentry *d, struct vg_key *akey,
-							   __u32 *depth)
+/* Walk up from the directory cur (included) looking for a recursively
+ * watched directory (or an anchor) whose depth reaches that far. */
+static __always_inline struct vg_watch *vg_match_tree(struct dentry *cur, struct vg_key *akey,
+						       __u32 *depth)
 {
-	struct dentry *cur = BPF_CORE_READ(d, d_parent);
 	for (__u32 i = 0; i < VG_DEPTH_MAX; i++) {
 		if (i >= vg_max_depth)
 			break;
@@ -212,6 +281,13 @@ static __always_inline struct vg_watch *vg_match_ancestor(struct dentry *d, stru
 		cur = up;
 	}
 	return NULL;
+}
+
+/* Walk up from d's parent looking for a recursively watched directory. */
+static __always_inline struct vg_watch *vg_match_ancestor(struct dentry *d, struct vg_key *akey,
+							   __u32 *depth)
+{
+	return vg_match_tree(BPF_CORE_READ(d, d_parent), akey, depth);
 }
 
 /*
