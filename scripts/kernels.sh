@@ -9,7 +9,8 @@
 #
 # K is a matrix "major.minor" (e.g. 6.1). Kernels come from Debian's own archive:
 # the suite's linux-image-amd64 metapackage is resolved at run time to its versioned
-# image package, and the matching "-unsigned" package is downloaded with a private apt
+# image package, whose layout says what to download (see image_packages: the "-unsigned"
+# image before 7.x, linux-binary + linux-modules + linux-base from 7.x), with a private apt
 # state (the machine's own package lists and caches are not touched). The mirror is
 # the one the machine's apt sources already use (override: VIGIL_DEBIAN_MIRROR).
 #
@@ -159,8 +160,45 @@ print_kernel() { # K dir
 	printf '%-6s %-22s %-26s %s\n' "$1" "$(cat "$2/version")" "$(cat "$2/release")" "$2"
 }
 
+# The packages that hold image package $2 (version $3) of suite $1, by its layout:
+#   old (up to 6.x): linux-image-<abi> holds boot/vmlinuz-<abi> and the modules; its
+#     "-unsigned" twin, when the suite has it, is the same kernel without a signature
+#   new (7.x): linux-image-<abi> is a metapackage that depends on linux-binary-<abi>
+#     (usr/lib/modules/<abi>/vmlinuz), linux-modules-<abi> (the modules) and
+#     linux-base-<abi> (config, modules.builtin, modules.order beside the modules)
+# Prints "layout pkg..." on one line.
+image_packages() { # suite imgpkg version
+	local suite=$1 pkg=$2 ver=$3 dep abi bin mods base
+	dep=$(apt-cache "${APT_OPTS[@]}" show "$pkg=$ver" 2>/dev/null |
+		awk -F': ' '$1 == "Depends" && !d { d = $2 } END { print d }')
+	abi=${pkg#linux-image-}
+	abi=${abi%-unsigned}
+	bin=$(tr ',|' '\n\n' <<<"$dep" | sed -e 's/^ *//' -e 's/ .*//' | grep -m1 -x "linux-binary-$abi" || true)
+	if [[ -n "$bin" ]]; then
+		mods=$(tr ',|' '\n\n' <<<"$dep" | sed -e 's/^ *//' -e 's/ .*//' | grep -m1 -x "linux-modules-$abi" || true)
+		[[ -n "$mods" ]] || die "$suite: $pkg $ver depends on $bin but on no linux-modules-$abi (Depends: $dep)"
+		base=$(tr ',|' '\n\n' <<<"$dep" | sed -e 's/^ *//' -e 's/ .*//' | grep -m1 -x "linux-base-$abi" || true)
+		echo "split $bin $mods${base:+ $base}"
+	elif apt-cache "${APT_OPTS[@]}" show "$pkg-unsigned=$ver" >/dev/null 2>&1; then
+		echo "single $pkg-unsigned"
+	else
+		note "$suite: $pkg-unsigned $ver not found, using $pkg"
+		echo "single $pkg"
+	fi
+}
+
+# What a set of extracted packages holds, for an error that says what was found.
+describe_tree() { # root
+	local root=$1
+	echo "  files (top two levels):"
+	(cd "$root" && find . -mindepth 1 -maxdepth 2 | sed 's|^\./|    |' | LC_ALL=C sort | head -n 30)
+	echo "  kernel-like files:"
+	(cd "$root" && find . \( -name 'vmlinu*' -o -name 'bzImage*' -o -name 'config-*' -o -name modules.order \) |
+		sed 's|^\./|    |' | head -n 20)
+}
+
 fetch_one() { # K refresh
-	local k=$1 refresh=$2 suite dir ver dep pkg tmp root rel mods
+	local k=$1 refresh=$2 suite dir ver dep pkg tmp root rel mods layout pkgs
 	suite=$(matrix_suite "$k")
 	dir=$KCACHE/$k
 	if ((!refresh)) && kernel_complete "$dir"; then
@@ -178,12 +216,8 @@ fetch_one() { # K refresh
 	dep=${dep//|/,}
 	pkg=$(tr ',' '\n' <<<"$dep" | sed -e 's/^ *//' -e 's/ .*//' | grep -m1 '^linux-image-' || true)
 	[[ -n "$pkg" ]] || die "$suite: cannot find the image package in linux-image-amd64 $ver Depends: $dep"
-	if apt-cache "${APT_OPTS[@]}" show "$pkg-unsigned=$ver" >/dev/null 2>&1; then
-		pkg=$pkg-unsigned
-	else
-		note "$suite: $pkg-unsigned $ver not found, using $pkg"
-	fi
-	if ((refresh)) && kernel_complete "$dir" && [[ "$(cat "$dir/version")" == "$ver" && "$(cat "$dir/package")" == "$pkg" ]]; then
+	read -r layout pkgs < <(image_packages "$suite" "$pkg" "$ver")
+	if ((refresh)) && kernel_complete "$dir" && [[ "$(cat "$dir/version")" == "$ver" && "$(cat "$dir/package")" == "$pkgs" ]]; then
 		print_kernel "$k" "$dir"
 		return 0
 	fi
@@ -192,35 +226,67 @@ fetch_one() { # K refresh
 	tmp=$(mktemp -d "$KCACHE/.fetch-$k.XXXXXX")
 	# shellcheck disable=SC2064 # expand now
 	trap "rm -rf '$tmp'" EXIT
-	note "$k: downloading $pkg $ver ($suite)"
-	(cd "$tmp" && apt-get "${APT_OPTS[@]}" -q download "$pkg=$ver" >"$tmp/download.log" 2>&1) || {
-		cat "$tmp/download.log" >&2
-		die "$k: download of $pkg=$ver failed"
-	}
 	root=$tmp/root
-	dpkg-deb -x "$tmp"/*.deb "$root"
+	mkdir -p "$root" "$tmp/debs"
+	local p
+	for p in $pkgs; do
+		note "$k: downloading $p $ver ($suite, $layout layout)"
+		(cd "$tmp/debs" && apt-get "${APT_OPTS[@]}" -q download "$p=$ver" >"$tmp/download.log" 2>&1) || {
+			cat "$tmp/download.log" >&2
+			die "$k: download of $p=$ver failed"
+		}
+	done
+	local deb
+	for deb in "$tmp"/debs/*.deb; do dpkg-deb -x "$deb" "$root"; done
 	mkdir -p "$tmp/out"
-	local vmlinuz
-	vmlinuz=$(find "$root/boot" -maxdepth 1 -name 'vmlinuz-*' -print -quit)
-	[[ -n "$vmlinuz" ]] || die "$k: no boot/vmlinuz-* in $pkg"
-	rel=${vmlinuz##*/vmlinuz-}
+	# the kernel image: boot/vmlinuz-<rel> (old layout) or {usr/,}lib/modules/<rel>/vmlinuz (new)
+	local vmlinuz="" cands=()
+	shopt -s nullglob
+	cands=("$root"/boot/vmlinuz-* "$root"/usr/lib/modules/*/vmlinuz "$root"/lib/modules/*/vmlinuz)
+	shopt -u nullglob
+	if ((${#cands[@]} != 1)); then
+		{
+			echo "kernels.sh: $k: expected one kernel image (boot/vmlinuz-* or {usr/,}lib/modules/*/vmlinuz) in $pkgs $ver ($suite), found ${#cands[@]}:"
+			printf '    %s\n' "${cands[@]#"$root"/}"
+			describe_tree "$root"
+		} >&2
+		die "$k: unrecognised kernel package layout in $suite (linux-image-amd64 $ver -> $pkg -> $pkgs)"
+	fi
+	vmlinuz=${cands[0]}
+	case $vmlinuz in
+	*/boot/vmlinuz-*) rel=${vmlinuz##*/vmlinuz-} ;;
+	*) rel=$(basename "$(dirname "$vmlinuz")") ;;
+	esac
 	mods=""
 	for mods in "$root/lib/modules/$rel" "$root/usr/lib/modules/$rel"; do
-		[[ -d "$mods" ]] && break
+		[[ -d "$mods/kernel" ]] && break
 	done
-	[[ -d "$mods" ]] || die "$k: no modules/$rel in $pkg"
+	if [[ ! -d "$mods/kernel" ]]; then
+		{
+			echo "kernels.sh: $k: found the image ${vmlinuz#"$root"/} but no modules tree {usr/,}lib/modules/$rel/kernel in $pkgs:"
+			describe_tree "$root"
+		} >&2
+		die "$k: unrecognised kernel package layout in $suite (linux-image-amd64 $ver -> $pkg -> $pkgs)"
+	fi
+	mv "$vmlinuz" "$tmp/out/vmlinuz"
+	# the kernel's config: boot/config-<rel> (old layout) or beside the modules (new)
+	local c
+	for c in "$root/boot/config-$rel" "$root/usr/lib/modules/$rel/config" "$root/lib/modules/$rel/config"; do
+		if [[ -f "$c" ]]; then
+			mv "$c" "$tmp/out/config"
+			break
+		fi
+	done
 	# modules.dep is made by the package's postinst: run depmod on the extracted tree
 	need depmod
 	mkdir -p "$tmp/dm/lib/modules"
 	mv "$mods" "$tmp/dm/lib/modules/$rel"
 	depmod -b "$tmp/dm" "$rel" || die "$k: depmod failed"
 	[[ -s "$tmp/dm/lib/modules/$rel/modules.dep" ]] || die "$k: depmod made no modules.dep"
-	mv "$vmlinuz" "$tmp/out/vmlinuz"
 	mv "$tmp/dm/lib/modules/$rel" "$tmp/out/modules"
-	[[ -f "$root/boot/config-$rel" ]] && mv "$root/boot/config-$rel" "$tmp/out/config"
 	echo "$rel" >"$tmp/out/release"
 	echo "$ver" >"$tmp/out/version"
-	echo "$pkg" >"$tmp/out/package"
+	echo "$pkgs" >"$tmp/out/package"
 	echo "$suite" >"$tmp/out/suite"
 	date -u +%Y-%m-%dT%H:%M:%SZ >"$tmp/out/complete"
 	rm -rf "$dir.old"
