@@ -96,85 +96,36 @@ struct {
 	__type(value, struct vg_pending);
 } pending SEC(".maps");
 
-/*
- * The record being built lives in a per-CPU scratch buffer. kprobe programs
- * run with preemption disabled, so one buffer per CPU is theirs alone. A
- * BTF raw tracepoint program (the tracepoint object, which defines
- * VG_PREEMPTIBLE) runs with only migration disabled: on a preemptible kernel
- * (Debian's 7.x, or preempt=full) another task's program can run on the same
- * CPU in the middle of it and would overwrite a shared buffer (the path being
- * filtered, the record being filled). There each program claims one of
- * VG_SCRATCH_SLOTS buffers, marked with its thread, and releases it at the end.
- */
-#ifdef VG_PREEMPTIBLE
-#define VG_SCRATCH_SLOTS 8
-#else
-#define VG_SCRATCH_SLOTS 1
-#endif
-
 struct vg_scratch {
 	struct vg_event ev;
 	char data[VG_DATA_SIZE + VG_NAME_MAX]; /* slack: a read at a masked offset stays inside */
 	char name[VG_NAME_MAX];
 	struct vg_pending pend;
-#ifdef VG_PREEMPTIBLE
-	__u64 owner; /* the claiming thread's pid_tgid, 0 when free */
-#endif
 };
 /* A record is ev followed by its strings: emitted as one span. */
 _Static_assert(__builtin_offsetof(struct vg_scratch, data) == sizeof(struct vg_event), "scratch layout");
 
+/*
+ * One scratch buffer per CPU. A kprobe handler runs with preemption disabled;
+ * a tracepoint program may be preempted where the kernel runs syscall
+ * tracepoints preemptibly (7.x), but the kernel never runs a program on a CPU
+ * where it is already running (it skips the run and counts a recursion miss,
+ * which the sensor reports as lost), so no other run can overwrite the
+ * buffer mid-record.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, VG_SCRATCH_SLOTS);
+	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct vg_scratch);
 } scratch SEC(".maps");
 
-#ifdef VG_PREEMPTIBLE
-/* Claim a free scratch buffer of this CPU for the calling thread; NULL when
- * all are taken (the caller counts the record as lost). */
-static __always_inline struct vg_scratch *vg_scratch_claim(void)
-{
-	__u64 me = bpf_get_current_pid_tgid();
-	for (__u32 i = 0; i < VG_SCRATCH_SLOTS; i++) {
-		__u32 k = i;
-		struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &k);
-		if (!s)
-			return NULL;
-		if (__sync_val_compare_and_swap(&s->owner, 0, me) == 0)
-			return s;
-	}
-	return NULL;
-}
-
-static __always_inline void vg_scratch_release(struct vg_scratch *s)
-{
-	__sync_lock_test_and_set(&s->owner, 0);
-}
-
-/* The calling thread's claimed scratch buffer (the record being built). */
-static __always_inline struct vg_scratch *vg_scratch(void)
-{
-	__u64 me = bpf_get_current_pid_tgid();
-	for (__u32 i = 0; i < VG_SCRATCH_SLOTS; i++) {
-		__u32 k = i;
-		struct vg_scratch *s = bpf_map_lookup_elem(&scratch, &k);
-		if (!s)
-			return NULL;
-		if (s->owner == me)
-			return s;
-	}
-	return NULL;
-}
-#else
 /* This CPU's scratch buffer (the record being built). */
 static __always_inline struct vg_scratch *vg_scratch(void)
 {
 	__u32 zero = 0;
 	return bpf_map_lookup_elem(&scratch, &zero);
 }
-#endif
 
 /* Keep the record types in the object's BTF for the Go layout test. */
 const struct vg_event *vg_unused_event __attribute__((unused));

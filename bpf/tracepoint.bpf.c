@@ -12,7 +12,6 @@
  * watched directory prefix of an absolute path, and sent with the absolute
  * path of the directory they were relative to; user space resolves them.
  */
-#define VG_PREEMPTIBLE 1 /* a raw tracepoint program can be preempted: common.bpf.h */
 #include "common.bpf.h"
 /* x86_64 syscall numbers (__NR_*): the uapi header of Debian's linux-libc-dev. */
 #include <asm/unistd_64.h>
@@ -444,17 +443,6 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 	if (!vg_req_fd(nr, regs, ret, &r) && !vg_req_open(nr, regs, ret, &r) &&
 	    !vg_req_rename_link(nr, regs, &r) && !vg_req_unlink(nr, regs, &r) && !vg_req_attr(nr, regs, &r))
 		return 0;
-	struct vg_scratch *s = vg_scratch_claim();
-	if (!s) {
-		/* Every buffer of this CPU is held by a preempted program: the
-		 * record, if this call matched, cannot be built. Counted as lost,
-		 * so that the agent re-reads what may have changed. */
-		struct vg_counters *c = vg_counters();
-		if (c)
-			__sync_fetch_and_add(&c->lost[VG_H_SYS_EXIT], 1);
-		return 0;
-	}
 	vg_handle(&r);
-	vg_scratch_release(s);
 	return 0;
 }

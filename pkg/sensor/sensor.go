@@ -396,6 +396,21 @@ func (s *Sensor) Counters() (Counters, error) {
 			add(c.Lost, p.Lost[h])
 		}
 	}
+	// Runs the kernel skipped: a program is not run on a CPU where it is
+	// already running. Where syscall tracepoints run preemptibly (Linux
+	// 7.x), a tracepoint program preempted mid-run makes every other task's
+	// syscall exit on that CPU skip it until it resumes: those calls are
+	// never seen, and are counted here as lost so that the agent reports
+	// and recovers them (docs/kernels.md).
+	for name, p := range s.loaded.Coll.Programs {
+		st, err := p.Stats()
+		if err != nil {
+			return Counters{}, fmt.Errorf("reading program %s's statistics: %w", name, err)
+		}
+		if st.RecursionMisses != 0 {
+			c.Lost["skipped:"+name] += st.RecursionMisses
+		}
+	}
 	return c, nil
 }
 
