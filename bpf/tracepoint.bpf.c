@@ -433,16 +433,70 @@ static __always_inline void vg_handle(struct vg_req *r)
 	}
 }
 
+/* Decode one syscall exit into a request; false when it concerns vigil not. */
+static __always_inline bool vg_decode(struct pt_regs *regs, long ret, struct vg_req *r)
+{
+	if (ret < 0)
+		return false;
+	long nr = regs->orig_ax;
+	return vg_req_fd(nr, regs, ret, r) || vg_req_open(nr, regs, ret, r) || vg_req_rename_link(nr, regs, r) ||
+	       vg_req_unlink(nr, regs, r) || vg_req_attr(nr, regs, r);
+}
+
+/*
+ * Where the kernel runs the syscall tracepoints preemptibly (7.x), a run of a
+ * program preempted mid-way makes the kernel skip that program for every
+ * other task's syscall exit on the same CPU until it resumes (it never runs
+ * a program on a CPU where it is already running). So the program is
+ * attached twice: tp_sys_exit, then tp_sys_exit_2 (the loader attaches in
+ * name order, and a tracepoint calls its programs in attach order). The
+ * second runs a syscall exit only when the first was skipped for it: per
+ * task, the first counts the exits it ran and the second remembers the count
+ * it last saw. A task loses an exit only when both copies are skipped, and
+ * the second copy's skipped runs are counted as lost by the sensor.
+ */
+struct vg_exit_seq {
+	__u64 first; /* relevant exits the first copy ran for this task */
+	__u64 seen;  /* first, as the second copy last saw it */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct vg_exit_seq);
+} exit_seq SEC(".maps");
+
+static __always_inline struct vg_exit_seq *vg_exit_seq(void)
+{
+	return bpf_task_storage_get(&exit_seq, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 {
-	if (ret < 0)
-		return 0;
-	long nr = regs->orig_ax;
 	struct vg_req r = {.a = {.dirfd = AT_FDCWD}, .b = {.dirfd = AT_FDCWD}};
-	if (!vg_req_fd(nr, regs, ret, &r) && !vg_req_open(nr, regs, ret, &r) &&
-	    !vg_req_rename_link(nr, regs, &r) && !vg_req_unlink(nr, regs, &r) && !vg_req_attr(nr, regs, &r))
+	if (!vg_decode(regs, ret, &r))
 		return 0;
+	struct vg_exit_seq *q = vg_exit_seq();
+	if (q)
+		q->first++;
+	vg_handle(&r);
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(tp_sys_exit_2, struct pt_regs *regs, long ret)
+{
+	struct vg_req r = {.a = {.dirfd = AT_FDCWD}, .b = {.dirfd = AT_FDCWD}};
+	if (!vg_decode(regs, ret, &r))
+		return 0;
+	struct vg_exit_seq *q = vg_exit_seq();
+	if (!q || q->first != q->seen) {
+		if (q)
+			q->seen = q->first; /* the first copy ran this exit */
+		return 0;
+	}
 	vg_handle(&r);
 	return 0;
 }
