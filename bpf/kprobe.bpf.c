@@ -58,7 +58,7 @@ SEC("kprobe/vfs_copy_file_range")
 int BPF_KPROBE(kp_copy_range, struct file *in, loff_t pos_in, struct file *out, loff_t pos_out,
 	       size_t len)
 {
-	return vg_file_op(out, VG_OP_WRITE, VG_H_COPY_RANGE, len);
+	return vg_file_op(out, VG_OP_WRITE, VG_H_COPY_FILE_RANGE, len);
 }
 
 SEC("kprobe/io_write")
