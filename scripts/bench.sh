@@ -69,7 +69,7 @@ if [[ "$kernels" != none ]]; then
 	# no_timer_check: an emulated guest starved of CPU by a busy host can fail the kernel's
 	# boot-time timer check and panic ("IO-APIC + timer doesn't work"); it measures nothing.
 	vmrun() { # kernel...
-		VMTEST_OUT="$OUT/vmtest" VMTEST_ARGS="$args" VMTEST_TIMEOUT=${VMTEST_TIMEOUT:-600} \
+		VMTEST_OUT="$OUT/vmtest" VMTEST_ARGS="$args" VMTEST_TIMEOUT=${VMTEST_TIMEOUT:-600} VMTEST_RUNS=kprobe VMTEST_FORWARD=0 \
 			VMTEST_APPEND="no_timer_check ${VMTEST_APPEND:-}" "$HERE/vmtest.sh" "$OUT/vm" "$@" >&2 ||
 			note "vmtest reported a failure: see $OUT/vmtest/<kernel>/results.log"
 	}

@@ -12,6 +12,8 @@ set -euo pipefail
 PACKAGES=(
 	# eBPF build
 	clang llvm libbpf-dev bpftool
+	# the tracepoint object's syscall numbers (asm/unistd_64.h)
+	linux-libc-dev
 	# real-kernel tests (scripts/kernels.sh, scripts/vmtest.sh)
 	qemu-system-x86 busybox-static cpio xz-utils zstd gzip e2fsprogs kmod
 	# private apt state for the kernel matrix

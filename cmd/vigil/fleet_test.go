@@ -320,7 +320,7 @@ address = %q
 path = %q
 kind = "diff"
 `, filepath.Join(dir, "state"), a.sock, a.file, relpAddr, a.change)), 0o600)
-		a.cmd = exec.Command(os.Args[0], "run", "-config", cfg)
+		a.cmd = exec.Command(os.Args[0], runArgs(cfg)...)
 		a.cmd.Env = append(os.Environ(), asVigilEnv+"=1")
 		logf, _ := os.Create(filepath.Join(dir, "vigil.log"))
 		a.cmd.Stdout, a.cmd.Stderr = logf, logf
