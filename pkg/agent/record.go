@@ -326,6 +326,7 @@ func (r *recorder) startup(f *scan.Finding, rule *config.Watch) {
 	if f.New != nil {
 		uid, gid := f.New.UID, f.New.GID
 		own = checkOwnership(rule, nil, &uid, &gid)
+		own.aclGrants(rule, f.Attributes)
 	}
 	kind, more := driftKind(own)
 	ev := r.begin(time.Now(), f.Action, []string{"file"}, types, kind, more...)
@@ -342,6 +343,9 @@ func (r *recorder) startup(f *scan.Finding, rule *config.Watch) {
 	}
 	if len(f.Problems) > 0 {
 		v.Interface("problems", f.Problems)
+	}
+	if f.Attributes != nil {
+		v.Interface("attributes", f.Attributes)
 	}
 	if own != nil {
 		v.Dict("ownership", own.dict())

@@ -145,8 +145,9 @@ func TestDiff(t *testing.T) {
 	if len(c.ACL.Added) != 6 || !reflect.DeepEqual(c.ACL.WriteGranted, []string{"user:65534"}) || !c.ACL.Present {
 		t.Errorf("acl %+v", c.ACL)
 	}
-	if !reflect.DeepEqual(c.WriteGrants(0, nil), []string{"user:65534"}) || c.WriteGrants(65534, nil) != nil {
-		t.Errorf("write grants %v", c.WriteGrants(0, nil))
+	if !reflect.DeepEqual(c.WriteGrants(id(0), nil), []string{"user:65534"}) || c.WriteGrants(id(65534), id(0)) != nil ||
+		c.WriteGrants(nil, id(0)) != nil {
+		t.Errorf("write grants %v", c.WriteGrants(id(0), nil))
 	}
 	if !reflect.DeepEqual(c.Caps.Added, []string{"cap_setuid", "cap_net_raw"}) || !reflect.DeepEqual(c.Caps.RootEquivalent, []string{"cap_setuid"}) || c.Caps.Old != nil {
 		t.Errorf("caps %+v", c.Caps)

@@ -117,10 +117,10 @@ func (c *Changes) Fields() []string {
 	return out
 }
 
-// WriteGrants are the ACL's new write grants to users other than uid, and
-// to groups other than gid (nil: any group): what ownership drift treats
-// like a chown.
-func (c *Changes) WriteGrants(uid uint32, gid *uint32) []string {
+// WriteGrants are the ACL's new write grants to named users other than
+// uid and to named groups other than gid: what ownership drift treats like
+// a chown. A nil uid (gid) checks no user (group).
+func (c *Changes) WriteGrants(uid, gid *uint32) []string {
 	if c == nil || c.ACL == nil {
 		return nil
 	}
@@ -129,11 +129,11 @@ func (c *Changes) WriteGrants(uid uint32, gid *uint32) []string {
 		var id uint32
 		switch {
 		case sscan(w, "user:%d", &id):
-			if id != uid {
+			if uid != nil && id != *uid {
 				out = append(out, w)
 			}
 		case sscan(w, "group:%d", &id):
-			if gid == nil || id != *gid {
+			if gid != nil && id != *gid {
 				out = append(out, w)
 			}
 		}
