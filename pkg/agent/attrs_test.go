@@ -253,10 +253,16 @@ path = %q
 			t.Errorf("restart: unexpected record %s", x)
 			continue
 		}
-		b, _ := json.Marshal(x.get("vigil.attributes"))
+		parts := map[string]any{}
+		for _, k := range []string{"acl", "default_acl", "capabilities", "flags", "labels", "xattrs"} {
+			if v := x.get("vigil." + k); v != nil {
+				parts[k] = v
+			}
+		}
+		b, _ := json.Marshal(parts)
 		var a attrs.Changes
 		if err := json.Unmarshal(b, &a); err != nil || a.Empty() {
-			t.Errorf("restart: %s: vigil.attributes %s: %v", p, b, err)
+			t.Errorf("restart: %s: no attribute change in %s: %v", p, x, err)
 			continue
 		}
 		check(t, &a, x)

@@ -344,9 +344,7 @@ func (r *recorder) startup(f *scan.Finding, rule *config.Watch) {
 	if len(f.Problems) > 0 {
 		v.Interface("problems", f.Problems)
 	}
-	if f.Attributes != nil {
-		v.Interface("attributes", f.Attributes)
-	}
+	attrFields(v, f.Attributes)
 	if own != nil {
 		v.Dict("ownership", own.dict())
 	}
