@@ -63,7 +63,7 @@ fuzz: ## fuzz every Fuzz target of every package for FUZZTIME each (go test -fuz
 
 test-host: ## tier 2: privileged tests on this host's kernel (root), then the secrets audit of all they wrote
 	@audit=$$(mktemp -d) && trap 'rm -rf "$$audit"' EXIT && \
-	  VIGIL_SECRETS_AUDIT=$$audit $(GO) test -tags privileged -p 1 -count=1 -timeout 10m $(PRIV_PKGS) && \
+	  VIGIL_FLEET_SECONDS=$${VIGIL_FLEET_SECONDS:-30} VIGIL_SECRETS_AUDIT=$$audit $(GO) test -tags privileged -p 1 -count=1 -timeout 10m $(PRIV_PKGS) && \
 	  VIGIL_SECRETS_AUDIT=$$audit $(GO) test -tags secretsaudit -count=1 -v -run '^TestSecretsAudit$$' ./pkg/testutil
 
 vm-bins: build

@@ -46,6 +46,18 @@ struct {
 	__type(value, struct vg_counters);
 } counters SEC(".maps");
 
+/* Kernel ABI constants both objects test (uapi and include/linux/fs.h;
+ * macros are not in BTF). */
+#define ATTR_MODE (1 << 0)
+#define ATTR_UID (1 << 1)
+#define ATTR_GID (1 << 2)
+#define ATTR_SIZE (1 << 3)
+#define ATTR_ATIME (1 << 4)
+#define ATTR_MTIME (1 << 5)
+#define RENAME_EXCHANGE (1 << 1)
+#define PROT_WRITE 0x2
+#define MAP_SHARED 0x01
+
 #define VG_DATA_SIZE (4 * VG_PATH_MAX)
 #define VG_DATA_MASK (VG_DATA_SIZE - 1)
 
@@ -93,6 +105,14 @@ struct vg_scratch {
 /* A record is ev followed by its strings: emitted as one span. */
 _Static_assert(__builtin_offsetof(struct vg_scratch, data) == sizeof(struct vg_event), "scratch layout");
 
+/*
+ * One scratch buffer per CPU. A kprobe handler runs with preemption disabled;
+ * a tracepoint program may be preempted where the kernel runs syscall
+ * tracepoints preemptibly (7.x), but the kernel never runs a program on a CPU
+ * where it is already running (it skips the run and counts a recursion miss,
+ * which the sensor reports as lost), so no other run can overwrite the
+ * buffer mid-record.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -183,11 +203,11 @@ static __always_inline struct vg_watch *vg_match_name(struct dentry *d, struct v
 	return bpf_map_lookup_elem(&names, &nk);
 }
 
-/* Walk up from d's parent looking for a recursively watched directory. */
-static __always_inline struct vg_watch *vg_match_ancestor(struct dentry *d, struct vg_key *akey,
-							   __u32 *depth)
+/* Walk up from the directory cur (included) looking for a recursively
+ * watched directory (or an anchor) whose depth reaches that far. */
+static __always_inline struct vg_watch *vg_match_tree(struct dentry *cur, struct vg_key *akey,
+						       __u32 *depth)
 {
-	struct dentry *cur = BPF_CORE_READ(d, d_parent);
 	for (__u32 i = 0; i < VG_DEPTH_MAX; i++) {
 		if (i >= vg_max_depth)
 			break;
@@ -206,6 +226,13 @@ static __always_inline struct vg_watch *vg_match_ancestor(struct dentry *d, stru
 		cur = up;
 	}
 	return NULL;
+}
+
+/* Walk up from d's parent looking for a recursively watched directory. */
+static __always_inline struct vg_watch *vg_match_ancestor(struct dentry *d, struct vg_key *akey,
+							   __u32 *depth)
+{
+	return vg_match_tree(BPF_CORE_READ(d, d_parent), akey, depth);
 }
 
 /*

@@ -24,14 +24,6 @@
 #error "kprobe object needs an idmap fact (bpf/matrix)"
 #endif
 
-#define ATTR_MODE (1 << 0)
-#define ATTR_UID (1 << 1)
-#define ATTR_GID (1 << 2)
-#define ATTR_SIZE (1 << 3)
-#define RENAME_EXCHANGE (1 << 1)
-#define PROT_WRITE 0x2
-#define MAP_SHARED 0x01
-
 /* Content changes through an open file. */
 
 SEC("kprobe/vfs_write")

@@ -13,56 +13,15 @@
  * path of the directory they were relative to; user space resolves them.
  */
 #include "common.bpf.h"
-
-/* x86_64 syscall numbers. */
-#define NR_write 1
-#define NR_open 2
-#define NR_mmap 9
-#define NR_pwrite64 18
-#define NR_writev 20
-#define NR_sendfile 40
-#define NR_truncate 76
-#define NR_ftruncate 77
-#define NR_rename 82
-#define NR_creat 85
-#define NR_link 86
-#define NR_unlink 87
-#define NR_chmod 90
-#define NR_fchmod 91
-#define NR_chown 92
-#define NR_fchown 93
-#define NR_lchown 94
-#define NR_utime 132
-#define NR_utimes 235
-#define NR_openat 257
-#define NR_fchownat 260
-#define NR_futimesat 261
-#define NR_unlinkat 263
-#define NR_renameat 264
-#define NR_linkat 265
-#define NR_fchmodat 268
-#define NR_splice 275
-#define NR_utimensat 280
-#define NR_fallocate 285
-#define NR_pwritev 296
-#define NR_renameat2 316
-#define NR_copy_file_range 326
-#define NR_pwritev2 328
-#define NR_openat2 437
-#define NR_fchmodat2 452
+/* x86_64 syscall numbers (__NR_*): the uapi header of Debian's linux-libc-dev. */
+#include <asm/unistd_64.h>
+#ifndef __NR_fchmodat2
+#define __NR_fchmodat2 452 /* Linux 6.6: older uapi headers (Debian 12's 6.1) lack it */
+#endif
 
 #define AT_FDCWD -100
 #define AT_REMOVEDIR 0x200
 #define O_TRUNC 01000
-#define PROT_WRITE 0x2
-#define MAP_SHARED 0x01
-#define RENAME_EXCHANGE (1 << 1)
-#define ATTR_MODE (1 << 0)
-#define ATTR_UID (1 << 1)
-#define ATTR_GID (1 << 2)
-#define ATTR_SIZE (1 << 3)
-#define ATTR_ATIME (1 << 4)
-#define ATTR_MTIME (1 << 5)
 
 /* Hashes of watched names (any directory): the path filter's first test. */
 struct {
@@ -175,27 +134,20 @@ static __always_inline bool vg_path_watched(struct vg_scratch *s, struct dentry 
 		return true;
 	if (c.absolute || !base)
 		return false;
-	/* Relative: the base directory or one of its ancestors is watched. */
-	struct dentry *cur = base;
-	for (__u32 i = 0; i < VG_DEPTH_MAX; i++) {
-		if (i >= vg_max_depth)
-			break;
-		struct inode *inode = BPF_CORE_READ(cur, d_inode);
-		if (!inode)
-			break;
-		struct vg_key k;
-		vg_inode_key(inode, &k);
-		struct vg_watch *w = bpf_map_lookup_elem(&watched, &k);
-		if (w && (w->flags & (VG_W_RECURSIVE | VG_W_ANCHOR)) && (!w->depth || i < w->depth))
-			return true;
-		if (w && i == 0 && !c.slash && (w->flags & VG_W_NAMES))
-			return true;
-		struct dentry *up = BPF_CORE_READ(cur, d_parent);
-		if (up == cur)
-			break;
-		cur = up;
+	/* Relative: a bare name in a directory holding watched names, or the
+	 * base directory or one of its ancestors watched recursively. */
+	struct vg_key k;
+	if (!c.slash) {
+		struct inode *inode = BPF_CORE_READ(base, d_inode);
+		if (inode) {
+			vg_inode_key(inode, &k);
+			struct vg_watch *w = bpf_map_lookup_elem(&watched, &k);
+			if (w && (w->flags & VG_W_NAMES))
+				return true;
+		}
 	}
-	return false;
+	__u32 depth;
+	return vg_match_tree(base, &k, &depth) != NULL;
 }
 
 /* Put a user path in the record: the string as given, then the absolute
@@ -286,169 +238,265 @@ static __always_inline __u32 vg_owner_valid(__u32 uid, __u32 gid)
 	return (uid != (__u32)-1 ? ATTR_UID : 0) | (gid != (__u32)-1 ? ATTR_GID : 0);
 }
 
+/* Content through a file descriptor: the write family, splice and
+ * copy_file_range (by their out fd), shared writable mmap, ftruncate, fchmod,
+ * fchown and futimens. */
+static __always_inline bool vg_req_fd(long nr, struct pt_regs *regs, long ret, struct vg_req *r)
+{
+	switch (nr) {
+	case __NR_write:
+	case __NR_pwrite64:
+	case __NR_writev:
+	case __NR_pwritev:
+	case __NR_pwritev2:
+	case __NR_fallocate:
+	case __NR_sendfile:
+		*r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_WRITE, .fd = regs->di, .arg1 = ret};
+		return true;
+	case __NR_splice:
+	case __NR_copy_file_range:
+		*r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_WRITE, .fd = regs->dx, .arg1 = ret};
+		return true;
+	case __NR_mmap:
+		if (!(regs->dx & PROT_WRITE) || !(regs->r10 & MAP_SHARED))
+			return false;
+		*r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_MMAP, .fd = regs->r8, .arg1 = regs->dx};
+		return true;
+	case __NR_ftruncate:
+		*r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_TRUNCATE, .fd = regs->di,
+				     .arg1 = ATTR_SIZE, .arg2 = regs->si};
+		return true;
+	case __NR_fchmod:
+		*r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_SETATTR, .fd = regs->di,
+				     .arg1 = ATTR_MODE, .mode = regs->si};
+		return true;
+	case __NR_fchown:
+		*r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_SETATTR, .fd = regs->di,
+				     .arg1 = vg_owner_valid(regs->si, regs->dx), .uid = regs->si, .gid = regs->dx};
+		return true;
+	case __NR_utimensat:
+		if (regs->si) /* a path: vg_req_attr */
+			return false;
+		/* futimens: the dirfd is the file */
+		*r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_SETATTR, .fd = regs->di,
+				     .arg1 = ATTR_ATIME | ATTR_MTIME};
+		return true;
+	}
+	return false;
+}
+
+/* Opens: creation and O_TRUNC, judged on the file the call returned. */
+static __always_inline bool vg_req_open(long nr, struct pt_regs *regs, long ret, struct vg_req *r)
+{
+	switch (nr) {
+	case __NR_open:
+		*r = (struct vg_req){.kind = VG_K_OPEN, .fd = ret, .arg1 = regs->si};
+		return true;
+	case __NR_creat:
+		*r = (struct vg_req){.kind = VG_K_OPEN, .fd = ret, .arg1 = O_TRUNC};
+		return true;
+	case __NR_openat:
+		*r = (struct vg_req){.kind = VG_K_OPEN, .fd = ret, .arg1 = regs->dx};
+		return true;
+	case __NR_openat2:
+		*r = (struct vg_req){.kind = VG_K_OPEN, .fd = ret};
+		bpf_probe_read_user(&r->arg1, sizeof(r->arg1), (void *)regs->dx); /* open_how.flags */
+		return true;
+	}
+	return false;
+}
+
+/* Two paths: rename and link (a: the source, b: the new name). */
+static __always_inline bool vg_req_rename_link(long nr, struct pt_regs *regs, struct vg_req *r)
+{
+	switch (nr) {
+	case __NR_rename:
+	case __NR_link:
+		r->op = nr == __NR_rename ? VG_OP_RENAME : VG_OP_LINK;
+		r->a.user = (const char *)regs->di;
+		r->b.user = (const char *)regs->si;
+		break;
+	case __NR_renameat:
+	case __NR_renameat2:
+	case __NR_linkat:
+		r->op = nr == __NR_linkat ? VG_OP_LINK : VG_OP_RENAME;
+		r->a.dirfd = (int)regs->di;
+		r->a.user = (const char *)regs->si;
+		r->b.dirfd = (int)regs->dx;
+		r->b.user = (const char *)regs->r10;
+		if (nr == __NR_renameat2) {
+			r->arg1 = regs->r8;
+			if (regs->r8 & RENAME_EXCHANGE)
+				r->flags = VG_F_EXCHANGE;
+		}
+		break;
+	default:
+		return false;
+	}
+	r->kind = VG_K_PATH;
+	r->two = true;
+	return true;
+}
+
+/* One path removed: unlink, unlinkat (rmdir with AT_REMOVEDIR). */
+static __always_inline bool vg_req_unlink(long nr, struct pt_regs *regs, struct vg_req *r)
+{
+	switch (nr) {
+	case __NR_unlink:
+		r->op = VG_OP_UNLINK;
+		r->a.user = (const char *)regs->di;
+		break;
+	case __NR_unlinkat:
+		r->op = (regs->dx & AT_REMOVEDIR) ? VG_OP_RMDIR : VG_OP_UNLINK;
+		r->a.dirfd = (int)regs->di;
+		r->a.user = (const char *)regs->si;
+		r->arg1 = regs->dx;
+		break;
+	default:
+		return false;
+	}
+	r->kind = VG_K_PATH;
+	return true;
+}
+
+/* One path's attributes: chmod, chown, truncate and the utimes family. */
+static __always_inline bool vg_req_attr(long nr, struct pt_regs *regs, struct vg_req *r)
+{
+	switch (nr) {
+	case __NR_chmod:
+		r->a.user = (const char *)regs->di;
+		r->arg1 = ATTR_MODE;
+		r->mode = regs->si;
+		break;
+	case __NR_fchmodat:
+	case __NR_fchmodat2:
+		r->a.dirfd = (int)regs->di;
+		r->a.user = (const char *)regs->si;
+		r->arg1 = ATTR_MODE;
+		r->mode = regs->dx;
+		break;
+	case __NR_chown:
+	case __NR_lchown:
+		r->a.user = (const char *)regs->di;
+		r->uid = regs->si;
+		r->gid = regs->dx;
+		r->arg1 = vg_owner_valid(r->uid, r->gid);
+		break;
+	case __NR_fchownat:
+		r->a.dirfd = (int)regs->di;
+		r->a.user = (const char *)regs->si;
+		r->uid = regs->dx;
+		r->gid = regs->r10;
+		r->arg1 = vg_owner_valid(r->uid, r->gid);
+		break;
+	case __NR_truncate:
+		r->a.user = (const char *)regs->di;
+		r->op = VG_OP_TRUNCATE;
+		r->arg1 = ATTR_SIZE;
+		r->arg2 = regs->si;
+		r->kind = VG_K_PATH;
+		return true;
+	case __NR_utimensat: /* with a path (futimens is vg_req_fd's) */
+	case __NR_futimesat:
+		r->a.dirfd = (int)regs->di;
+		r->a.user = (const char *)regs->si;
+		r->arg1 = ATTR_ATIME | ATTR_MTIME;
+		break;
+	case __NR_utime:
+	case __NR_utimes:
+		r->a.user = (const char *)regs->di;
+		r->arg1 = ATTR_ATIME | ATTR_MTIME;
+		break;
+	default:
+		return false;
+	}
+	r->kind = VG_K_PATH;
+	r->op = VG_OP_SETATTR;
+	return true;
+}
+
+/* Carry out one request: one call site per kind, so the verifier sees each
+ * body once. */
+static __always_inline void vg_handle(struct vg_req *r)
+{
+	switch (r->kind) {
+	case VG_K_FD:
+		vg_file_op_attr(vg_fd_file(r->fd), r->op, VG_H_SYS_EXIT, r->arg1, r->arg2, r->mode,
+				r->uid, r->gid);
+		break;
+	case VG_K_OPEN:
+		vg_open_exit(r->fd, r->arg1);
+		break;
+	case VG_K_PATH:
+		vg_path_op(r);
+		break;
+	}
+}
+
+/* Decode one syscall exit into a request; false when it concerns vigil not. */
+static __always_inline bool vg_decode(struct pt_regs *regs, long ret, struct vg_req *r)
+{
+	if (ret < 0)
+		return false;
+	long nr = regs->orig_ax;
+	return vg_req_fd(nr, regs, ret, r) || vg_req_open(nr, regs, ret, r) || vg_req_rename_link(nr, regs, r) ||
+	       vg_req_unlink(nr, regs, r) || vg_req_attr(nr, regs, r);
+}
+
+/*
+ * Where the kernel runs the syscall tracepoints preemptibly (7.x), a run of a
+ * program preempted mid-way makes the kernel skip that program for every
+ * other task's syscall exit on the same CPU until it resumes (it never runs
+ * a program on a CPU where it is already running). So the program is
+ * attached twice: tp_sys_exit, then tp_sys_exit_2 (the loader attaches in
+ * name order, and a tracepoint calls its programs in attach order). The
+ * second runs a syscall exit only when the first was skipped for it: per
+ * task, the first counts the exits it ran and the second remembers the count
+ * it last saw. A task loses an exit only when both copies are skipped, and
+ * the second copy's skipped runs are counted as lost by the sensor.
+ */
+struct vg_exit_seq {
+	__u64 first; /* relevant exits the first copy ran for this task */
+	__u64 seen;  /* first, as the second copy last saw it */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct vg_exit_seq);
+} exit_seq SEC(".maps");
+
+static __always_inline struct vg_exit_seq *vg_exit_seq(void)
+{
+	return bpf_task_storage_get(&exit_seq, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 {
-	if (ret < 0)
-		return 0;
-	long nr = regs->orig_ax;
 	struct vg_req r = {.a = {.dirfd = AT_FDCWD}, .b = {.dirfd = AT_FDCWD}};
-	switch (nr) {
-	/* Content, through a file descriptor. */
-	case NR_write:
-	case NR_pwrite64:
-	case NR_writev:
-	case NR_pwritev:
-	case NR_pwritev2:
-	case NR_fallocate:
-	case NR_sendfile:
-		r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_WRITE, .fd = regs->di, .arg1 = ret};
-		break;
-	case NR_splice:
-	case NR_copy_file_range:
-		r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_WRITE, .fd = regs->dx, .arg1 = ret};
-		break;
-	case NR_mmap:
-		if (!(regs->dx & PROT_WRITE) || !(regs->r10 & MAP_SHARED))
-			return 0;
-		r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_MMAP, .fd = regs->r8, .arg1 = regs->dx};
-		break;
-	case NR_ftruncate:
-		r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_TRUNCATE, .fd = regs->di,
-				    .arg1 = ATTR_SIZE, .arg2 = regs->si};
-		break;
-	case NR_fchmod:
-		r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_SETATTR, .fd = regs->di,
-				    .arg1 = ATTR_MODE, .mode = regs->si};
-		break;
-	case NR_fchown:
-		r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_SETATTR, .fd = regs->di,
-				    .arg1 = vg_owner_valid(regs->si, regs->dx), .uid = regs->si, .gid = regs->dx};
-		break;
-	/* Opens: creation and O_TRUNC. */
-	case NR_open:
-		r = (struct vg_req){.kind = VG_K_OPEN, .fd = ret, .arg1 = regs->si};
-		break;
-	case NR_creat:
-		r = (struct vg_req){.kind = VG_K_OPEN, .fd = ret, .arg1 = O_TRUNC};
-		break;
-	case NR_openat:
-		r = (struct vg_req){.kind = VG_K_OPEN, .fd = ret, .arg1 = regs->dx};
-		break;
-	case NR_openat2:
-		r = (struct vg_req){.kind = VG_K_OPEN, .fd = ret};
-		bpf_probe_read_user(&r.arg1, sizeof(r.arg1), (void *)regs->dx); /* open_how.flags */
-		break;
-	/* Paths. */
-	case NR_rename:
-	case NR_link:
-		r.kind = VG_K_PATH;
-		r.op = nr == NR_rename ? VG_OP_RENAME : VG_OP_LINK;
-		r.a.user = (const char *)regs->di;
-		r.b.user = (const char *)regs->si;
-		r.two = true;
-		break;
-	case NR_renameat:
-	case NR_renameat2:
-	case NR_linkat:
-		r.kind = VG_K_PATH;
-		r.op = nr == NR_linkat ? VG_OP_LINK : VG_OP_RENAME;
-		r.a.dirfd = (int)regs->di;
-		r.a.user = (const char *)regs->si;
-		r.b.dirfd = (int)regs->dx;
-		r.b.user = (const char *)regs->r10;
-		r.two = true;
-		if (nr == NR_renameat2) {
-			r.arg1 = regs->r8;
-			if (regs->r8 & RENAME_EXCHANGE)
-				r.flags = VG_F_EXCHANGE;
-		}
-		break;
-	case NR_unlink:
-		r.kind = VG_K_PATH;
-		r.op = VG_OP_UNLINK;
-		r.a.user = (const char *)regs->di;
-		break;
-	case NR_unlinkat:
-		r.kind = VG_K_PATH;
-		r.op = (regs->dx & AT_REMOVEDIR) ? VG_OP_RMDIR : VG_OP_UNLINK;
-		r.a.dirfd = (int)regs->di;
-		r.a.user = (const char *)regs->si;
-		r.arg1 = regs->dx;
-		break;
-	case NR_chmod:
-		r.kind = VG_K_PATH;
-		r.op = VG_OP_SETATTR;
-		r.a.user = (const char *)regs->di;
-		r.arg1 = ATTR_MODE;
-		r.mode = regs->si;
-		break;
-	case NR_fchmodat:
-	case NR_fchmodat2:
-		r.kind = VG_K_PATH;
-		r.op = VG_OP_SETATTR;
-		r.a.dirfd = (int)regs->di;
-		r.a.user = (const char *)regs->si;
-		r.arg1 = ATTR_MODE;
-		r.mode = regs->dx;
-		break;
-	case NR_chown:
-	case NR_lchown:
-		r.kind = VG_K_PATH;
-		r.op = VG_OP_SETATTR;
-		r.a.user = (const char *)regs->di;
-		r.uid = regs->si;
-		r.gid = regs->dx;
-		r.arg1 = vg_owner_valid(r.uid, r.gid);
-		break;
-	case NR_fchownat:
-		r.kind = VG_K_PATH;
-		r.op = VG_OP_SETATTR;
-		r.a.dirfd = (int)regs->di;
-		r.a.user = (const char *)regs->si;
-		r.uid = regs->dx;
-		r.gid = regs->r10;
-		r.arg1 = vg_owner_valid(r.uid, r.gid);
-		break;
-	case NR_truncate:
-		r.kind = VG_K_PATH;
-		r.op = VG_OP_TRUNCATE;
-		r.a.user = (const char *)regs->di;
-		r.arg1 = ATTR_SIZE;
-		r.arg2 = regs->si;
-		break;
-	case NR_utimensat:
-		if (!regs->si) { /* futimens: the dirfd is the file */
-			r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_SETATTR, .fd = regs->di,
-					    .arg1 = ATTR_ATIME | ATTR_MTIME};
-			break;
-		}
-		/* fallthrough */
-	case NR_futimesat:
-		r.kind = VG_K_PATH;
-		r.op = VG_OP_SETATTR;
-		r.a.dirfd = (int)regs->di;
-		r.a.user = (const char *)regs->si;
-		r.arg1 = ATTR_ATIME | ATTR_MTIME;
-		break;
-	case NR_utime:
-	case NR_utimes:
-		r.kind = VG_K_PATH;
-		r.op = VG_OP_SETATTR;
-		r.a.user = (const char *)regs->di;
-		r.arg1 = ATTR_ATIME | ATTR_MTIME;
-		break;
-	default:
+	if (!vg_decode(regs, ret, &r))
+		return 0;
+	struct vg_exit_seq *q = vg_exit_seq();
+	if (q)
+		q->first++;
+	vg_handle(&r);
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(tp_sys_exit_2, struct pt_regs *regs, long ret)
+{
+	struct vg_req r = {.a = {.dirfd = AT_FDCWD}, .b = {.dirfd = AT_FDCWD}};
+	if (!vg_decode(regs, ret, &r))
+		return 0;
+	struct vg_exit_seq *q = vg_exit_seq();
+	if (!q || q->first != q->seen) {
+		if (q)
+			q->seen = q->first; /* the first copy ran this exit */
 		return 0;
 	}
-	switch (r.kind) {
-	case VG_K_FD:
-		return vg_file_op_attr(vg_fd_file(r.fd), r.op, VG_H_SYS_EXIT, r.arg1, r.arg2, r.mode,
-				       r.uid, r.gid);
-	case VG_K_OPEN:
-		return vg_open_exit(r.fd, r.arg1);
-	case VG_K_PATH:
-		return vg_path_op(&r);
-	}
+	vg_handle(&r);
 	return 0;
 }

@@ -12,6 +12,8 @@
 #                      scripts/kernels.sh list; "none" skips them)
 #   BENCH_OUT          where results and logs go (default build/bench)
 #   BENCH_DOC          the document written (default docs/benchmarks.md)
+#   BENCH_FLEET=0      skip the fleet run (cmd/vigil's TestFleet: 8 agents and 1,000 simulated
+#                      hosts through an rsyslog relay for VIGIL_FLEET_SECONDS, default 60)
 #
 # The peers are installed with apt-get if missing (auditd, inotify-tools, aide). This
 # machine's PID 1 need not be systemd: vigil-bench starts auditd itself with a private
@@ -67,7 +69,7 @@ if [[ "$kernels" != none ]]; then
 	# no_timer_check: an emulated guest starved of CPU by a busy host can fail the kernel's
 	# boot-time timer check and panic ("IO-APIC + timer doesn't work"); it measures nothing.
 	vmrun() { # kernel...
-		VMTEST_OUT="$OUT/vmtest" VMTEST_ARGS="$args" VMTEST_TIMEOUT=${VMTEST_TIMEOUT:-600} \
+		VMTEST_OUT="$OUT/vmtest" VMTEST_ARGS="$args" VMTEST_TIMEOUT=${VMTEST_TIMEOUT:-600} VMTEST_RUNS=kprobe VMTEST_FORWARD=0 \
 			VMTEST_APPEND="no_timer_check ${VMTEST_APPEND:-}" "$HERE/vmtest.sh" "$OUT/vm" "$@" >&2 ||
 			note "vmtest reported a failure: see $OUT/vmtest/<kernel>/results.log"
 	}
@@ -93,4 +95,11 @@ fi
 notes=()
 [[ -f "$HERE/bench-notes.md" ]] && notes=(-notes "$HERE/bench-notes.md")
 "$OUT/vigil-bench" report -host "$OUT/host.json" "${guests[@]}" "${notes[@]}" -o "$DOC"
+if [[ "${BENCH_FLEET:-1}" != 0 ]]; then
+	note "fleet: TestFleet for ${VIGIL_FLEET_SECONDS:-60} s"
+	VIGIL_FLEET_SECONDS=${VIGIL_FLEET_SECONDS:-60} VIGIL_FLEET_REPORT="$OUT/fleet.json" \
+		"$GO" test -tags privileged -count=1 -timeout 15m -run '^TestFleet$' -v ./cmd/vigil >"$OUT/fleet.log" 2>&1 ||
+		die "TestFleet failed: see $OUT/fleet.log"
+	python3 "$HERE/fleet-doc.py" "$OUT/fleet.json" >>"$DOC"
+fi
 note "wrote $DOC in $(($(date +%s) - start)) s (results and logs in $OUT)"

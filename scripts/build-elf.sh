@@ -43,7 +43,7 @@ while read -r name hooks btf suite facts; do
 	[ -n "$btf_kernel" ] || { echo "build-elf: bpf/btf/SOURCES does not say where BTF $btf came from" >&2; exit 1; }
 	obj=vigil-$name.o
 	$CLANG -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
-		-ffile-prefix-map="$PWD"=. -I "$inc" -I bpf "${defs[@]}" \
+		-ffile-prefix-map="$PWD"=. -I "$inc" -I bpf -idirafter /usr/include/x86_64-linux-gnu "${defs[@]}" \
 		-c "$src" -o "$work/$obj"
 	$STRIP -g "$work/$obj" -o "$out/$obj"
 	src_sha=$(cat $src_files "$header" | sha256sum | cut -d' ' -f1)

@@ -12,6 +12,8 @@ set -euo pipefail
 PACKAGES=(
 	# eBPF build
 	clang llvm libbpf-dev bpftool
+	# the tracepoint object's syscall numbers (asm/unistd_64.h)
+	linux-libc-dev
 	# real-kernel tests (scripts/kernels.sh, scripts/vmtest.sh)
 	qemu-system-x86 busybox-static cpio xz-utils zstd gzip e2fsprogs kmod
 	# private apt state for the kernel matrix
@@ -23,8 +25,8 @@ PACKAGES=(
 	acl libcap2-bin e2fsprogs
 	# the shadow suite for the host-only agent tests (useradd --root ...)
 	passwd
-	# syslog output tests (pkg/output, privileged tier): a real receiver
-	rsyslog rsyslog-gnutls
+	# syslog and RELP output tests (pkg/output, cmd/vigil; privileged tier): a real receiver and relay
+	rsyslog rsyslog-gnutls rsyslog-relp
 	# the package test (scripts/test-package.sh): rpm in a scratch root, the systemd
 	# guest's root, systemd-analyze verify
 	rpm debootstrap systemd

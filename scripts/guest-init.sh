@@ -10,10 +10,22 @@
 #   <go test -v output of each /vigil/*.test>
 #   VIGIL-VMTEST-RESULT <name> <exit code>
 #   VIGIL-VMTEST-DONE
+# A cross-load run repeats the test binaries once per object, between
+#   VIGIL-VMTEST-OBJECT <object>
+#   ... (as above: test output, VIGIL-VMTEST-RESULT per binary)
+#   VIGIL-VMTEST-OBJECT-END <object>
 #
 # Kernel command line parameters (set by vmtest.sh):
-#   vigil.args=<base64>   extra test flags (VMTEST_ARGS), shell-quoted words
-#   vigil.timeout=<dur>   -test.timeout per binary (default 5m)
+#   vigil.args=<base64>    extra test flags (VMTEST_ARGS), shell-quoted words
+#   vigil.timeout=<dur>    -test.timeout per binary (default 5m)
+#   vigil.hooks=<type>     exported as VIGIL_TEST_HOOKS (testutil.SensorForce)
+#   vigil.object=<name>    exported as VIGIL_TEST_OBJECT
+#   vigil.forward=1        exported as VIGIL_VM_FORWARD=1: the kernel is newer than
+#                          every object (testutil.ForwardVM)
+#   vigil.objects=<a,b>    cross-load: run the tests once per object, with
+#                          VIGIL_TEST_OBJECT=<object>
+#   vigil.tests=<base64>   which binaries run, and their -test.run: lines of
+#                          "<name> <regexp>" (default: every /vigil/*.test, vigil.args)
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root TMPDIR=/tmp VIGIL_VM=1 TERM=dumb
@@ -60,16 +72,24 @@ mnt debugfs debugfs /sys/kernel/debug
 mnt securityfs securityfs /sys/kernel/security
 mnt cgroup2 cgroup2 /sys/fs/cgroup
 
-ARGS_B64="" TIMEOUT=5m
+ARGS_B64="" TIMEOUT=5m OBJECTS="" TESTS_B64=""
 read -r CMDLINE </proc/cmdline
 for w in $CMDLINE; do
 	case $w in
 	vigil.args=*) ARGS_B64=${w#vigil.args=} ;;
 	vigil.timeout=*) TIMEOUT=${w#vigil.timeout=} ;;
+	vigil.hooks=*) export VIGIL_TEST_HOOKS="${w#vigil.hooks=}" ;;
+	vigil.object=*) export VIGIL_TEST_OBJECT="${w#vigil.object=}" ;;
+	vigil.forward=1) export VIGIL_VM_FORWARD=1 ;;
+	vigil.objects=*) OBJECTS=$(echo "${w#vigil.objects=}" | tr ',' ' ') ;;
+	vigil.tests=*) TESTS_B64=${w#vigil.tests=} ;;
 	esac
 done
 ARGS=""
 [ -n "$ARGS_B64" ] && ARGS=$(echo "$ARGS_B64" | base64 -d)
+TESTS=""
+[ -n "$TESTS_B64" ] && TESTS=$(echo "$TESTS_B64" | base64 -d)
+log "forced: object=${VIGIL_TEST_OBJECT:-} hooks=${VIGIL_TEST_HOOKS:-} forward=${VIGIL_VM_FORWARD:-0} cross-load objects: ${OBJECTS:-none}"
 
 REL=$(uname -r)
 echo "VIGIL-VMTEST-KERNEL $REL" >"$RES"
@@ -118,22 +138,52 @@ MOUNTS="$MOUNTS ext4=$EXT4"
 echo "VIGIL-VMTEST-MOUNTS$MOUNTS" >"$RES"
 log "mounts:$MOUNTS"
 
-# Run every test binary.
-eval "set -- $ARGS"
-found=0
-for t in /vigil/*.test; do
-	[ -f "$t" ] || continue
-	found=1
-	name=${t##*/}
-	name=${name%.test}
-	log "running $name.test"
-	(cd /vigil && exec "./$name.test" -test.v -test.count=1 "-test.timeout=$TIMEOUT" "$@") \
+run1() { # name [test flags...]
+	_n=$1
+	shift
+	log "running $_n.test ${VIGIL_TEST_OBJECT:+(object $VIGIL_TEST_OBJECT)}"
+	(cd /vigil && exec "./$_n.test" -test.v -test.count=1 "-test.timeout=$TIMEOUT" "$@") \
 		</dev/null >"$RES" 2>&1
-	rc=$?
-	echo "VIGIL-VMTEST-RESULT $name $rc" >"$RES"
-	log "$name.test exited $rc"
-done
-[ $found = 1 ] || echo "VIGIL-VMTEST-NOBINARIES no /vigil/*.test" >"$RES"
+	_rc=$?
+	echo "VIGIL-VMTEST-RESULT $_n $_rc" >"$RES"
+	log "$_n.test exited $_rc"
+}
+
+# Every test binary with vigil.args, or the binaries and patterns vigil.tests names.
+run_all() {
+	found=0
+	if [ -n "$TESTS" ]; then
+		echo "$TESTS" | while read -r n pat; do
+			[ -n "$n" ] || continue
+			if [ -f "/vigil/$n.test" ]; then
+				run1 "$n" -test.run "$pat"
+			else
+				echo "VIGIL-VMTEST-RESULT $n missing" >"$RES"
+			fi
+		done
+		found=1
+	else
+		eval "set -- $ARGS"
+		for t in /vigil/*.test; do
+			[ -f "$t" ] || continue
+			found=1
+			name=${t##*/}
+			run1 "${name%.test}" "$@"
+		done
+	fi
+	[ $found = 1 ] || echo "VIGIL-VMTEST-NOBINARIES no /vigil/*.test" >"$RES"
+}
+
+if [ -n "$OBJECTS" ]; then
+	for o in $OBJECTS; do
+		echo "VIGIL-VMTEST-OBJECT $o" >"$RES"
+		export VIGIL_TEST_OBJECT="$o"
+		run_all
+		echo "VIGIL-VMTEST-OBJECT-END $o" >"$RES"
+	done
+else
+	run_all
+fi
 echo "VIGIL-VMTEST-DONE" >"$RES"
 log "done"
 off

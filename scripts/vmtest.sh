@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Run vigil's Go test binaries inside real Debian kernels under qemu.
 #
-#   scripts/vmtest.sh BINDIR [kernel ...]      (default: every kernel of scripts/kernels.sh list)
+#   scripts/vmtest.sh BINDIR [kernel ...]
+#
+# kernel: a matrix major.minor (default: every kernel of scripts/kernels.sh list, then the
+# forward-compatibility kernel, if a suite of bpf/matrix's @forward directive serves one) or
+# "forward" (only that one).
 #
 # BINDIR holds statically linked (CGO_ENABLED=0) files: Go test binaries named *.test and
 # anything else they need (the vigil binary, fixtures...). All of BINDIR is copied to /vigil/
@@ -10,27 +14,47 @@
 # with VIGIL_VM=1 in its environment, bpffs, tracefs, debugfs, securityfs and cgroup2
 # mounted, and an ext4 scratch filesystem (virtio disk) mounted at /mnt/ext4.
 #
+# Runs: each kernel boots once per run type (VMTEST_RUNS, default all three):
+#   kprobe      the suite with the loader's own choice (TestObjectChoice asserts the kprobe
+#               object of the kernel's own major.minor)
+#   tracepoint  the suite with the tracepoint object forced (VIGIL_TEST_HOOKS=tracepoint);
+#               N/A on a kernel the object cannot load on (no bpf_loop helper before 5.17)
+#   xload       cross-load: every older kprobe object of elf/manifest.json, in one boot,
+#               forced in turn (VIGIL_TEST_OBJECT=<object>), running the core cases
+#               XLOAD_TESTS below; the own object's cell comes from the kprobe run
+# and the forward-compatibility kernel boots once, as the "forward" run, with the loader's
+# own choice (VIGIL_VM_FORWARD=1: TestObjectChoice asserts the first candidate loaded).
+# A matrix line that no suite serves any more is RETIRED: reported, not booted, not a
+# failure.
+#
 # Environment:
 #   VMTEST_ARGS          extra test flags, e.g. "-test.run TestRename" (shell words; evaluated
 #                        by the guest's sh, so quote as in a shell). When it has -test.run or
 #                        -test.skip, a binary that runs no test is tolerated (not a kernel that
 #                        runs none).
-#   VMTEST_TIMEOUT       seconds per kernel before qemu is killed and the kernel is HUNG (480)
+#   VMTEST_RUNS          run types, any of "kprobe tracepoint xload" (all)
+#   VMTEST_FORWARD=0     no forward-compatibility run (on by default when no kernel is named)
+#   VMTEST_TIMEOUT       seconds per run before qemu is killed and the run is HUNG (480)
 #   VMTEST_TEST_TIMEOUT  -test.timeout of each binary (default: VMTEST_TIMEOUT-60 seconds)
 #   VMTEST_JOBS          kernels run at once (1)
 #   VMTEST_KVM=1         use KVM instead of TCG (hangs or aborts on some machines)
 #   VMTEST_CPU           qemu -cpu model (max with TCG, host with KVM)
+#   VMTEST_SMP           vCPUs (2)
+#   VMTEST_TCG_THREAD    TCG threading: single (default) or multi (docs/testing.md, "vCPUs")
 #   VMTEST_MEM           guest memory in MiB (1536)
 #   VMTEST_APPEND        extra kernel command line (e.g. lsm=lockdown,capability,bpf)
 #   VMTEST_MODULES       extra kernel modules to load (names, with their modules.dep deps)
 #   VMTEST_DISK_MB       size of the ext4 disk (64)
-#   VMTEST_OUT           logs: $VMTEST_OUT/<kernel>/{console.log,results.log}
+#   VMTEST_OUT           logs: $VMTEST_OUT/<kernel>/{console.log,results.log} for the kprobe
+#                        and forward runs, $VMTEST_OUT/<kernel>/{tracepoint,xload}/... for the
+#                        others; the cross-load table in $VMTEST_OUT/crossload.tsv
 #                        (default ${VIGIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil}/vmtest)
 #
-# Result per kernel: PASS, FAIL (a test failed or a binary exited non-zero), NOTEST (no test
+# Result per run: PASS, FAIL (a test failed or a binary exited non-zero), NOTEST (no test
 # ran), NOEXT4 (the ext4 disk did not mount), CRASH (the VM stopped before the end), HUNG
-# (timeout). A skip whose message contains HOST-ONLY is counted as host-only, not skipped.
-# Exit status is non-zero unless every kernel is PASS.
+# (timeout); RETIRED and N/A rows are reported and do not fail. A skip whose message contains
+# HOST-ONLY is counted as host-only, not skipped. Exit status is non-zero unless every run
+# is PASS (a cross-load run is PASS when every object passed every core case).
 set -Eeuo pipefail
 # say where an unexpected failure stopped the script (not for subshells or SIGPIPE)
 # shellcheck disable=SC2154 # _erc is set by the trap itself
@@ -46,6 +70,12 @@ MEM=${VMTEST_MEM:-1536}
 JOBS=${VMTEST_JOBS:-1}
 DISK_MB=${VMTEST_DISK_MB:-64}
 ARGS=${VMTEST_ARGS:-}
+RUNS=${VMTEST_RUNS:-kprobe tracepoint xload}
+# The cross-load run's core cases (write, rename-over, unlink, chmod, create in a tree),
+# per test binary: "<binary> <-test.run regexp>". TestObjectChoice asserts the forced object.
+XLOAD_TESTS='sensor ^(TestObjectChoice|TestWriteRecord|TestRenameOverWatchedFile|TestUnlinkWatched|TestSetattrWatched|TestRecursiveCreateDeep)$
+agent ^(TestAtomicReplaceAddsUser|TestChmodChown|TestTreeCreateExclude)$'
+MANIFEST=$HERE/../elf/manifest.json
 # modules the guest needs for its disk; missing or built-in ones are skipped
 BASE_MODULES="virtio_pci virtio_blk crc32c_intel crc32c_generic ext4"
 export PATH=$PATH:/usr/sbin:/sbin
@@ -79,8 +109,16 @@ if ldd "$BUSYBOX" >/dev/null 2>&1; then
 	die "$BUSYBOX is dynamically linked: install busybox-static"
 fi
 
+for r in $RUNS; do
+	[[ "$r" =~ ^(kprobe|tracepoint|xload)$ ]] || die "VMTEST_RUNS: unknown run type '$r'"
+done
+FORWARD=${VMTEST_FORWARD:-1}
 if [[ $# -gt 0 ]]; then
-	KS=("$@")
+	KS=()
+	for k in "$@"; do
+		if [[ "$k" == forward ]]; then FORWARD=2; else KS+=("$k"); fi
+	done
+	((FORWARD == 2)) || FORWARD=0
 else
 	mapfile -t KS < <("$KERNELS" list | awk '{ print $1 }')
 fi
@@ -94,7 +132,14 @@ for t in "${TESTS[@]}"; do
 	fi
 done
 
-"$KERNELS" fetch "${KS[@]}" >&2
+((${#KS[@]} == 0)) || "$KERNELS" fetch "${KS[@]}" >&2
+FWD=""
+if ((FORWARD)); then
+	FWD=$("$KERNELS" forward) || {
+		note "warning: the forward-compatibility probe failed (network?): no forward run"
+		FWD=""
+	}
+fi
 
 mkdir -p "$OUT"
 WORK=$(mktemp -d "$OUT/.work.XXXXXX")
@@ -231,6 +276,21 @@ modules_cpio() { # kdir format
 	echo "$dir/modules-$key.cpio"
 }
 
+# ---- vCPUs ------------------------------------------------------------------------------
+
+# qemu accelerator and vCPU count per run type: "accel smp" (docs/testing.md, "vCPUs").
+# TCG runs single-threaded (thread=single: the vCPUs take turns on one host thread) with two
+# vCPUs by default: see docs/testing.md for why. VMTEST_TCG_THREAD=multi, VMTEST_SMP=N override.
+vcpus() { # type
+	if [[ "${VMTEST_KVM:-0}" == 1 ]]; then
+		echo "kvm ${VMTEST_SMP:-2}"
+		return
+	fi
+	local thread=${VMTEST_TCG_THREAD:-single}
+	[[ "$thread" =~ ^(single|multi)$ ]] || die "VMTEST_TCG_THREAD must be single or multi"
+	echo "tcg,thread=$thread ${VMTEST_SMP:-2}"
+}
+
 # ---- results --------------------------------------------------------------------------
 
 # Counts from a results log: "pass fail skip hostonly notest nresults badrc done ext4 release"
@@ -271,36 +331,133 @@ parse_results() { # results.log
 		END { flush(); print pass, fail, skip, host, notest, nres, badrc, done, ext4, rel }'
 }
 
-# ---- one kernel ----------------------------------------------------------------------
+# Counts per object of a cross-load results log: "object pass fail nresults badrc reason"
+# lines (reason: the first "did not load/start" line, "-" if none).
+parse_xload() { # results.log
+	tr -d '\r' <"$1" | awk '
+		function out() {
+			if (obj != "") {
+				r = reason; gsub(/[ \t]+/, " ", r); if (r == "") r = "-"
+				print obj, p, f, n, b, substr(r, 1, 2000)
+			}
+		}
+		/^VIGIL-VMTEST-OBJECT / { obj = $2; p = f = n = b = 0; reason = ""; next }
+		/^VIGIL-VMTEST-OBJECT-END / { out(); obj = ""; next }
+		obj == "" { next }
+		/^VIGIL-VMTEST-RESULT / { n++; if ($3 != "0") b++; next }
+		/^ *--- PASS: / { p++; next }
+		/^ *--- FAIL: / { f++; next }
+		reason == "" && /(sensor did not load|agent did not start|no BPF object fits)/ {
+			reason = $0; sub(/^[ \t]*([a-z_]+\.go:[0-9]+: )?/, "", reason)
+		}
+		END { out() }'
+}
 
-run_kernel() { # K -> writes $WORK/row.K
-	local k=$1 kdir rel fmt common mods initrd odir disk start secs rc=0
-	kdir=$("$KERNELS" path "$k")
+# The kprobe objects of the manifest, as "name" lines, oldest first.
+kprobe_objects() {
+	awk -F'"' '/"name":/ {
+		name = ""; hooks = ""
+		for (i = 1; i < NF; i++) {
+			if ($i == "name") name = $(i + 2)
+			if ($i == "hooks") hooks = $(i + 2)
+		}
+		if (hooks == "kprobe") print name
+	}' "$MANIFEST" | sort -V
+}
+
+vless() { [[ "$1" != "$2" && "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" == "$1" ]]; }
+
+# Why the tracepoint object cannot load on a kernel, or nothing if it can: it calls
+# bpf_loop, which the kernel's BTF names (enum bpf_func_id BPF_FUNC_loop) from 5.17.
+tracepoint_na() { # K kdir
+	local f=$2/vmtest/bpf_loop
+	grep -q 'bpf_loop' "$HERE/../bpf/tracepoint.bpf.c" || return 0
+	if [[ ! -s "$f" ]]; then
+		mkdir -p "$2/vmtest"
+		local n
+		n=$("$KERNELS" btf "$1" | grep -c '\bBPF_FUNC_loop\b' || true)
+		if ((n > 0)); then echo yes >"$f"; else echo no >"$f"; fi
+	fi
+	[[ "$(cat "$f")" == yes ]] || echo "no bpf_loop helper in this kernel (5.17+): the tracepoint object cannot load"
+}
+
+# ---- one run --------------------------------------------------------------------------
+
+# Boots kernel K for one run type and writes its summary row to $WORK/row.K.type.
+run_kernel() { # K type
+	local k=$1 typ=$2 kdir rel fmt common mods initrd odir disk start secs rc=0 krc=0
+	local row=$WORK/row.$k.$typ
+	kdir=$("$KERNELS" path "$k" 2>"$WORK/path.$k.$typ") || krc=$?
+	if ((krc == 3)); then
+		printf '%-7s %-10s %-22s %-8s %s\n' "$k" "$typ" - RETIRED \
+			"$(sed -n 's/.*RETIRED: //p' "$WORK/path.$k.$typ" | head -n1)" >"$row"
+		return 0
+	elif ((krc != 0)); then
+		cat "$WORK/path.$k.$typ" >&2
+		printf '%-7s %-10s %-22s %-8s\n' "$k" "$typ" - ERROR >"$row"
+		return 0
+	fi
 	rel=$(cat "$kdir/release")
-	fmt=$(compressor "$kdir")
-	odir=$OUT/$k
+	case $typ in
+	kprobe | forward) odir=$OUT/$k ;;
+	*) odir=$OUT/$k/$typ ;;
+	esac
 	mkdir -p "$odir"
-	rm -f "$odir/console.log" "$odir/summary"
+	rm -f "$odir/console.log" "$odir/summary" "$odir/crossload"
 	: >"$odir/results.log"
 
+	# loglevel=5 after quiet: warnings and oopses ("Oops: ..." is KERN_DEFAULT) reach console.log
+	local append="console=ttyS0 quiet loglevel=5 panic=-1 vigil.timeout=$TEST_TIMEOUT" objs=() nbins=${#TESTS[@]}
+	case $typ in
+	kprobe | forward)
+		[[ "$typ" == forward ]] && append+=" vigil.forward=1"
+		;;
+	tracepoint)
+		local na
+		na=$(tracepoint_na "$k" "$kdir")
+		if [[ -n "$na" ]]; then
+			printf '%-7s %-10s %-22s %-8s %s\n' "$k" "$typ" "$rel" N/A "$na" >"$row"
+			cp "$row" "$odir/summary"
+			return 0
+		fi
+		append+=" vigil.hooks=tracepoint"
+		;;
+	xload)
+		local o
+		while read -r o; do vless "$o" "$k" && objs+=("$o"); done < <(kprobe_objects)
+		if ((${#objs[@]} == 0)); then
+			printf '%-7s %-10s %-22s %-8s %s\n' "$k" "$typ" "$rel" N/A "no older kprobe object" >"$row"
+			cp "$row" "$odir/summary"
+			return 0
+		fi
+		append+=" vigil.objects=$(
+			IFS=,
+			echo "${objs[*]}"
+		) vigil.tests=$(printf '%s' "$XLOAD_TESTS" | base64 -w0)"
+		nbins=$(($(grep -c . <<<"$XLOAD_TESTS") * ${#objs[@]}))
+		;;
+	esac
+	[[ -n "$ARGS" && "$typ" != xload ]] && append+=" vigil.args=$(printf '%s' "$ARGS" | base64 -w0)"
+	[[ -n "${VMTEST_APPEND:-}" ]] && append+=" $VMTEST_APPEND"
+
+	fmt=$(compressor "$kdir")
 	common=$(common_cpio "$fmt")
 	mods=$(modules_cpio "$kdir" "$fmt")
-	initrd=$WORK/initrd.$k
+	initrd=$WORK/initrd.$k.$typ
 	cat "$common" "$mods" >"$initrd"
-	disk=$WORK/ext4.$k.img
+	disk=$WORK/ext4.$k.$typ.img
 	rm -f "$disk"
 	truncate -s "${DISK_MB}M" "$disk"
 	mkfs.ext4 -q -F -L vigil-test "$disk" >/dev/null
 
-	local accel=(-accel tcg -cpu "${VMTEST_CPU:-max}")
-	[[ "${VMTEST_KVM:-0}" == 1 ]] && accel=(-accel kvm -cpu "${VMTEST_CPU:-host}")
-	local append="console=ttyS0 quiet panic=-1 vigil.timeout=$TEST_TIMEOUT"
-	[[ -n "$ARGS" ]] && append+=" vigil.args=$(printf '%s' "$ARGS" | base64 -w0)"
-	[[ -n "${VMTEST_APPEND:-}" ]] && append+=" $VMTEST_APPEND"
-
-	note "$k: booting $rel ($(sed -n 's/^loadable: /modules: /p' "${mods%.cpio}.info"); built-in: $(sed -n 's/^built-in: //p' "${mods%.cpio}.info"))"
+	local accel smp
+	read -r accel smp < <(vcpus "$typ")
+	[[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "VMTEST_SMP must be a positive number"
+	note "$k $typ: booting $rel with $accel -smp $smp${objs:+, objects ${objs[*]}} ($(sed -n 's/^loadable: /modules: /p' "${mods%.cpio}.info"); built-in: $(sed -n 's/^built-in: //p' "${mods%.cpio}.info"))"
+	local cpu=(-cpu "${VMTEST_CPU:-max}")
+	[[ "${VMTEST_KVM:-0}" == 1 ]] && cpu=(-cpu "${VMTEST_CPU:-host}")
 	start=$(date +%s)
-	timeout -k 5 "$TIMEOUT" qemu-system-x86_64 "${accel[@]}" -m "$MEM" -smp 2 \
+	timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -accel "$accel" "${cpu[@]}" -m "$MEM" -smp "$smp" \
 		-nographic -no-reboot -monitor none -nic none \
 		-kernel "$kdir/vmlinuz" -initrd "$initrd" -append "$append" \
 		-drive "file=$disk,if=virtio,format=raw,cache=unsafe" \
@@ -312,14 +469,14 @@ run_kernel() { # K -> writes $WORK/row.K
 	local pass fail skip host notest nres badrc fin ext4 grel result
 	read -r pass fail skip host notest nres badrc fin ext4 grel < <(parse_results "$odir/results.log")
 	local selected=0
-	[[ " $ARGS " =~ [[:space:]]-?-test\.(run|skip)[=[:space:]] ]] && selected=1
+	[[ "$typ" == xload || " $ARGS " =~ [[:space:]]-?-test\.(run|skip)[=[:space:]] ]] && selected=1
 	if ((rc == 124 || rc == 137)); then
 		result=HUNG
 	elif ((fin == 0)); then
 		result=CRASH
 	elif [[ "$ext4" != ok ]]; then
 		result=NOEXT4
-	elif ((fail > 0 || badrc > 0 || nres < ${#TESTS[@]})) || [[ "$grel" != "$rel" ]]; then
+	elif ((fail > 0 || badrc > 0 || nres < nbins)) || [[ "$grel" != "$rel" ]]; then
 		result=FAIL
 	elif ((pass + fail == 0 || (notest > 0 && !selected))); then
 		result=NOTEST
@@ -327,13 +484,34 @@ run_kernel() { # K -> writes $WORK/row.K
 		result=PASS
 	fi
 	[[ "$grel" == "$rel" || "$grel" == - ]] || note "$k: guest runs $grel, expected $rel"
-	printf '%-7s %-22s %-7s %-7s %-7s %-8s %-10s %-7s %s\n' \
-		"$k" "$rel" "$result" "$pass" "$fail" "$skip" "$host" "$notest" "$secs" >"$WORK/row.$k"
-	cp "$WORK/row.$k" "$odir/summary"
+	printf '%-7s %-10s %-22s %-8s %-7s %-7s %-8s %-10s %-7s %s\n' \
+		"$k" "$typ" "$rel" "$result" "$pass" "$fail" "$skip" "$host" "$notest" "$secs" >"$row"
+	cp "$row" "$odir/summary"
+	if [[ "$typ" == xload ]]; then
+		# one line per object: object kernel release PASS|FAIL reason
+		local ob p f n b reason seen=" "
+		while read -r ob p f n b reason; do
+			seen+="$ob "
+			if ((f == 0 && b == 0 && p > 0 && n == $(grep -c . <<<"$XLOAD_TESTS"))); then
+				printf '%s\t%s\t%s\tPASS\t-\n' "$ob" "$k" "$rel"
+			else
+				# the loader lists every object's refusal: keep the forced object's own
+				local own
+				own=$(grep -o "\[$ob: [^]]*\]" <<<"$reason" | head -n1 || true)
+				[[ -z "$own" ]] || reason="sensor did not load: $own"
+				reason=${reason:0:240}
+				[[ "$reason" != - ]] || reason="$f failed, $b binaries exited non-zero, $n of $(grep -c . <<<"$XLOAD_TESTS") reported"
+				printf '%s\t%s\t%s\tFAIL\t%s\n' "$ob" "$k" "$rel" "$reason"
+			fi
+		done < <(parse_xload "$odir/results.log") >"$odir/crossload"
+		for ob in "${objs[@]}"; do
+			[[ "$seen" == *" $ob "* ]] || printf '%s\t%s\t%s\tFAIL\t%s\n' "$ob" "$k" "$rel" "no result ($result)" >>"$odir/crossload"
+		done
+	fi
 
 	if [[ "$result" != PASS ]]; then
 		{
-			echo "==== $k ($rel): $result; qemu exit $rc; $nres/${#TESTS[@]} binaries reported, $badrc non-zero"
+			echo "==== $k $typ ($rel): $result; qemu exit $rc; $nres/$nbins binaries reported, $badrc non-zero"
 			echo "---- last 60 lines of $odir/results.log"
 			tail -n 60 "$odir/results.log" | tr -d '\r'
 			if [[ "$result" =~ ^(HUNG|CRASH|NOEXT4)$ ]]; then
@@ -347,27 +525,63 @@ run_kernel() { # K -> writes $WORK/row.K
 			echo "===="
 		} >&2
 	fi
-	note "$k: guest mounts:$(tr -d '\r' <"$odir/results.log" | sed -n 's/^VIGIL-VMTEST-MOUNTS//p')"
-	note "$k: $result in ${secs}s (passed $pass, failed $fail, skipped $skip, host-only $host)"
+	note "$k $typ: guest mounts:$(tr -d '\r' <"$odir/results.log" | sed -n 's/^VIGIL-VMTEST-MOUNTS//p')"
+	note "$k $typ: $result in ${secs}s (passed $pass, failed $fail, skipped $skip, host-only $host)"
+}
+
+# The kprobe run's verdict on the core cases, for the cross-load table's diagonal: the
+# kernel's own object, loaded by the loader's own choice (asserted by TestObjectChoice).
+own_cell() { # K
+	local log=$OUT/$1/results.log rel names n st bad="" unrun=0
+	[[ -s "$log" && -s "$OUT/$1/summary" ]] || return 1
+	rel=$(awk '{ print $3 }' "$OUT/$1/summary")
+	names=$(sed -n 's/^[a-z]* ^(\(.*\))\$$/\1/p' <<<"$XLOAD_TESTS" | tr '|\n' '  ')
+	for n in $names; do
+		st=$(tr -d '\r' <"$log" | sed -n "s/^--- \(PASS\|FAIL\|SKIP\): $n (.*/\1/p" | tail -n1)
+		[[ -n "$st" ]] || unrun=1
+		[[ "$st" == PASS || -z "$st" ]] || bad+="$n:$st "
+	done
+	# a narrowed run (VMTEST_ARGS) that left a core case out says nothing about the cell
+	((!unrun)) || [[ -n "$bad" ]] || return 1
+	if [[ -z "$bad" ]]; then
+		printf '%s\t%s\t%s\tPASS\t-\n' "$1" "$1" "$rel"
+	else
+		printf '%s\t%s\t%s\tFAIL\t%s\n' "$1" "$1" "$rel" "kprobe run: ${bad% }"
+	fi
 }
 
 # ---- main ------------------------------------------------------------------------------
 
-# build the shared archives once, before any parallel job needs them
+PLAN=()
 for k in "${KS[@]}"; do
-	common_cpio "$(compressor "$("$KERNELS" path "$k")")" >/dev/null
+	# a retired line gets one row, whatever the run types
+	krc=0
+	"$KERNELS" path "$k" >/dev/null 2>&1 || krc=$?
+	if ((krc == 3)); then
+		PLAN+=("$k:kprobe")
+		continue
+	fi
+	for r in $RUNS; do PLAN+=("$k:$r"); done
+done
+[[ -z "$FWD" ]] || PLAN+=("$FWD:forward")
+((${#PLAN[@]})) || die "nothing to run"
+
+# build the shared archives once, before any parallel job needs them
+for k in "${KS[@]}" $FWD; do
+	d=$("$KERNELS" path "$k" 2>/dev/null) || continue
+	common_cpio "$(compressor "$d")" >/dev/null
 done
 
 if ((JOBS <= 1)); then
-	for k in "${KS[@]}"; do run_kernel "$k"; done
+	for e in "${PLAN[@]}"; do run_kernel "${e%%:*}" "${e#*:}"; done
 else
 	running=0
-	for k in "${KS[@]}"; do
+	for e in "${PLAN[@]}"; do
 		if ((running >= JOBS)); then
 			wait -n || true
 			running=$((running - 1))
 		fi
-		run_kernel "$k" &
+		run_kernel "${e%%:*}" "${e#*:}" &
 		running=$((running + 1))
 	done
 	wait || true
@@ -375,19 +589,56 @@ fi
 
 status=0
 tp=0 tf=0 ts=0
-printf '\n%-7s %-22s %-7s %-7s %-7s %-8s %-10s %-7s %s\n' \
-	kernel release result passed failed skipped host-only notest seconds
-for k in "${KS[@]}"; do
-	if [[ -s "$WORK/row.$k" ]]; then
-		cat "$WORK/row.$k"
-		read -r _ _ result pass fail skip host _ <"$WORK/row.$k"
-		[[ "$result" == PASS ]] || status=1
-		tp=$((tp + pass)) tf=$((tf + fail)) ts=$((ts + skip + host))
+printf '\n%-7s %-10s %-22s %-8s %-7s %-7s %-8s %-10s %-7s %s\n' \
+	kernel run release result passed failed skipped host-only notest seconds
+for e in "${PLAN[@]}"; do
+	k=${e%%:*} r=${e#*:}
+	if [[ -s "$WORK/row.$k.$r" ]]; then
+		cat "$WORK/row.$k.$r"
+		read -r _ _ _ result pass fail skip host _ <"$WORK/row.$k.$r"
+		case $result in
+		PASS | RETIRED | N/A) ;;
+		*) status=1 ;;
+		esac
+		if [[ "$pass" =~ ^[0-9]+$ ]]; then
+			tp=$((tp + pass)) tf=$((tf + fail)) ts=$((ts + skip + host))
+		fi
 	else
-		printf '%-7s %-22s %-7s\n' "$k" - ERROR
+		printf '%-7s %-10s %-22s %-8s\n' "$k" "$r" - ERROR
 		status=1
 	fi
 done
-echo "logs: $OUT/<kernel>/{console.log,results.log}"
+
+# The cross-load table: object x kernel, from the xload runs and the kprobe runs' own cells.
+if [[ " $RUNS " == *" xload "* ]]; then
+	xl=$WORK/crossload.tsv
+	: >"$xl"
+	for k in "${KS[@]}"; do
+		[[ " $RUNS " == *" kprobe "* ]] && own_cell "$k" >>"$xl" || true
+		[[ -s "$OUT/$k/xload/crossload" ]] && cat "$OUT/$k/xload/crossload" >>"$xl"
+	done
+	if [[ -s "$xl" ]]; then
+		cp "$xl" "$OUT/crossload.tsv"
+		echo
+		echo "cross-load: each kprobe object forced on each kernel at or above its own (core cases; own = the kprobe run)"
+		mapfile -t objs < <(cut -f1 "$xl" | sort -uV)
+		mapfile -t kers < <(cut -f2 "$xl" | sort -uV)
+		printf '%-8s' object
+		printf ' %-7s' "${kers[@]}"
+		echo
+		for o in "${objs[@]}"; do
+			printf '%-8s' "$o"
+			for k in "${kers[@]}"; do
+				c=$(awk -F'\t' -v o="$o" -v k="$k" '$1 == o && $2 == k { print $4 }' "$xl" | tail -n1)
+				printf ' %-7s' "${c:--}"
+				[[ "$c" != FAIL ]] || status=1
+			done
+			echo
+		done
+		awk -F'\t' '$4 == "FAIL" { printf "  %s on %s: %s\n", $1, $2, $5 }' "$xl"
+	fi
+fi
+awk '$4 == "RETIRED" || $4 == "N/A" { $1 = $1; print "  " $0 }' "$WORK"/row.* 2>/dev/null | sort -u | sed '1i notes:' || true
+echo "logs: $OUT/<kernel>/{console.log,results.log}, $OUT/<kernel>/{tracepoint,xload}/"
 echo "vmtest: $tp passed, $tf failed, $ts skipped"
 exit "$status"

@@ -134,6 +134,24 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		log.Error().Err(err).Msg("vigil cannot start")
 		return 1
 	}
+	// The sequence file's lock is the first thing a second agent on the
+	// same state directory runs into, before it opens a spool.
+	seq, err := state.OpenSequence(cfg.Agent.StateDir)
+	if err != nil {
+		log.Error().Err(err).Msg("vigil cannot start")
+		return 1
+	}
+	defer func() {
+		if err := seq.Close(); err != nil {
+			log.Warn().Err(err).Msg("saving the record sequence")
+		}
+	}()
+	hostID, hostIDSource, err := state.HostID(cfg.Agent.StateDir, cfg.Agent.HostID, agent.MachineIDFile)
+	if err != nil {
+		log.Error().Err(err).Msg("vigil cannot start")
+		return 1
+	}
+	log.Info().Str("host.id", hostID).Str("from", hostIDSource).Msg("host identity")
 	out, err := openOutputs(cfg, stdout)
 	if err != nil {
 		log.Error().Err(err).Msg("vigil cannot start")
@@ -174,7 +192,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	err = agent.Run(ctx, agent.Options{Config: cfg, Out: out, Log: log, Key: key, SelfTestOnly: *selfTestOnly,
-		DropCapabilities: true, Handle: handle, LoadConfig: loadConfig})
+		DropCapabilities: true, Handle: handle, LoadConfig: loadConfig, Sequence: seq, HostID: hostID})
 	if err != nil {
 		log.Error().Err(err).Msg("vigil stopped")
 		return 1
@@ -235,15 +253,45 @@ func openOutputs(cfg *config.Config, stdout io.Writer) (*output.Fanout, error) {
 		}
 		sinks = append(sinks, f)
 	}
-	if a := cfg.Output.Syslog.Address; a != "" {
-		s, err := output.NewSyslog(output.SyslogOptions{
-			Address: a, Facility: config.Facilities[cfg.Output.Syslog.Facility],
-			AppName: cfg.Output.Syslog.AppName, HostName: cfg.Agent.HostName, CAFile: cfg.Output.Syslog.CAFile,
-		})
+	fail := func(err error) (*output.Fanout, error) {
+		output.NewFanout(sinks...).Close()
+		return nil, err
+	}
+	// Every network output goes through its own spool in the state directory.
+	spooled := func(name string, tr output.Transport) error {
+		s, err := output.NewSpooled(tr, output.SpoolOptions{
+			Path:     filepath.Join(cfg.Agent.StateDir, "spool", name+".db"),
+			MaxBytes: int64(cfg.Output.Spool.MaxBytes), MaxAge: cfg.Output.Spool.MaxAge.Duration})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		sinks = append(sinks, s)
+		return nil
+	}
+	if o := cfg.Output.Syslog; o.Address != "" {
+		s, err := output.NewSyslog(output.SyslogOptions{
+			Address: o.Address, Facility: config.Facilities[o.Facility],
+			AppName: o.AppName, HostName: cfg.Agent.HostName, CAFile: o.CAFile, CertFile: o.CertFile, KeyFile: o.KeyFile,
+		})
+		if err != nil {
+			return fail(err)
+		}
+		if err := spooled("syslog", s); err != nil {
+			return fail(err)
+		}
+	}
+	if o := cfg.Output.RELP; o.Address != "" {
+		r, err := output.NewRELP(output.RELPOptions{
+			Address: o.Address, Facility: config.Facilities[o.Facility], AppName: o.AppName,
+			HostName: cfg.Agent.HostName, CAFile: o.CAFile, CertFile: o.CertFile, KeyFile: o.KeyFile,
+			Window: o.Window, Timeout: o.Timeout.Duration,
+		})
+		if err != nil {
+			return fail(err)
+		}
+		if err := spooled("relp", r); err != nil {
+			return fail(err)
+		}
 	}
 	return output.NewFanout(sinks...), nil
 }

@@ -98,6 +98,21 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// runArgs is `vigil run -config PATH` with the object or hook type the run
+// forces (testutil.SensorForce: VIGIL_TEST_OBJECT, VIGIL_TEST_HOOKS) as
+// -object and -hooks: every `vigil run` the tests start goes through it.
+func runArgs(cfgPath string) []string {
+	args := []string{"run", "-config", cfgPath}
+	object, hooks := testutil.SensorForce()
+	if object != "" {
+		args = append(args, "-object", object)
+	}
+	if hooks != "" {
+		args = append(args, "-hooks", hooks)
+	}
+	return args
+}
+
 func scrape(t *testing.T, addr string) string {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
@@ -144,7 +159,7 @@ kind = "diff"
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(os.Args[0], "run", "-config", cfgPath)
+	cmd := exec.Command(os.Args[0], runArgs(cfgPath)...)
 	cmd.Env = append(os.Environ(), asVigilEnv+"=1")
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -54,6 +54,11 @@ type Options struct {
 	// LoadConfig re-reads the configuration for a reload (nil: reloads
 	// are refused).
 	LoadConfig func() (*config.Config, error)
+	// Sequence numbers the records (event.sequence); nil: the agent opens
+	// agent.state_dir's own for the run (spools.go).
+	Sequence *state.Sequence
+	// HostID is host.id; empty: from agent.host_id (state.HostID).
+	HostID string
 }
 
 // ErrSelfTest is returned when the startup self-test failed.
@@ -94,6 +99,10 @@ type Agent struct {
 	rt runtimeStats
 	// lim counts what was refused at a limit (limits.go).
 	lim limitStats
+	// ownSeq is the sequence the agent opened itself (closed by Run).
+	ownSeq *state.Sequence
+	// spoolDropped is each spool's drop count last reported (loop only).
+	spoolDropped map[string]uint64
 }
 
 // Run loads the sensor, seeds the watch set and writes one record per
@@ -103,6 +112,7 @@ func Run(ctx context.Context, opt Options) error {
 	if err != nil {
 		return err
 	}
+	defer a.closeSequence()
 	defer a.sens.Close()
 	defer a.store.Close()
 	if opt.SelfTestOnly {
@@ -131,8 +141,25 @@ func start(opt Options) (*Agent, error) {
 	if len(opt.Key) < 16 {
 		return nil, errors.New("host key too short")
 	}
+	seq, ownSeq, hostID, err := identity(opt)
+	if err != nil {
+		return nil, err
+	}
+	a, err := startWith(opt, seq, hostID)
+	if err != nil {
+		if ownSeq != nil {
+			ownSeq.Close()
+		}
+		return nil, err
+	}
+	a.ownSeq = ownSeq
+	return a, nil
+}
+
+func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) {
+	cfg := opt.Config
 	a := &Agent{
-		opt: opt, cfg: cfg,
+		opt: opt, cfg: cfg, spoolDropped: map[string]uint64{},
 		states: map[string]consumer.State{},
 		queue:  make(chan *sensor.Event, cfg.Agent.QueueSize),
 
@@ -158,7 +185,7 @@ func start(opt Options) (*Agent, error) {
 		return nil, fmt.Errorf("starting sensor: %w", err)
 	}
 	a.sens = s
-	a.rec = newRecorder(opt.Out, cfg.Agent.HostName)
+	a.rec = newRecorder(opt.Out, cfg.Agent.HostName, hostID, seq)
 	// The ring buffer reader runs from now on: nothing the kernel reports
 	// while the rest starts up waits in the ring buffer.
 	a.set = watch.New(s, cfg.Sensor.MaxDepth, expand.Infer)
@@ -287,6 +314,7 @@ func (a *Agent) loop(ctx context.Context) error {
 		// Beside it: loss recovery, liveness, tamper checks, reloads.
 		case <-health.C:
 			a.checkLoss()
+			a.checkSpools()
 		case <-heartbeat.C:
 			a.heartbeat(started)
 		case <-tamper.C:
@@ -302,6 +330,7 @@ func (a *Agent) loop(ctx context.Context) error {
 			a.sens.Close()
 			<-readErr
 			a.drain(co)
+			a.checkSpools()
 			a.mu.Lock()
 			live, recovered := a.live, a.recovered
 			a.mu.Unlock()

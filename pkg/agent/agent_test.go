@@ -120,7 +120,7 @@ exclude = ["*.tmp"]
 	ctx, cancel := context.WithCancel(context.Background())
 	log := zerolog.New(io.MultiWriter(os.Stderr, testutil.AuditWriter("log"))).Level(zerolog.WarnLevel)
 	go func() {
-		runErr <- agent.Run(ctx, agent.Options{Config: cfg, Out: recs, Log: log, Key: []byte("0123456789abcdef0123456789abcdef"), Ready: ready})
+		runErr <- runAgentForced(ctx, agent.Options{Config: cfg, Out: recs, Log: log, Key: []byte("0123456789abcdef0123456789abcdef"), Ready: ready})
 	}()
 	select {
 	case <-ready:

@@ -69,7 +69,7 @@ func TestCheckOwnership(t *testing.T) {
 func TestOwnershipRecord(t *testing.T) {
 	owned := &config.Watch{Path: "/srv/app", OwnerID: u32(4242), GroupID: u32(4343)}
 	var buf bytes.Buffer
-	r := newRecorder(&buf, "h")
+	r := newRecorder(&buf, "h", "", nil)
 	o := checkOwnership(owned, []sensor.Process{{EUID: 0}}, u32(0), u32(4343))
 	r.out.Log().Dict("ownership", o.dict()).Send()
 	o = checkOwnership(owned, nil, nil, nil)
@@ -107,7 +107,7 @@ func TestOwnerAfter(t *testing.T) {
 func TestDriftKind(t *testing.T) {
 	owned := &config.Watch{OwnerID: u32(1)}
 	var buf bytes.Buffer
-	r := newRecorder(&buf, "h")
+	r := newRecorder(&buf, "h", "", nil)
 	for _, o := range []*ownership{nil, checkOwnership(owned, nil, u32(1), nil), checkOwnership(owned, nil, u32(0), nil)} {
 		kind, more := driftKind(o)
 		r.begin(time.Unix(0, 0), "created", []string{"file"}, []string{"creation"}, kind, more...).Send()

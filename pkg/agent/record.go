@@ -14,8 +14,11 @@ import (
 
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
+	"github.com/vigil-fim/vigil/pkg/output"
 	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/sensor"
+	"github.com/vigil-fim/vigil/pkg/spool"
+	"github.com/vigil-fim/vigil/pkg/state"
 	"github.com/vigil-fim/vigil/pkg/watch"
 )
 
@@ -27,20 +30,26 @@ type recorder struct {
 	hostID string
 	boot   time.Time
 
-	mu    sync.Mutex
-	seq   uint64
-	names map[uint32]string
+	// seq hands out event.sequence (persisted in agent.state_dir); nil
+	// counts from 1 in memory (tests).
+	seq *state.Sequence
+
+	mu      sync.Mutex
+	lastSeq uint64
+	seqErr  error
+	names   map[uint32]string
 	// written counts the records by action and kind (runtime.go).
 	written map[recordKey]uint64
 }
 
-func newRecorder(w io.Writer, host string) *recorder {
+// newRecorder writes records to w with host.name host and host.id hostID,
+// numbered by seq.
+func newRecorder(w io.Writer, host, hostID string, seq *state.Sequence) *recorder {
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	id, _ := os.ReadFile("/etc/machine-id")
 	return &recorder{
-		out: zerolog.New(w), host: host, hostID: strings.TrimSpace(string(id)),
+		out: zerolog.New(w), host: host, hostID: hostID, seq: seq,
 		boot: bootTime(), names: map[uint32]string{},
 	}
 }
@@ -50,8 +59,16 @@ func newRecorder(w io.Writer, host string) *recorder {
 func (r *recorder) begin(at time.Time, action string, category, types []string, kind string,
 	more ...func(*zerolog.Event)) *zerolog.Event {
 	r.mu.Lock()
-	r.seq++
-	seq := r.seq
+	var seq uint64
+	if r.seq != nil {
+		var err error
+		if seq, err = r.seq.Next(); err != nil {
+			r.seqErr = err
+		}
+	} else {
+		seq = r.lastSeq + 1
+	}
+	r.lastSeq = seq
 	r.count(action, kind)
 	r.mu.Unlock()
 	ev := r.out.Log().Str("@timestamp", at.UTC().Format(time.RFC3339Nano))
@@ -372,4 +389,26 @@ func (r *recorder) selfTest(want []sensor.Op, seen map[sensor.Op]bool, err error
 	r.begin(time.Now(), "self-test", []string{"process"}, []string{"info"}, kind,
 		func(d *zerolog.Event) { d.Str("outcome", outcome) }).
 		Dict("vigil", zerolog.Dict().Dict("self_test", v)).Send()
+}
+
+// spoolDropped writes that a network output's spool dropped records
+// (full, or too old): they never reached that output. The record is the
+// newest in the spool, so it is delivered even while the spool is full.
+func (r *recorder) spoolDropped(st output.SpoolStats, newly uint64) {
+	d := zerolog.Dict().Str("output", st.Output).Uint64("dropped", newly).Uint64("dropped_total", st.Dropped).
+		Uint64("dropped_size", st.DroppedBy[spool.ReasonSize]).Uint64("dropped_age", st.DroppedBy[spool.ReasonAge]).
+		Uint64("dropped_error", st.DroppedBy["error"]).
+		Int("depth", st.Depth).Int64("bytes", st.Bytes)
+	if st.FirstDropped != 0 {
+		d.Uint64("first_sequence", st.FirstDropped).Uint64("last_sequence", st.LastDropped)
+	}
+	r.begin(time.Now(), "spool-dropped", []string{"process"}, []string{"info"}, "alert").
+		Dict("vigil", zerolog.Dict().Dict("spool", d)).Send()
+}
+
+// identity returns host.id and the last event.sequence written.
+func (r *recorder) identity() (string, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hostID, r.lastSeq
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -30,15 +31,22 @@ import (
 func startAgent(t *testing.T, opt agent.Options) (*records, func()) {
 	t.Helper()
 	r := newRecords()
+	return startAgentOut(t, opt, r, r)
+}
+
+// startAgentOut is startAgent with the records written to out (which must
+// pass them to r).
+func startAgentOut(t *testing.T, opt agent.Options, out io.Writer, r *records) (*records, func()) {
+	t.Helper()
 	ready := make(chan struct{})
-	opt.Out, opt.Ready = r, ready
+	opt.Out, opt.Ready = out, ready
 	opt.Log = zerolog.New(testutil.AuditWriter("log")).Level(zerolog.InfoLevel)
 	if opt.Key == nil {
 		opt.Key = []byte("0123456789abcdef0123456789abcdef")
 	}
 	errc := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { errc <- agent.Run(ctx, opt) }()
+	go func() { errc <- runAgentForced(ctx, opt) }()
 	select {
 	case <-ready:
 	case err := <-errc:
@@ -58,6 +66,36 @@ func startAgent(t *testing.T, opt agent.Options) (*records, func()) {
 			t.Error(err)
 		}
 	}
+}
+
+// runAgentForced is agent.Run with the object or hook type the run forces
+// (testutil.SensorForce: VIGIL_TEST_OBJECT, VIGIL_TEST_HOOKS) set in the
+// configuration and in every configuration a reload reads, so that a forced
+// run loads only the forced object and a reload sees no sensor change.
+// Every agent the tests start goes through it.
+func runAgentForced(ctx context.Context, opt agent.Options) error {
+	object, hooks := testutil.SensorForce()
+	set := func(c *config.Config) {
+		if object != "" {
+			c.Sensor.Object = object
+		}
+		if hooks != "" {
+			c.Sensor.Hooks = hooks
+		}
+	}
+	if opt.Config != nil {
+		set(opt.Config)
+	}
+	if load := opt.LoadConfig; load != nil {
+		opt.LoadConfig = func() (*config.Config, error) {
+			c, err := load()
+			if err == nil {
+				set(c)
+			}
+			return c, err
+		}
+	}
+	return agent.Run(ctx, opt)
 }
 
 // runAgent starts an agent on cfg and returns its records and a stop
@@ -111,7 +149,7 @@ path = %q
 	// A second agent on the same store fails fast while one runs.
 	_, stop = runAgent(t, cfg)
 	begin := time.Now()
-	err = agent.Run(context.Background(), agent.Options{Config: cfg, Out: newRecords(), Log: zerolog.Nop(),
+	err = runAgentForced(context.Background(), agent.Options{Config: cfg, Out: newRecords(), Log: zerolog.Nop(),
 		Key: []byte("0123456789abcdef0123456789abcdef")})
 	if err == nil || !errors.Is(err, state.ErrLocked) || time.Since(begin) > 30*time.Second {
 		t.Errorf("second agent on the same store: %v after %v, want a fast ErrLocked", err, time.Since(begin))
@@ -335,7 +373,7 @@ func TestSelfTest(t *testing.T) {
 		t.Fatal(err)
 	}
 	ok := newRecords()
-	if err := agent.Run(context.Background(), agent.Options{Config: cfg, Out: ok, Log: zerolog.Nop(),
+	if err := runAgentForced(context.Background(), agent.Options{Config: cfg, Out: ok, Log: zerolog.Nop(),
 		Key: []byte("0123456789abcdef0123456789abcdef"), SelfTestOnly: true}); err != nil {
 		t.Fatalf("self-test only: %v", err)
 	}
@@ -343,7 +381,7 @@ func TestSelfTest(t *testing.T) {
 	// A script that touches nothing: no record can come back.
 	defer agent.SetSelfTest(`true "$1"`, 2*time.Second)()
 	bad := newRecords()
-	err = agent.Run(context.Background(), agent.Options{Config: cfg, Out: bad, Log: zerolog.Nop(),
+	err = runAgentForced(context.Background(), agent.Options{Config: cfg, Out: bad, Log: zerolog.Nop(),
 		Key: []byte("0123456789abcdef0123456789abcdef"), SelfTestOnly: true})
 	bad.close()
 	if !errors.Is(err, agent.ErrSelfTest) {
@@ -366,7 +404,7 @@ func TestSelfTestStateDirSpace(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := newRecords()
-	err = agent.Run(context.Background(), agent.Options{Config: cfg, Out: out, Log: zerolog.Nop(),
+	err = runAgentForced(context.Background(), agent.Options{Config: cfg, Out: out, Log: zerolog.Nop(),
 		Key: []byte("0123456789abcdef0123456789abcdef"), SelfTestOnly: true})
 	out.close()
 	if err != nil {
@@ -401,7 +439,7 @@ func childAgent(path string) int {
 			handle.Reload(context.Background())
 		}
 	}()
-	err = agent.Run(context.Background(), agent.Options{Config: cfg, Out: os.Stdout, Log: zerolog.Nop(),
+	err = runAgentForced(context.Background(), agent.Options{Config: cfg, Out: os.Stdout, Log: zerolog.Nop(),
 		Key: []byte("0123456789abcdef0123456789abcdef"), DropCapabilities: os.Getenv(childDropCapsEnv) == "1",
 		Handle: handle, LoadConfig: func() (*config.Config, error) { return config.Load(path) }})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
+	"github.com/vigil-fim/vigil/pkg/output"
 	"github.com/vigil-fim/vigil/pkg/sensor"
 )
 
@@ -117,6 +118,12 @@ type Stats struct {
 	Tamper TamperStats `json:"tamper"`
 	// Limits counts paths not watched and files too large to parse.
 	Limits LimitStats `json:"limits"`
+	// HostID is host.id in the records; Sequence the last event.sequence.
+	HostID   string `json:"host_id"`
+	Sequence uint64 `json:"sequence"`
+	// Spools are the network outputs' spools: depth, oldest, delivered,
+	// retried, dropped.
+	Spools []output.SpoolStats `json:"spools,omitempty"`
 }
 
 // WatchStats sizes the watch set and the kernel's watch map.
@@ -208,6 +215,10 @@ func (a *Agent) stats() Stats {
 	}
 	s.RingBuffer.Used, s.RingBuffer.Size = a.sens.RingFill()
 	s.Records = a.rec.counts()
+	s.HostID, s.Sequence = a.rec.identity()
+	if src, ok := a.opt.Out.(spoolSource); ok {
+		s.Spools = src.SpoolStats()
+	}
 	s.LostQueue, _ = a.loss.totals()
 
 	a.mu.Lock()

@@ -63,6 +63,11 @@ type Agent struct {
 	// Socket is the control socket `vigil status` reads (0600, root only);
 	// empty disables it.
 	Socket string `toml:"socket"`
+	// HostID is host.id in records: "" (the default) takes /etc/machine-id,
+	// or, when it is missing or empty, an id vigil generates once and keeps
+	// in state_dir/host.id; "generated" always takes the latter; any other
+	// value is used as it is.
+	HostID string `toml:"host_id"`
 }
 
 // Metrics is the Prometheus endpoint, off by default.
@@ -114,6 +119,36 @@ type Output struct {
 	Stdout bool       `toml:"stdout"`
 	File   FileOutput `toml:"file"`
 	Syslog Syslog     `toml:"syslog"`
+	RELP   RELP       `toml:"relp"`
+	// Spool bounds the on-disk queue of each network output (syslog, relp).
+	Spool Spool `toml:"spool"`
+}
+
+// RELP sends records to a RELP server (rsyslog's imrelp), acknowledged.
+type RELP struct {
+	// Address enables the output: "relp://host:port" or "relp+tls://host:port".
+	Address string `toml:"address"`
+	// Facility and AppName are the messages' syslog facility and APP-NAME.
+	Facility string `toml:"facility"`
+	AppName  string `toml:"app_name"`
+	// CAFile verifies the server over TLS; empty uses the system roots.
+	CAFile string `toml:"ca_file"`
+	// CertFile and KeyFile are an optional client certificate.
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+	// Window is how many messages may wait for their acknowledgement.
+	Window int `toml:"window"`
+	// Timeout bounds a connection attempt and the wait for an acknowledgement.
+	Timeout Duration `toml:"timeout"`
+}
+
+// Spool bounds a network output's on-disk queue (agent.state_dir/spool/).
+type Spool struct {
+	// MaxBytes bounds the records waiting; past it the oldest are dropped
+	// (counted, reported).
+	MaxBytes int `toml:"max_bytes"`
+	// MaxAge drops records that waited longer ("0s": no limit).
+	MaxAge Duration `toml:"max_age"`
 }
 
 // FileOutput appends records to a file, reopened on SIGHUP.
@@ -132,6 +167,9 @@ type Syslog struct {
 	AppName string `toml:"app_name"`
 	// CAFile verifies a TLS server; empty uses the system roots.
 	CAFile string `toml:"ca_file"`
+	// CertFile and KeyFile are an optional TLS client certificate.
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
 }
 
 // Watch is one [[watch]] entry.
@@ -268,8 +306,10 @@ func Defaults() Config {
 		Sensor:   Sensor{Object: "auto", Hooks: "auto", RingBufferKiB: 4096, MaxWatches: 65536, MaxDepth: DefaultMaxDepth},
 		Coalesce: Coalesce{Window: Duration{200 * time.Millisecond}},
 		Diff:     Diff{MaxBytes: 65536},
-		Output:   Output{Stdout: true, Syslog: Syslog{Facility: "authpriv", AppName: "vigil"}},
-		Metrics:  Metrics{Listen: "127.0.0.1:9477"},
+		Output: Output{Stdout: true, Syslog: Syslog{Facility: "authpriv", AppName: "vigil"},
+			RELP:  RELP{Facility: "authpriv", AppName: "vigil", Window: 128, Timeout: Duration{30 * time.Second}},
+			Spool: Spool{MaxBytes: 256 << 20, MaxAge: Duration{7 * 24 * time.Hour}}},
+		Metrics: Metrics{Listen: "127.0.0.1:9477"},
 	}
 }
 
@@ -335,8 +375,44 @@ func validate(c *Config, root *node) []error {
 			bad([]string{"output", "syslog", "address"}, "%q must be udp://, tcp:// or tls://host:port", a)
 		}
 	}
-	if _, ok := Facilities[c.Output.Syslog.Facility]; !ok {
-		bad([]string{"output", "syslog", "facility"}, "unknown facility %q", c.Output.Syslog.Facility)
+	for _, o := range []struct {
+		name                string
+		facility, cert, key string
+	}{{"syslog", c.Output.Syslog.Facility, c.Output.Syslog.CertFile, c.Output.Syslog.KeyFile},
+		{"relp", c.Output.RELP.Facility, c.Output.RELP.CertFile, c.Output.RELP.KeyFile}} {
+		if _, ok := Facilities[o.facility]; !ok {
+			bad([]string{"output", o.name, "facility"}, "unknown facility %q", o.facility)
+		}
+		if (o.cert == "") != (o.key == "") {
+			k := "key_file"
+			if o.cert == "" {
+				k = "cert_file"
+			}
+			bad([]string{"output", o.name, k}, "missing: a client certificate needs both cert_file and key_file")
+		}
+	}
+	if a := c.Output.RELP.Address; a != "" {
+		scheme, hp, ok := strings.Cut(a, "://")
+		if !ok || (scheme != "relp" && scheme != "relp+tls") {
+			bad([]string{"output", "relp", "address"}, "%q must be relp://host:port or relp+tls://host:port", a)
+		} else if _, port, err := net.SplitHostPort(hp); err != nil || port == "" {
+			bad([]string{"output", "relp", "address"}, "%q: want host:port after the scheme", a)
+		}
+	}
+	if w := c.Output.RELP.Window; w < 1 || w > 65536 {
+		bad([]string{"output", "relp", "window"}, "%d must be from 1 to 65536", w)
+	}
+	if d := c.Output.RELP.Timeout.Duration; d < time.Second || d > 10*time.Minute {
+		bad([]string{"output", "relp", "timeout"}, "%s must be from 1s to 10m", c.Output.RELP.Timeout)
+	}
+	if n := c.Output.Spool.MaxBytes; n < 1<<20 || n > 1<<40 {
+		bad([]string{"output", "spool", "max_bytes"}, "%d must be from 1048576 (1 MiB) to 1099511627776 (1 TiB)", n)
+	}
+	if d := c.Output.Spool.MaxAge.Duration; d != 0 && (d < time.Minute || d > 365*24*time.Hour) {
+		bad([]string{"output", "spool", "max_age"}, "%s must be 0s (no limit) or from 1m to 8760h", c.Output.Spool.MaxAge)
+	}
+	if id := c.Agent.HostID; id != "" && !validHostID.MatchString(id) {
+		bad([]string{"agent", "host_id"}, "%q must be 1 to 128 letters, digits, '.', '_', ':' or '-'", id)
 	}
 	if len(c.Watch) == 0 {
 		bad([]string{"watch"}, "no [[watch]] entries: nothing to watch")
@@ -375,6 +451,8 @@ func validate(c *Config, root *node) []error {
 	}
 	return errs
 }
+
+var validHostID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // Facilities are the syslog facility names and numbers.
 var Facilities = map[string]int{

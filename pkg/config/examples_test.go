@@ -43,6 +43,21 @@ var exampleChecks = map[string]func(t *testing.T, c *Config){
 			t.Errorf("kinds: sudoers.d %q, pam.d %q", w["/etc/sudoers.d"].Kind, w["/etc/pam.d"].Kind)
 		}
 	},
+	"relay-relp.toml": func(t *testing.T, c *Config) {
+		r := c.Output.RELP
+		if r.Address != "relp+tls://relay.example.net:2515" || r.CAFile == "" || r.CertFile == "" || r.KeyFile == "" {
+			t.Errorf("relp output: %+v", r)
+		}
+		if c.Output.Spool.MaxBytes != 1<<30 || c.Output.Spool.MaxAge.String() != "72h0m0s" {
+			t.Errorf("spool: %+v", c.Output.Spool)
+		}
+		if c.Output.Stdout || c.Output.File.Path == "" {
+			t.Errorf("a local copy in a file, nothing on stdout: %+v", c.Output)
+		}
+		if byPath(c)["/etc/shadow"] == nil || byPath(c)["/home/*/.ssh/authorized_keys"] == nil {
+			t.Errorf("identity files not watched")
+		}
+	},
 	"web-docroot.toml": func(t *testing.T, c *Config) {
 		w := byPath(c)["/var/www"]
 		if w == nil || !w.Recursive || w.Kind != "hash" {

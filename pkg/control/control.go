@@ -245,6 +245,19 @@ func Format(w io.Writer, r Response) {
 		selfTest = "FAILED"
 	}
 	fmt.Fprintf(w, "  self-test:    %s\n", selfTest)
+	fmt.Fprintf(w, "  host:         id %s, last event.sequence %d\n", s.HostID, s.Sequence)
+	for _, sp := range s.Spools {
+		state := "delivering"
+		if !sp.Connected {
+			state = "not connected"
+			if sp.LastError != "" {
+				state += ": " + sp.LastError
+			}
+		}
+		fmt.Fprintf(w, "  spool:        %s: %d records (%d bytes) waiting, oldest %s; %d delivered, %d retried, %d dropped (%d full, %d too old); %s\n",
+			sp.Output, sp.Depth, sp.Bytes, sp.OldestAge.Round(time.Millisecond), sp.Delivered, sp.Retried, sp.Dropped,
+			sp.DroppedBy["size"], sp.DroppedBy["age"], state)
+	}
 	if lr := s.LastReload; lr != nil {
 		res := "applied"
 		if !lr.OK {

@@ -12,7 +12,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-fim/vigil/pkg/agent"
+	"github.com/vigil-fim/vigil/pkg/output"
 	"github.com/vigil-fim/vigil/pkg/sensor"
+	"github.com/vigil-fim/vigil/pkg/spool"
 )
 
 func TestStatusOverSocket(t *testing.T) {
@@ -28,7 +30,11 @@ func TestStatusOverSocket(t *testing.T) {
 			Watch:  agent.WatchStats{Rules: 2, Files: 5, MapEntries: 9, MapCapacity: 64},
 			Live:   3, Records: []agent.RecordCount{{Action: "modified", Kind: "event", N: 3}},
 			Reloads:    map[string]uint64{"failure": 1},
-			LastReload: &agent.ReloadResult{At: time.Now(), Errors: []string{"/etc/vigil/vigil.toml:3: watch.0.path: missing"}}}, true
+			LastReload: &agent.ReloadResult{At: time.Now(), Errors: []string{"/etc/vigil/vigil.toml:3: watch.0.path: missing"}},
+			HostID:     "3d1219c7c4c5404aaa1f6d2a48adfda4", Sequence: 41,
+			Spools: []output.SpoolStats{{Output: "relp:relp://relay:2514", OldestAge: 2 * time.Second,
+				Stats:     spool.Stats{Depth: 4, Bytes: 900, Dropped: 1, DroppedBy: map[string]uint64{"size": 1}},
+				Delivered: 10, Retried: 2, LastError: "connection refused"}}}, true
 	}
 	srv, err := Listen(path, stats, "v9", zerolog.Nop())
 	if err != nil {
@@ -57,7 +63,9 @@ func TestStatusOverSocket(t *testing.T) {
 	var b strings.Builder
 	Format(&b, r)
 	for _, want := range []string{"is running (pid 7", "2 rules, 5 files", "9 of 64 inode entries",
-		"3 written", "FAILED, the previous configuration runs: /etc/vigil/vigil.toml:3: watch.0.path: missing"} {
+		"3 written", "FAILED, the previous configuration runs: /etc/vigil/vigil.toml:3: watch.0.path: missing",
+		"host:         id 3d1219c7c4c5404aaa1f6d2a48adfda4, last event.sequence 41",
+		"spool:        relp:relp://relay:2514: 4 records (900 bytes) waiting, oldest 2s; 10 delivered, 2 retried, 1 dropped (1 full, 0 too old); not connected: connection refused"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("status text lacks %q:\n%s", want, b.String())
 		}

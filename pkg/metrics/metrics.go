@@ -85,6 +85,21 @@ var (
 		"Watch entries found deleted from the kernel map and put back.", nil, nil)
 	descHeartbeats = prometheus.NewDesc(ns+"_heartbeats_total",
 		"Heartbeat records written.", nil, nil)
+	descSpoolDepth = prometheus.NewDesc(ns+"_spool_depth_records",
+		"Records waiting in a network output's spool.", []string{"output"}, nil)
+	descSpoolBytes = prometheus.NewDesc(ns+"_spool_bytes",
+		"Bytes of the records waiting in a network output's spool.", []string{"output"}, nil)
+	descSpoolOldest = prometheus.NewDesc(ns+"_spool_oldest_age_seconds",
+		"How long the oldest record in a network output's spool has waited (0 when empty).", []string{"output"}, nil)
+	descSpoolDelivered = prometheus.NewDesc(ns+"_spool_delivered_total",
+		"Records a network output delivered (RELP: acknowledged; TCP/TLS syslog: written to the socket).", []string{"output"}, nil)
+	descSpoolRetried = prometheus.NewDesc(ns+"_spool_retried_total",
+		"Records sent on a connection that failed before they were delivered: sent again.", []string{"output"}, nil)
+	descSpoolDropped = prometheus.NewDesc(ns+"_spool_dropped_total",
+		"Records a network output's spool dropped, by reason: size (spool full), age (output.spool.max_age), error (not written).",
+		[]string{"output", "reason"}, nil)
+	descSpoolConnected = prometheus.NewDesc(ns+"_spool_connected",
+		"1 if the output's last delivery attempt succeeded.", []string{"output"}, nil)
 )
 
 // collector turns a Stats snapshot into metrics at each scrape.
@@ -97,7 +112,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRunning, descInfo, descStart, descRecords, descChanges, descLost,
 		descHits, descMatched, descEmitted, descHookLost, descEntries, descCapacity, descFiles, descTargets,
 		descRules, descRingUsed, descRingSize, descLatency, descParse, descDecode, descNotWatched, descOversize, descReloads, descLastReload,
-		descSelfTest, descTamperChecks, descTamperFindings, descTamperRepaired, descHeartbeats} {
+		descSelfTest, descTamperChecks, descTamperFindings, descTamperRepaired, descHeartbeats,
+		descSpoolDepth, descSpoolBytes, descSpoolOldest, descSpoolDelivered, descSpoolRetried, descSpoolDropped,
+		descSpoolConnected} {
 		ch <- d
 	}
 }
@@ -169,6 +186,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descTamperFindings, s.Tamper.Findings)
 	counter(descTamperRepaired, s.Tamper.Repaired)
 	counter(descHeartbeats, s.Tamper.Heartbeats)
+	for _, sp := range s.Spools {
+		gauge(descSpoolDepth, float64(sp.Depth), sp.Output)
+		gauge(descSpoolBytes, float64(sp.Bytes), sp.Output)
+		gauge(descSpoolOldest, sp.OldestAge.Seconds(), sp.Output)
+		counter(descSpoolDelivered, sp.Delivered, sp.Output)
+		counter(descSpoolRetried, sp.Retried, sp.Output)
+		for _, r := range []string{"size", "age", "error"} {
+			counter(descSpoolDropped, sp.DroppedBy[r], sp.Output, r)
+		}
+		gauge(descSpoolConnected, b2f(sp.Connected), sp.Output)
+	}
 }
 
 func b2f(b bool) float64 {

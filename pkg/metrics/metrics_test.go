@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/vigil-fim/vigil/pkg/agent"
+	"github.com/vigil-fim/vigil/pkg/output"
 	"github.com/vigil-fim/vigil/pkg/sensor"
+	"github.com/vigil-fim/vigil/pkg/spool"
 	"github.com/vigil-fim/vigil/pkg/testutil"
 )
 
@@ -38,6 +40,9 @@ func snapshot() agent.Stats {
 		LastReload:  &agent.ReloadResult{OK: false},
 		SelfTestOK:  true,
 		Tamper:      agent.TamperStats{Checks: 30, Errors: 1, Findings: 2, Repaired: 1, Heartbeats: 5},
+		Spools: []output.SpoolStats{{Output: "relp:relp://relay:2514",
+			Stats:     spool.Stats{Depth: 12, Bytes: 9000, Dropped: 7, DroppedBy: map[string]uint64{"size": 5, "age": 2}},
+			OldestAge: 90 * time.Second, Delivered: 100, Retried: 3}},
 	}
 }
 
@@ -95,6 +100,15 @@ func TestMetricsFromStats(t *testing.T) {
 		`vigil_tamper_findings_total 2`,
 		`vigil_tamper_repaired_entries_total 1`,
 		`vigil_heartbeats_total 5`,
+		`vigil_spool_depth_records{output="relp:relp://relay:2514"} 12`,
+		`vigil_spool_bytes{output="relp:relp://relay:2514"} 9000`,
+		`vigil_spool_oldest_age_seconds{output="relp:relp://relay:2514"} 90`,
+		`vigil_spool_delivered_total{output="relp:relp://relay:2514"} 100`,
+		`vigil_spool_retried_total{output="relp:relp://relay:2514"} 3`,
+		`vigil_spool_dropped_total{output="relp:relp://relay:2514",reason="size"} 5`,
+		`vigil_spool_dropped_total{output="relp:relp://relay:2514",reason="age"} 2`,
+		`vigil_spool_dropped_total{output="relp:relp://relay:2514",reason="error"} 0`,
+		`vigil_spool_connected{output="relp:relp://relay:2514"} 0`,
 		`go_goroutines `,
 		`process_start_time_seconds `,
 	} {

@@ -30,6 +30,9 @@ type Syslog struct {
 	tlsConf  *tls.Config
 	conn     net.Conn
 	lastDial time.Time
+	// wrote says the last Write reached the socket's write (for Send's
+	// retried count).
+	wrote bool
 }
 
 // SyslogOptions configure a syslog sink.
@@ -39,6 +42,9 @@ type SyslogOptions struct {
 	AppName  string
 	HostName string
 	CAFile   string
+	// CertFile and KeyFile are a client certificate for TLS (optional).
+	CertFile string
+	KeyFile  string
 }
 
 // severityInfo is the severity of every record (6: informational); the
@@ -65,18 +71,11 @@ func NewSyslog(o SyslogOptions) (*Syslog, error) {
 		if err != nil {
 			return nil, fmt.Errorf("syslog address %q: %w", o.Address, err)
 		}
-		s.tlsConf = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-		if o.CAFile != "" {
-			pem, err := os.ReadFile(o.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("syslog CA file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("syslog CA file %s: no certificates", o.CAFile)
-			}
-			s.tlsConf.RootCAs = pool
+		conf, err := TLSConfig(host, o.CAFile, o.CertFile, o.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("syslog: %w", err)
 		}
+		s.tlsConf = conf
 	default:
 		return nil, fmt.Errorf("syslog address %q: unknown transport %q", o.Address, network)
 	}
@@ -85,11 +84,41 @@ func NewSyslog(o SyslogOptions) (*Syslog, error) {
 
 // Format renders one RFC 5424 message around a record.
 func (s *Syslog) Format(record []byte, now time.Time) []byte {
+	return format5424(s.pri, s.host, s.app, record, now)
+}
+
+func format5424(pri int, host, app string, record []byte, now time.Time) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "<%d>1 %s %s %s %d - - ", s.pri, now.UTC().Format("2006-01-02T15:04:05.000000Z"),
-		nilValue(s.host), nilValue(s.app), os.Getpid())
+	fmt.Fprintf(&b, "<%d>1 %s %s %s %d - - ", pri, now.UTC().Format("2006-01-02T15:04:05.000000Z"),
+		nilValue(host), nilValue(app), os.Getpid())
 	b.Write(bytes.TrimRight(record, "\n"))
 	return b.Bytes()
+}
+
+// TLSConfig is the client side of TLS to host: verified with the CA
+// certificates of caFile (the system roots when empty), presenting the
+// client certificate of certFile and keyFile when set.
+func TLSConfig(host, caFile, certFile, keyFile string) (*tls.Config, error) {
+	conf := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s: no certificates", caFile)
+		}
+		conf.RootCAs = pool
+	}
+	if certFile != "" || keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
+	return conf, nil
 }
 
 func nilValue(s string) string {
@@ -120,10 +149,28 @@ func (s *Syslog) dial() error {
 	return nil
 }
 
+// Send writes records in order (the spool's Transport): a record written
+// to the socket counts as delivered; TCP cannot say more.
+func (s *Syslog) Send(recs [][]byte) (delivered, sent int, err error) {
+	for i, r := range recs {
+		if _, err := s.Write(r); err != nil {
+			s.mu.Lock()
+			wrote := s.wrote
+			s.mu.Unlock()
+			if wrote {
+				return i, i + 1, err
+			}
+			return i, i, err
+		}
+	}
+	return len(recs), len(recs), nil
+}
+
 // Write sends one record.
 func (s *Syslog) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.wrote = false
 	msg := s.Format(p, time.Now())
 	if s.network != "udp" {
 		msg = append([]byte(fmt.Sprintf("%d ", len(msg))), msg...)
@@ -142,6 +189,7 @@ func (s *Syslog) Write(p []byte) (int, error) {
 			}
 		}
 		s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		s.wrote = true
 		if _, err := s.conn.Write(msg); err != nil {
 			s.conn.Close()
 			s.conn = nil

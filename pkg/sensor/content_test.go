@@ -647,7 +647,8 @@ func TestSameInodeOtherFilesystem(t *testing.T) {
 // arrives plus what was lost is what the entry matched, one per write.
 func TestRingBufferFullIsCounted(t *testing.T) {
 	needSensor(t)
-	s2, err := sensor.New(loader.Options{RingBufferBytes: 4096, Log: zerolog.Nop()})
+	object, hooks := testutil.SensorForce()
+	s2, err := sensor.New(loader.Options{RingBufferBytes: 4096, Log: zerolog.Nop(), Object: object, Hooks: hooks})
 	if err != nil {
 		t.Fatalf("second sensor with a 4096-byte ring buffer: %v", err)
 	}

@@ -28,7 +28,8 @@ func TestMain(m *testing.M) {
 	}
 	if os.Geteuid() == 0 {
 		log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.InfoLevel)
-		sens, loadErr = sensor.New(loader.Options{Log: log})
+		object, hooks := testutil.SensorForce()
+		sens, loadErr = sensor.New(loader.Options{Log: log, Object: object, Hooks: hooks})
 		if loadErr == nil {
 			coll = testutil.Collect(sens)
 			info := sens.Info()

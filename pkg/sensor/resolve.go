@@ -3,16 +3,16 @@ package sensor
 import (
 	"os"
 	"path/filepath"
-
-	"github.com/cilium/ebpf"
 )
 
 // resolve completes a tracepoint object's path record (MatchPath): the
 // kernel could filter the path only by its name's hash and its directory,
-// so here the path is matched against the watch set exactly, the inodes are
-// read, and the map is kept in step the way the kprobe object does it in
-// the kernel. It returns false for a record that matches nothing (another
-// file with a watched file's name).
+// so here the path is matched against the watch set exactly and the inodes
+// are read. It only reads the kernel's maps: keeping them in step (the new
+// inode at a watched path joins, the replaced or unlinked one leaves) is the
+// watch set's (pkg/watch, Set.Apply), as for every other record. It returns
+// false for a record that matches nothing (another file with a watched
+// file's name).
 func (s *Sensor) resolve(e *Event) bool {
 	target, source := e.Path, e.Path2
 	m, ok := s.matchPath(target)
@@ -21,9 +21,8 @@ func (s *Sensor) resolve(e *Event) bool {
 		if k, _, err := KeyOf(target, true); err == nil {
 			e.File2 = k
 		}
-		// Only a watched target re-seeds; a file renamed or linked away
-		// from a watched place is reported where it went, as the kprobe
-		// object does (its directory and name), and the map is left alone.
+		// A file renamed or linked away from a watched place is reported
+		// where it went, as the kprobe object does (its directory and name).
 		atTarget := ok
 		if !ok && source != "" {
 			if w, found := s.lookupWatch(e.File2); found && w.Flags&WatchFile != 0 {
@@ -37,23 +36,11 @@ func (s *Sensor) resolve(e *Event) bool {
 			}
 		}
 		if atTarget && e.Op == OpRename && e.Flags&FlagExchange == 0 && m.byName {
-			// The kprobe object's re-seed: the target's old inode leaves the
-			// map, the new one joins under the same entry.
+			// The inode the rename replaced: what the map still holds for
+			// the entry besides the new one.
 			for _, old := range s.keysWithID(m.id) {
 				if old != e.File2 {
-					s.watch.Delete(old)
 					e.File = old
-				}
-			}
-		}
-		if atTarget && (m.byName || m.recursive) && e.File2.Ino != 0 {
-			// The inode now at the target joins under the target's entry,
-			// unless the kernel already followed it (a write through the
-			// name came first). Whatever else held the key is stale: its
-			// path no longer holds this inode.
-			if w, found := s.lookupWatch(e.File2); !found || w.ID != m.id || w.Flags&WatchFile == 0 {
-				if err := s.watch.Update(e.File2, watchValue{ID: m.id, Flags: WatchFile}, ebpf.UpdateAny); err == nil {
-					e.Flags |= FlagReseeded
 				}
 			}
 		}
@@ -68,7 +55,6 @@ func (s *Sensor) resolve(e *Event) bool {
 				e.File = old
 				m.byInode = true
 				if !stillLinked(old, filepath.Dir(target)) {
-					s.watch.Delete(old)
 					e.Flags |= FlagGone
 				}
 			}
@@ -108,14 +94,13 @@ func (s *Sensor) resolve(e *Event) bool {
 }
 
 type pathMatch struct {
-	id        uint64
-	dir       Key    // the anchor: parent (name) or watched ancestor (recursive)
-	rel       string // the path below the anchor
-	byName    bool
-	recursive bool
-	anchor    bool // matched through a directory (recursive or anchor)
-	byInode   bool // the file's own inode is watched
-	ok        bool
+	id      uint64
+	dir     Key    // the anchor: parent (name) or watched ancestor (recursive)
+	rel     string // the path below the anchor
+	byName  bool
+	anchor  bool // matched through a directory (recursive or anchor)
+	byInode bool // the file's own inode is watched
+	ok      bool
 }
 
 // matchPath finds the watch entry of an absolute path: a watched name in
@@ -142,7 +127,7 @@ func (s *Sensor) matchPath(p string) (pathMatch, bool) {
 		}
 		if w, found := s.lookupWatch(k); found && w.Flags&(WatchRecursive|WatchAnchor) != 0 &&
 			(w.Depth == 0 || i < int(w.Depth)) {
-			return pathMatch{id: w.ID, dir: k, rel: rel, recursive: w.Flags&WatchRecursive != 0, anchor: true, ok: true}, true
+			return pathMatch{id: w.ID, dir: k, rel: rel, anchor: true, ok: true}, true
 		}
 		if dir == "/" {
 			break

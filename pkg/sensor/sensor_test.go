@@ -42,8 +42,11 @@ func watchFile(t *testing.T, dir, name string) (string, sensor.Key, uint64) {
 }
 
 // TestObjectChoice asserts which object the loader chose, so that a silent
-// fallback fails the suite: in the matrix guests, the kprobe object built for
-// the running major.minor; elsewhere, the first candidate Order offers.
+// fallback fails the suite: when the run forces an object or hook type
+// (testutil.SensorForce), exactly that; in the matrix guests, the kprobe object
+// built for the running major.minor; elsewhere (the host, the forward-
+// compatibility guest, whose kernel is newer than every object), the first
+// candidate Order offers.
 func TestObjectChoice(t *testing.T) {
 	needSensor(t)
 	info := sens.Info()
@@ -51,7 +54,18 @@ func TestObjectChoice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if testutil.InVM() {
+	object, hooks := testutil.SensorForce()
+	switch {
+	case testutil.Forced():
+		if object != "" && info.Object != object {
+			t.Fatalf("kernel %s: loaded object %s (%s), but %s=%s forces %s; refused: %+v",
+				facts.Release, info.Object, info.HookTyp, testutil.EnvObject, object, object, info.Refused)
+		}
+		if hooks != "" && info.HookTyp != hooks {
+			t.Fatalf("kernel %s: loaded object %s (%s), but %s=%s forces %s objects; refused: %+v",
+				facts.Release, info.Object, info.HookTyp, testutil.EnvHooks, hooks, hooks, info.Refused)
+		}
+	case testutil.InVM() && !testutil.ForwardVM():
 		want := facts.Version.MajorMinor()
 		if info.Object != want || info.HookTyp != loader.HooksKprobe {
 			t.Fatalf("kernel %s: loaded object %s (%s), want the kprobe object %s; refused: %+v",
@@ -62,7 +76,7 @@ func TestObjectChoice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cands, _ := loader.Order(man.Objects, facts, loader.Options{})
+	cands, _ := loader.Order(man.Objects, facts, loader.Options{Object: object, Hooks: hooks})
 	if len(cands) == 0 || cands[0].Object.Name != info.Object {
 		t.Fatalf("loaded %s, but the first candidate for kernel %s is %+v; refused: %+v",
 			info.Object, facts.Release, cands, info.Refused)
@@ -73,6 +87,7 @@ func TestObjectChoice(t *testing.T) {
 	if len(info.Hooks) == 0 {
 		t.Fatal("no hooks attached")
 	}
+	t.Logf("kernel %s: object %s (%s), hooks %v", facts.Release, info.Object, info.HookTyp, info.Hooks)
 }
 
 // TestWriteRecord: a write to a watched file comes back through the ring

@@ -11,6 +11,11 @@ import (
 // (scripts/guest-init.sh sets VIGIL_VM=1).
 func InVM() bool { return os.Getenv("VIGIL_VM") == "1" }
 
+// ForwardVM reports whether the guest runs the forward-compatibility kernel:
+// newer than every object, so no object is its own (scripts/guest-init.sh
+// sets VIGIL_VM_FORWARD=1).
+func ForwardVM() bool { return InVM() && os.Getenv("VIGIL_VM_FORWARD") == "1" }
+
 // RequireRoot skips a privileged test when not root: the only reason a
 // privileged test may skip.
 func RequireRoot(t testing.TB) {
@@ -40,4 +45,27 @@ func Scale(n, div int) int {
 		}
 	}
 	return n
+}
+
+// Environment variables that force the object or hook type every privileged
+// test loads (scripts/vmtest.sh sets them for its tracepoint and cross-load
+// runs, from the guest's kernel command line).
+const (
+	EnvObject = "VIGIL_TEST_OBJECT" // an object name, as `vigil objects` lists it
+	EnvHooks  = "VIGIL_TEST_HOOKS"  // a hook type: kprobe or tracepoint
+)
+
+// SensorForce returns the object and hook type the tests must load, from
+// VIGIL_TEST_OBJECT and VIGIL_TEST_HOOKS; empty strings leave the choice to
+// the loader. Every privileged test that loads a sensor or starts an agent
+// passes them on (loader.Options Object/Hooks, config sensor.object/hooks,
+// `vigil run -object/-hooks`).
+func SensorForce() (object, hooks string) {
+	return os.Getenv(EnvObject), os.Getenv(EnvHooks)
+}
+
+// Forced reports whether SensorForce forces anything.
+func Forced() bool {
+	o, h := SensorForce()
+	return o != "" || h != ""
 }

@@ -2,6 +2,7 @@ package watch
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -40,7 +41,7 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 	if !ok {
 		// Stale: an inode the kernel still had after its entry went.
 		if e.Match == sensor.MatchInode && e.File.Ino != 0 && s.byKey[e.File] == nil {
-			s.k.UnwatchInode(e.File)
+			s.unwatch(e.File)
 		}
 		return Change{}, false
 	}
@@ -82,6 +83,7 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 			return Change{}, false
 		}
 		s.forget(f)
+		s.sweep(t, sensor.Key{})
 		return Change{File: copyFile(f), Action: "deleted", Gone: true}, true
 	}
 	f := s.byPath[path]
@@ -104,6 +106,9 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 		// write to it no longer changes the watched path, and following it
 		// would put the old inode back in the map in place of the current.
 		if cur, _, err := sensor.KeyOf(f.Path, true); err == nil && cur != e.File {
+			if s.byKey[e.File] == nil {
+				s.unwatch(e.File) // the kernel followed it; the path has moved on
+			}
 			return Change{}, false
 		}
 		s.rekey(f, e.File)
@@ -131,7 +136,7 @@ func (s *Set) stale(t *Target, e *sensor.Event) bool {
 		if t.Kind != kindFile && e.File == t.Key {
 			return true // the watched directory itself (chmod, touch): its entry stays
 		}
-		s.k.UnwatchInode(e.File)
+		s.unwatch(e.File)
 		return true
 	}
 	if e.Op != sensor.OpCreate && (e.Path == "" || filepath.Base(e.Path) == filepath.Base(f.Path)) {
@@ -148,7 +153,7 @@ func (s *Set) stale(t *Target, e *sensor.Event) bool {
 		return false // another hard link to the watched file
 	}
 	delete(s.byKey, e.File)
-	s.k.UnwatchInode(e.File)
+	s.unwatch(e.File)
 	if f.Key == e.File {
 		f.Key = sensor.Key{}
 		if err == nil && cur != e.File {
@@ -200,7 +205,7 @@ func (s *Set) created(t *Target, path string, k sensor.Key, action string) (Chan
 	case kindTree:
 		if s.outside(t, path) {
 			if k.Ino != 0 && s.byKey[k] == nil {
-				s.k.UnwatchInode(k) // the kernel followed it; we do not want it
+				s.unwatch(k) // the kernel followed it; we do not want it
 			}
 			return Change{}, false
 		}
@@ -253,6 +258,7 @@ func (s *Set) renamed(t *Target, path string, e *sensor.Event) (Change, bool) {
 		if e.File2.Ino != 0 {
 			s.rekey(f, e.File2)
 		}
+		s.sweep(t, f.Key)
 		return Change{File: copyFile(f), Action: action}, true
 	}
 	moved := s.byKey[e.File2]
@@ -317,18 +323,22 @@ func (s *Set) drop(f *File) {
 	delete(s.byPath, f.Path)
 }
 
-// rekey records that f's path now holds inode k.
+// rekey records that f's path now holds inode k: the new inode joins the
+// kernel's map before the old one leaves it, so there is no moment when
+// neither is watched.
 func (s *Set) rekey(f *File, k sensor.Key) {
-	if f.Key != (sensor.Key{}) && s.byKey[f.Key] == f {
-		delete(s.byKey, f.Key)
-		s.k.UnwatchInode(f.Key)
+	if err := s.k.WatchInode(k, f.Target, sensor.WatchFile); err != nil {
+		s.problems = append(s.problems, fmt.Errorf("following %s to inode %s: %w", f.Path, k, err))
+	}
+	if old := f.Key; old != (sensor.Key{}) && old != k && s.byKey[old] == f {
+		delete(s.byKey, old)
+		s.unwatch(old)
 	}
 	f.Key = k
 	s.byKey[k] = f
 	if t := s.targets[f.Target]; t != nil && t.Kind == kindFile {
 		t.Key = k
 	}
-	s.k.WatchInode(k, f.Target, sensor.WatchFile)
 }
 
 // forget drops a file that no longer stands at its path. A file target
@@ -336,7 +346,7 @@ func (s *Set) rekey(f *File, k sensor.Key) {
 func (s *Set) forget(f *File) {
 	if f.Key != (sensor.Key{}) && s.byKey[f.Key] == f {
 		delete(s.byKey, f.Key)
-		s.k.UnwatchInode(f.Key)
+		s.unwatch(f.Key)
 	}
 	f.Key = sensor.Key{}
 	if t := s.targets[f.Target]; t != nil && t.Kind == kindFile {
@@ -344,6 +354,37 @@ func (s *Set) forget(f *File) {
 		return
 	}
 	delete(s.byPath, f.Path)
+}
+
+// unwatch drops an inode's kernel entry. The watch set is the only writer of
+// the kernel's maps in user space (the sensor only reads them), and every
+// failure becomes a problem (a not-watched record), never dropped.
+func (s *Set) unwatch(k sensor.Key) {
+	if err := s.k.UnwatchInode(k); err != nil {
+		s.problems = append(s.problems, err)
+	}
+}
+
+// sweep drops a file target's other kernel entries, keeping keep: inodes
+// that stood at the watched path for a moment and that the kernel followed
+// on its own (a write through the watched name reseeds), which the watch set
+// never held. The kprobe object drops a replaced inode inside rename() and
+// unlink(); the tracepoint object leaves that to user space.
+func (s *Set) sweep(t *Target, keep sensor.Key) {
+	l, ok := s.k.(lister)
+	if t.Kind != kindFile || !ok {
+		return
+	}
+	ents, err := l.Entries()
+	if err != nil {
+		s.problems = append(s.problems, fmt.Errorf("listing the kernel's entries for %s: %w", t.Path, err))
+		return
+	}
+	for _, e := range ents {
+		if e.ID == t.ID && e.Key != keep && e.Flags&sensor.WatchFile != 0 && s.byKey[e.Key] == nil {
+			s.unwatch(e.Key)
+		}
+	}
 }
 
 // transient describes a tree member that is already gone: reported, never

@@ -1,9 +1,11 @@
 package watch
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vigil-fim/vigil/pkg/config"
@@ -739,4 +741,72 @@ func TestApplyTreeTransient(t *testing.T) {
 	c, ok = f.s.Apply(&sensor.Event{Op: sensor.OpUnlink, Match: sensor.MatchAncestor, WatchID: f.id,
 		File: x.File, Dir: f.rootKey, Path: "x.swp"})
 	wantIgnored(t, c, ok)
+}
+
+// failingKernel is the fake kernel whose WatchInode fails.
+type failingKernel struct {
+	*fakeKernel
+	err error
+}
+
+func (k failingKernel) WatchInode(key sensor.Key, id uint64, flags uint32) error {
+	k.logf("WatchInode %v %d %d: %v", key, id, flags, k.err)
+	return k.err
+}
+
+// A failed kernel-map update while following a replaced file is a problem
+// (the agent reports it as not-watched), not silently dropped; the change
+// itself is still reported.
+func TestApplyKernelErrorReported(t *testing.T) {
+	f := newFileFixture(t)
+	f.s.k = failingKernel{fakeKernel: f.k, err: errors.New("map full")}
+	tmp := filepath.Join(f.dir, "passwd.tmp")
+	mkfile(t, tmp)
+	rename(t, tmp, f.path)
+	c, ok := f.s.Apply(&sensor.Event{Op: sensor.OpRename, Match: sensor.MatchName, WatchID: f.id, File: f.key,
+		File2: keyOf(t, f.path), Dir: f.dirKey, Dir2: f.dirKey, Path: "passwd", Path2: "passwd.tmp"})
+	wantChange(t, c, ok, "replaced", f.path)
+	p := f.s.Problems()
+	if len(p) != 1 || !strings.Contains(p[0].Error(), "map full") || !strings.Contains(p[0].Error(), f.path) {
+		t.Fatalf("problems %v, want the failed WatchInode for %s", p, f.path)
+	}
+}
+
+// The tracepoint object leaves a replaced inode, and any inode the kernel
+// followed through the watched name on its own, in the map: a file target's
+// replace or deletion drops every entry of the target but the inode now at
+// the path, and no entry another target holds.
+func TestApplySweepsFollowedInodes(t *testing.T) {
+	f := newFileFixture(t)
+	lk := listingKernel{f.k}
+	f.s.k = lk
+	otherID := f.id + 100 // another target's entry
+	followed := sensor.Key{Dev: f.key.Dev, Ino: f.key.Ino + 1000001}
+	foreign := sensor.Key{Dev: f.key.Dev, Ino: f.key.Ino + 1000002}
+	lk.inodes[followed] = entry{ID: f.id, Flags: sensor.WatchFile | sensor.WatchReseeded}
+	lk.inodes[foreign] = entry{ID: otherID, Flags: sensor.WatchFile}
+	tmp := filepath.Join(f.dir, "passwd.tmp")
+	mkfile(t, tmp)
+	rename(t, tmp, f.path)
+	c, ok := f.s.Apply(&sensor.Event{Op: sensor.OpRename, Match: sensor.MatchName, WatchID: f.id,
+		File2: keyOf(t, f.path), Dir: f.dirKey, Dir2: f.dirKey, Path: "passwd", Path2: "passwd.tmp"})
+	wantChange(t, c, ok, "replaced", f.path)
+	checkReplaced(t, f, f.s, f.k)
+	wantNoEntry(t, f.k, followed)
+	wantEntry(t, f.k, foreign, entry{ID: otherID, Flags: sensor.WatchFile})
+
+	lk.inodes[followed] = entry{ID: f.id, Flags: sensor.WatchFile | sensor.WatchReseeded}
+	now := keyOf(t, f.path)
+	if err := os.Remove(f.path); err != nil {
+		t.Fatal(err)
+	}
+	c, ok = f.s.Apply(&sensor.Event{Op: sensor.OpUnlink, Match: sensor.MatchInode, WatchID: f.id, File: now,
+		Dir: f.dirKey, Path: "passwd", Flags: sensor.FlagGone})
+	wantChange(t, c, ok, "deleted", f.path)
+	wantNoEntry(t, f.k, now)
+	wantNoEntry(t, f.k, followed)
+	wantEntry(t, f.k, foreign, entry{ID: otherID, Flags: sensor.WatchFile})
+	if p := f.s.Problems(); len(p) != 0 {
+		t.Fatalf("problems: %v", p)
+	}
 }
