@@ -335,7 +335,7 @@ func cmdScan(args []string, stdout, stderr io.Writer) int {
 		progress = os.Stderr
 	}
 	res, err := scan.Run(context.Background(), cfg.Watch, cfg.Sensor.MaxDepth, store, cons,
-		scan.ScanOptions{Update: *update, Progress: progress})
+		scan.ScanOptions{Update: *update, Progress: progress, Key: key})
 	if err != nil {
 		fmt.Fprintln(stderr, "vigil scan:", err)
 		return 2
@@ -352,6 +352,9 @@ func cmdScan(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%-18s %s (%s)\n", f.Action, f.Path, f.Kind)
 		for _, c := range f.Changes {
 			fmt.Fprintf(stdout, "    %s %s\n", c.Type, c.Name)
+		}
+		for _, l := range f.Attributes.Lines() {
+			fmt.Fprintf(stdout, "    %s\n", l)
 		}
 	}
 	// Newly watched files are not changes: listed, recorded with -update,

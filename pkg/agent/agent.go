@@ -583,9 +583,9 @@ func (a *Agent) startup() error {
 	if err != nil {
 		return err
 	}
-	a.store = newStoreWriter(st, a.opt.Log)
+	a.store = newStoreWriter(st, a.opt.Log, a.opt.Key)
 	res, err := scan.Run(context.Background(), a.cfg.Watch, a.cfg.Sensor.MaxDepth, st, a.cons,
-		scan.ScanOptions{Update: true})
+		scan.ScanOptions{Update: true, Key: a.opt.Key})
 	if err != nil {
 		st.Close()
 		return fmt.Errorf("comparing with the baseline: %w", err)

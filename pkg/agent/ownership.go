@@ -3,6 +3,7 @@ package agent
 import (
 	"github.com/rs/zerolog"
 
+	"github.com/vigil-fim/vigil/pkg/attrs"
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
 	"github.com/vigil-fim/vigil/pkg/sensor"
@@ -14,6 +15,9 @@ const (
 	driftActor = "actor" // made by a process whose effective uid is not the owner
 	driftOwner = "owner" // the file is owned by another uid after the change
 	driftGroup = "group" // the file has another gid after the change
+	// driftACL: an ACL now grants write to a user other than the owner
+	// (or a group other than the entry's group): a chown by other means.
+	driftACL = "acl-write"
 )
 
 // ownership is a change checked against its [[watch]] entry's owner and
@@ -28,6 +32,23 @@ type ownership struct {
 	// actor is known (recovered, startup).
 	actorUID *uint32
 	reasons  []string
+	// aclWrite are the new ACL write grants that are drift ("user:<uid>",
+	// "group:<gid>").
+	aclWrite []string
+}
+
+// aclGrants adds the drift of an ACL change that grants write to a named
+// user other than w's owner (when w has one), or to a named group other
+// than w's group (when w has one), like a chown to them. o may be nil (w
+// names neither).
+func (o *ownership) aclGrants(w *config.Watch, c *attrs.Changes) {
+	if o == nil || c == nil {
+		return
+	}
+	if g := c.WriteGrants(w.OwnerID, w.GroupID); len(g) > 0 {
+		o.aclWrite = g
+		o.reasons = append(o.reasons, driftACL)
+	}
 }
 
 func (o *ownership) drift() bool { return len(o.reasons) > 0 }
@@ -73,6 +94,9 @@ func (o *ownership) dict() *zerolog.Event {
 	opt("actual_uid", o.actualUID)
 	opt("actual_gid", o.actualGID)
 	opt("actor_uid", o.actorUID)
+	if len(o.aclWrite) > 0 {
+		d.Strs("acl_write", o.aclWrite)
+	}
 	return d
 }
 

@@ -343,6 +343,7 @@ func (r *recorder) startup(f *scan.Finding, rule *config.Watch) {
 	if f.New != nil {
 		uid, gid := f.New.UID, f.New.GID
 		own = checkOwnership(rule, nil, &uid, &gid)
+		own.aclGrants(rule, f.Attributes)
 	}
 	kind, more := driftKind(own)
 	ev := r.begin(time.Now(), f.Action, []string{"file"}, types, kind, more...)
@@ -360,6 +361,7 @@ func (r *recorder) startup(f *scan.Finding, rule *config.Watch) {
 	if len(f.Problems) > 0 {
 		v.Interface("problems", f.Problems)
 	}
+	attrFields(v, f.Attributes)
 	if own != nil {
 		v.Dict("ownership", own.dict())
 	}

@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
+	"github.com/vigil-fim/vigil/pkg/attrs"
 	"github.com/vigil-fim/vigil/pkg/consumer"
 	"github.com/vigil-fim/vigil/pkg/state"
 	"github.com/vigil-fim/vigil/pkg/watch"
@@ -21,6 +23,7 @@ import (
 type storeWriter struct {
 	st  *state.Store
 	log zerolog.Logger
+	key []byte // the host key, for xattr value fingerprints
 	// pending are entries not yet handed to a commit.
 	pending []state.Entry
 	// commits carries batches to the committer; nil before start and after
@@ -32,8 +35,8 @@ type storeWriter struct {
 // maxPending bounds a batch of store entries.
 const maxPending = 4096
 
-func newStoreWriter(st *state.Store, log zerolog.Logger) *storeWriter {
-	return &storeWriter{st: st, log: log}
+func newStoreWriter(st *state.Store, log zerolog.Logger, key []byte) *storeWriter {
+	return &storeWriter{st: st, log: log, key: key}
 }
 
 // observed records a file's state as just read (st nil: absent).
@@ -44,6 +47,7 @@ func (w *storeWriter) observed(f *watch.File, cur consumer.State, sum string, st
 	} else {
 		e.Dev, e.Ino, e.Size, e.Mode, e.UID, e.GID = st.Dev, st.Ino, st.Size, st.Mode, st.Uid, st.Gid
 		e.MtimeNS, e.CtimeNS, e.SHA256 = st.Mtim.Nano(), st.Ctim.Nano(), sum
+		e.Attrs = readAttrs(f.Path, st, w.key)
 	}
 	w.pending = append(w.pending, e)
 	if len(w.pending) >= maxPending {
@@ -78,6 +82,7 @@ func (w *storeWriter) flush() {
 }
 
 func (w *storeWriter) put(es []state.Entry) {
+	w.keepAttrs(es)
 	if err := w.st.PutMany(es); err != nil {
 		w.log.Warn().Err(err).Int("entries", len(es)).Msg("recording state")
 	}
@@ -110,3 +115,57 @@ func (w *storeWriter) stop() {
 
 // Close closes the store.
 func (w *storeWriter) Close() error { return w.st.Close() }
+
+// keepAttrs gives entries of paths already recorded their recorded
+// attributes back. No kernel hook reports an ACL, capability, flag or
+// xattr change yet, so the live pipeline must not accept one silently (a
+// setcap'd binary renamed over a watched one would be): the store keeps
+// the attributes last compared, and the next startup comparison or
+// `vigil scan` reports the difference. Only a path with no record (a file
+// created while vigil runs) takes the attributes just read.
+func (w *storeWriter) keepAttrs(es []state.Entry) {
+	paths := make([]string, 0, len(es))
+	for i := range es {
+		if !es[i].Absent {
+			paths = append(paths, es[i].Path)
+		}
+	}
+	olds, err := w.st.GetMany(paths)
+	if err != nil {
+		w.log.Warn().Err(err).Msg("reading recorded attributes")
+		return
+	}
+	for i := range es {
+		if old, ok := olds[es[i].Path]; ok && !old.Absent && !es[i].Absent {
+			es[i].Attrs = old.Attrs
+		}
+	}
+}
+
+// readAttrs reads the extended attributes of the file at path if it is
+// still the inode st describes (as scan.Scan records them); nil (never
+// recorded: the next start records them quietly) when it cannot.
+func readAttrs(path string, st *syscall.Stat_t, key []byte) *attrs.Set {
+	typ := st.Mode & unix.S_IFMT
+	if typ != unix.S_IFREG && typ != unix.S_IFDIR {
+		s, err := attrs.ReadPath(path, key)
+		if err != nil {
+			return nil
+		}
+		return s
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	var now unix.Stat_t
+	if unix.Fstat(fd, &now) != nil || now.Ino != st.Ino || now.Dev != st.Dev {
+		return nil
+	}
+	s, err := attrs.ReadFd(fd, true, key)
+	if err != nil {
+		return nil
+	}
+	return s
+}

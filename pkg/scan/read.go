@@ -8,6 +8,8 @@ import (
 	"hash"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigil-fim/vigil/pkg/attrs"
 )
 
 // MaxContent bounds what a consumer is given of one file (as the agent
@@ -29,6 +31,8 @@ type observation struct {
 	// holds only its first MaxContent bytes, and must not be parsed as if
 	// it were the file.
 	oversize bool
+	// attrs are the file's ACLs, capability, flags, labels and xattrs.
+	attrs *attrs.Set
 }
 
 // reader reads files for one worker, reusing its buffers.
@@ -36,9 +40,10 @@ type reader struct {
 	buf     []byte
 	scratch []byte
 	h       hash.Hash
+	key     []byte // the host key, for xattr value fingerprints
 }
 
-func newReader() *reader { return &reader{h: sha256.New()} }
+func newReader(key []byte) *reader { return &reader{h: sha256.New(), key: key} }
 
 const openFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
 
@@ -66,6 +71,9 @@ func (r *reader) read(path string, o *observation) error {
 			}
 			return fmt.Errorf("%s: %w", path, err)
 		}
+		if o.attrs, err = attrs.ReadPath(path, r.key); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
 		return nil
 	case err != nil:
 		return fmt.Errorf("%s: %w", path, err)
@@ -74,7 +82,11 @@ func (r *reader) read(path string, o *observation) error {
 	if err := unix.Fstat(fd, &o.st); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if o.st.Mode&unix.S_IFMT != unix.S_IFREG {
+	typ := o.st.Mode & unix.S_IFMT
+	if o.attrs, err = attrs.ReadFd(fd, typ == unix.S_IFREG || typ == unix.S_IFDIR, r.key); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if typ != unix.S_IFREG {
 		return nil
 	}
 	o.regular = true

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"runtime"
 	"sort"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vigil-fim/vigil/pkg/attrs"
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
 	"github.com/vigil-fim/vigil/pkg/expand"
@@ -75,6 +77,10 @@ type ScanOptions struct {
 	MaxDepth int
 	// Batch is the number of records per store transaction (DefaultBatch when 0).
 	Batch int
+	// Key is the host key: the values of xattrs other than ACLs,
+	// capabilities and labels are recorded as keyed fingerprints with it
+	// (without it, only their presence is recorded).
+	Key []byte
 }
 
 // Attrs are a file's attributes as recorded.
@@ -109,6 +115,9 @@ type Finding struct {
 	Fields []string `json:"fields,omitempty"`
 	// Changes are the consumer's semantic changes (stored state vs new).
 	Changes []consumer.Change `json:"changes,omitempty"`
+	// Attributes are the changes of ACLs, file capability, inode flags,
+	// labels and other xattrs (their names are in Fields too).
+	Attributes *attrs.Changes `json:"attributes,omitempty"`
 	// Problems are the consumer's complaints about the new content.
 	Problems []consumer.Problem `json:"problems,omitempty"`
 	// Old and New are the recorded and the observed attributes (nil when absent).
@@ -329,7 +338,7 @@ func (s *scanner) targets(ctx context.Context, ts []Target, workers int) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := newReader()
+			r := newReader(s.opts.Key)
 			for i := range jobs {
 				results[i%window] = observe(r, &ts[i], s.cons[ts[i].Kind], now)
 				ready <- i
@@ -404,6 +413,7 @@ func observe(r *reader, t *Target, c consumer.Consumer, now int64) (it item) {
 	it.e.Dev, it.e.Ino = o.st.Dev, o.st.Ino
 	it.e.Size, it.e.Mode, it.e.UID, it.e.GID = info.Size, info.Mode, info.UID, info.GID
 	it.e.MtimeNS, it.e.CtimeNS = info.MtimeNS, info.CtimeNS
+	it.e.Attrs = o.attrs
 	if !o.regular {
 		return it // attributes only
 	}
@@ -487,20 +497,22 @@ func (s *scanner) flush(chunk []item) error {
 func sameEntry(a, b *state.Entry) bool {
 	return a.Path == b.Path && a.Kind == b.Kind && a.Dev == b.Dev && a.Ino == b.Ino && a.Size == b.Size &&
 		a.Mode == b.Mode && a.UID == b.UID && a.GID == b.GID && a.MtimeNS == b.MtimeNS && a.CtimeNS == b.CtimeNS &&
-		a.SHA256 == b.SHA256 && a.Absent == b.Absent && bytes.Equal(a.State, b.State)
+		a.SHA256 == b.SHA256 && a.Absent == b.Absent && bytes.Equal(a.State, b.State) && reflect.DeepEqual(a.Attrs, b.Attrs)
 }
 
 // classify says what happened between a record (nil: none) and an
-// observation, and which attributes differ.
-func classify(old, cur *state.Entry) (action string, fields []string) {
+// observation, which attributes differ, and how the ACLs, capability,
+// flags, labels and xattrs changed (nil: they did not, or were never
+// recorded).
+func classify(old, cur *state.Entry) (action string, fields []string, ac *attrs.Changes) {
 	switch {
 	case old == nil || old.Absent:
 		if cur.Absent {
-			return "", nil
+			return "", nil, nil
 		}
-		return ActionCreated, nil
+		return ActionCreated, nil, nil
 	case cur.Absent:
-		return ActionDeleted, nil
+		return ActionDeleted, nil, nil
 	}
 	diff := func(cond bool, name string) bool {
 		if cond {
@@ -517,24 +529,34 @@ func classify(old, cur *state.Entry) (action string, fields []string) {
 	attrs = diff(old.UID != cur.UID, "uid") || attrs
 	attrs = diff(old.GID != cur.GID, "gid") || attrs
 	attrs = diff(old.MtimeNS != cur.MtimeNS, "mtime") || attrs
+	ac = attrsDiff(old, cur)
+	if ac != nil {
+		fields = append(fields, ac.Fields()...)
+		attrs = true
+	}
 	switch {
 	case inode:
-		return ActionReplaced, fields
+		return ActionReplaced, fields, ac
 	case typ || content || size:
-		return ActionModified, fields
+		return ActionModified, fields, ac
 	case attrs:
-		return ActionAttributesChanged, fields
+		return ActionAttributesChanged, fields, ac
 	}
-	return "", nil
+	return "", nil, nil
+}
+
+// attrsDiff compares the recorded and observed extended attributes.
+func attrsDiff(old, cur *state.Entry) *attrs.Changes {
+	return attrs.Diff(old.Attrs, cur.Attrs, old.Mode, cur.Mode)
 }
 
 // finding builds the finding for a record and an observation, if any.
 func (s *scanner) finding(old, cur *state.Entry, problems []consumer.Problem) *Finding {
-	action, fields := classify(old, cur)
+	action, fields, ac := classify(old, cur)
 	if action == "" {
 		return nil
 	}
-	f := &Finding{Path: cur.Path, Kind: cur.Kind, Action: action, Fields: fields,
+	f := &Finding{Path: cur.Path, Kind: cur.Kind, Action: action, Fields: fields, Attributes: ac,
 		Old: attrsOf(old), New: attrsOf(cur), Problems: problems}
 	var prev consumer.State
 	switch action {
@@ -631,7 +653,7 @@ func (s *scanner) stale(ts []Target) error {
 			case st.Mode&unix.S_IFMT != unix.S_IFREG:
 				cur := state.Entry{Path: p, Dev: st.Dev, Ino: st.Ino, Size: st.Size, Mode: st.Mode, UID: st.Uid, GID: st.Gid,
 					MtimeNS: st.Mtim.Nano(), CtimeNS: st.Ctim.Nano()}
-				_, fields := classify(&old, &cur)
+				_, fields, _ := classify(&old, &cur)
 				s.res.Findings = append(s.res.Findings, Finding{Path: p, Kind: old.Kind, Action: ActionReplaced, Fields: fields,
 					Old: attrsOf(&old), New: attrsOf(&cur)})
 				remove = append(remove, p)

@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/vigil-fim/vigil/pkg/attrs"
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
 	"github.com/vigil-fim/vigil/pkg/state"
@@ -648,5 +651,63 @@ func TestNewlyWatched(t *testing.T) {
 	}
 	if b, err := f.store.Meta(MetaRules); err != nil || b == nil {
 		t.Fatalf("rules not recorded again: %v", err)
+	}
+}
+
+// TestAttributeChanges: a user.* xattr added, changed and removed is an
+// attributes-changed finding naming it, once (with Update), and its value
+// is recorded only as a keyed fingerprint; a record written before
+// attributes were kept (nil Attrs) reports nothing and is filled in.
+func TestAttributeChanges(t *testing.T) {
+	f := newFixture(t)
+	f.baseline(t)
+	motd := f.p("etc/motd")
+	const secret = "user-xattr-secret-value"
+	if err := unix.Setxattr(motd, "user.note", []byte(secret), 0); err != nil {
+		t.Skipf("%s has no user xattrs: %v", f.root, err) // tmpfs before 6.6
+	}
+	key := []byte("0123456789abcdef0123456789abcdef")
+	run := func() Result {
+		res, err := Run(context.Background(), f.rules, 16, f.store, f.cons, ScanOptions{Update: true, Key: key})
+		if err != nil || len(res.Errors) > 0 {
+			t.Fatal(err, res.Errors)
+		}
+		return res
+	}
+	for _, step := range []struct {
+		do   func() error
+		want *attrs.XattrChange
+	}{
+		{nil, &attrs.XattrChange{Added: []string{"user.note"}, Removed: []string{}, Changed: []string{}}},
+		{func() error { return unix.Setxattr(motd, "user.note", []byte(secret+"2"), 0) },
+			&attrs.XattrChange{Added: []string{}, Removed: []string{}, Changed: []string{"user.note"}}},
+		{func() error { return unix.Removexattr(motd, "user.note") },
+			&attrs.XattrChange{Added: []string{}, Removed: []string{"user.note"}, Changed: []string{}}},
+	} {
+		if step.do != nil {
+			if err := step.do(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res := run()
+		expectFindings(t, f, res, "attributes-changed etc/motd")
+		if x := res.Findings[0]; !reflect.DeepEqual(x.Fields, []string{"xattrs"}) || !reflect.DeepEqual(x.Attributes.Xattrs, step.want) {
+			t.Errorf("finding %+v, attributes %+v", x, x.Attributes)
+		}
+		if e, _, _ := f.store.Get(motd); strings.Contains(fmt.Sprint(e.Attrs), secret) {
+			t.Errorf("the store holds the value: %+v", e.Attrs)
+		}
+		expectFindings(t, f, run())
+	}
+	// A record without attributes (a version 1 store): nothing, then kept.
+	e, _, _ := f.store.Get(motd)
+	e.Attrs = nil
+	if err := f.store.Put(e); err != nil {
+		t.Fatal(err)
+	}
+	unix.Setxattr(motd, "user.other", []byte("v"), 0)
+	expectFindings(t, f, run())
+	if e, _, _ := f.store.Get(motd); e.Attrs == nil || e.Attrs.Xattrs["user.other"] == "" {
+		t.Errorf("attributes not recorded: %+v", e.Attrs)
 	}
 }

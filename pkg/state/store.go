@@ -14,6 +14,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/vigil-fim/vigil/pkg/attrs"
 )
 
 // StoreFile is the baseline store's name in the state directory.
@@ -21,8 +23,10 @@ const StoreFile = "state.db"
 
 // SchemaVersion is the layout of the store this package writes. A store
 // written by a newer vigil (a higher version) is refused rather than
-// misread.
-const SchemaVersion = 1
+// misread. Version 2 added Entry.Attrs: a version 1 store opens, its
+// records have no Attrs (never recorded, so nothing is compared), the next
+// comparison records them quietly, and a writable open marks it version 2.
+const SchemaVersion = 2
 
 // DefaultLockTimeout is how long Open waits for another process's lock.
 const DefaultLockTimeout = time.Second
@@ -93,6 +97,10 @@ type Entry struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// State is the consumer's state: never a secret.
 	State json.RawMessage `json:"state,omitempty"`
+	// Attrs are the ACLs, file capability, inode flags, labels and other
+	// xattrs (values as keyed fingerprints); nil when never recorded (a
+	// version 1 store, or the agent could not read them).
+	Attrs *attrs.Set `json:"attrs,omitempty"`
 	// Absent marks a watched path with no file.
 	Absent bool `json:"absent,omitempty"`
 	// UpdatedNS is when the record was written, ns since the epoch.
@@ -252,8 +260,14 @@ func (s *Store) init() error {
 	}); err != nil {
 		return err
 	}
-	if s.readOnly || !fresh {
-		return s.db.View(check) // opening an existing store writes nothing
+	if s.readOnly {
+		return s.db.View(check) // opening an existing store read-only writes nothing
+	}
+	if !fresh {
+		if err := s.db.View(check); err != nil {
+			return err
+		}
+		return s.upgrade()
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
@@ -269,6 +283,27 @@ func (s *Store) init() error {
 			}
 		}
 		return check(tx)
+	})
+}
+
+// upgrade marks an older store as this version. Every older layout is a
+// subset of this one (version 1 records have no Attrs), so no record is
+// rewritten: the next comparison fills what is missing.
+func (s *Store) upgrade() error {
+	old := false
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		n, _ := strconv.Atoi(string(tx.Bucket(bucketMeta).Get(keySchema)))
+		old = n < SchemaVersion
+		return nil
+	}); err != nil || !old {
+		return err // a current store is not written to
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if n, _ := strconv.Atoi(string(meta.Get(keySchema))); n >= SchemaVersion {
+			return nil
+		}
+		return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
 	})
 }
 

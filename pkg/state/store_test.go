@@ -1,6 +1,8 @@
 package state
 
 import (
+	"github.com/vigil-fim/vigil/pkg/attrs"
+
 	"encoding/json"
 	"errors"
 	"os"
@@ -42,7 +44,7 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 	if s.Path() != p {
 		t.Errorf("Path() = %q", s.Path())
 	}
-	if v, err := s.Meta("schema"); err != nil || string(v) != "1" {
+	if v, err := s.Meta("schema"); err != nil || string(v) != "2" {
 		t.Errorf("schema = %q, %v", v, err)
 	}
 }
@@ -287,7 +289,7 @@ func TestSchemaVersion(t *testing.T) {
 	for _, c := range []struct {
 		version string
 		ok      bool
-	}{{"1", true}, {"2", false}, {"0", false}, {"x", false}} {
+	}{{"1", true}, {"2", true}, {"3", false}, {"0", false}, {"x", false}} {
 		p := filepath.Join(t.TempDir(), StoreFile)
 		openT(t, p).Close()
 		db, err := bolt.Open(p, 0o600, nil)
@@ -309,6 +311,55 @@ func TestSchemaVersion(t *testing.T) {
 		} else if !errors.Is(err, ErrSchema) {
 			t.Errorf("schema %q: error %v is not ErrSchema", c.version, err)
 		}
+	}
+}
+
+// TestSchemaUpgrade: a version 1 store (records without attrs) opens; a
+// read-only open leaves it at 1, a writable one marks it 2; its records
+// read back with no Attrs (never recorded), and new records keep theirs.
+func TestSchemaUpgrade(t *testing.T) {
+	p := filepath.Join(t.TempDir(), StoreFile)
+	openT(t, p).Close()
+	db, err := bolt.Open(p, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketFiles).Put([]byte("/etc/old"), []byte(`{"kind":"hash","size":3,"mode":33188}`)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("1"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	ro, err := Open(p, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := ro.Meta("schema"); string(v) != "1" {
+		t.Errorf("read-only open changed the schema to %q", v)
+	}
+	ro.Close()
+	s := openT(t, p)
+	if v, _ := s.Meta("schema"); string(v) != "2" {
+		t.Errorf("schema after a writable open = %q, want 2", v)
+	}
+	e, ok, err := s.Get("/etc/old")
+	if err != nil || !ok || e.Attrs != nil || e.Size != 3 {
+		t.Fatalf("version 1 record: %+v %v %v", e, ok, err)
+	}
+	flags := uint32(0x10)
+	if err := s.Put(Entry{Path: "/etc/new", Kind: "hash", Attrs: &attrs.Set{Flags: &flags}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(Entry{Path: "/etc/none", Kind: "hash", Attrs: &attrs.Set{}}); err != nil {
+		t.Fatal(err)
+	}
+	e, _, _ = s.Get("/etc/new")
+	n, _, _ := s.Get("/etc/none")
+	if e.Attrs == nil || e.Attrs.Flags == nil || *e.Attrs.Flags != 0x10 || n.Attrs == nil {
+		t.Fatalf("attrs not kept: %+v, empty set read back as %+v", e.Attrs, n.Attrs)
 	}
 }
 

@@ -36,7 +36,17 @@ var Secrets = []string{
 	HostileShadowHash,
 	HostileKeyLine,
 	HostilePassword,
+	// pkg/agent attrs_test.go: user.* xattr values (fingerprinted, never shown)
+	XattrSecret0,
+	XattrSecret1,
 }
+
+// The xattr tests' secrets (pkg/agent attrs_test.go plants them as
+// user.* values).
+const (
+	XattrSecret0 = "xattr-secret-value-0-Vf8Kq2LmZ9"
+	XattrSecret1 = "xattr-secret-value-1-Rw3Jt7NbX4"
+)
 
 // The hostile tests' secrets (pkg/agent hostile_test.go plants them).
 const (
