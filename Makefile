@@ -73,8 +73,10 @@ vm-bins: build
 	for p in $(PRIV_PKGS); do \
 	  CGO_ENABLED=0 $(GO) test -c -tags privileged -o $(VMBIN)/$$(basename $$p).test $$p || exit 1; done
 
+# Guests run single-threaded TCG (one host core each): two at once use both cores.
+VMTEST_JOBS ?= $(shell n=$$(nproc); echo $$(( n < 2 ? 1 : 2 )))
 vmtest: vm-bins ## tier 3: the privileged suite inside each matrix kernel under qemu
-	scripts/vmtest.sh $(VMBIN)
+	VMTEST_JOBS=$(VMTEST_JOBS) scripts/vmtest.sh $(VMBIN)
 
 package: ## build dist/vigil_<version>_amd64.deb and dist/vigil-<version>.x86_64.rpm (nfpm; docs/install.md)
 	scripts/package.sh --out dist
