@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/vigil-fim/vigil/elf"
@@ -255,6 +256,79 @@ func TestCheckEveryObjectOnEveryKernel(t *testing.T) {
 	}
 }
 
+// The 6.12 object as built before it read struct renamedata through CO-RE
+// flavours: on 7.x's types the loader refuses it before the verifier sees
+// it (which would only say `call unknown#195896080`), naming the field; on
+// 6.12's it passes.
+func TestCheckObjectBeforeCORE(t *testing.T) {
+	old, err := ebpf.LoadCollectionSpec("testdata/vigil-6.12-before-core.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ko := range kprobeObjects(t) {
+		t.Run("kernel "+ko.Name, func(t *testing.T) {
+			err := checkCORE(old.Copy(), kernelBTF(t, ko))
+			kv, _ := kernel.ParseRelease(ko.Name)
+			if kv.Major < 7 {
+				if err != nil {
+					t.Fatalf("checkCORE on kernel %s: %v", ko.Name, err)
+				}
+				return
+			}
+			want := "CO-RE: struct renamedata has no field old_dir (program kp_vfs_rename)"
+			if err == nil || err.Error() != want {
+				t.Fatalf("checkCORE on kernel %s: %v, want %q", ko.Name, err, want)
+			}
+			if !errors.Is(err, ErrCORE) {
+				t.Errorf("error %v does not wrap ErrCORE", err)
+			}
+		})
+	}
+}
+
+// A kernel whose type lacks a field the code reads unguarded: refused,
+// naming it, through a nested access path too.
+func TestCheckMissingField(t *testing.T) {
+	objs := kprobeObjects(t)
+	o := objs[len(objs)-1]
+	ks := kernelBTF(t, o)
+	drop := func(typ, field string) *btf.Spec {
+		t.Helper()
+		out := ks.Copy()
+		var st *btf.Struct
+		if err := out.TypeByName(typ, &st); err != nil {
+			t.Fatal(err)
+		}
+		var kept []btf.Member
+		for _, m := range st.Members {
+			if m.Name != field {
+				kept = append(kept, m)
+			}
+		}
+		if len(kept) == len(st.Members) {
+			t.Fatalf("struct %s has no field %s to drop", typ, field)
+		}
+		st.Members = kept
+		return out
+	}
+	for _, tt := range []struct{ typ, field, want string }{
+		{"dentry", "d_parent", "struct dentry has no field d_parent"},
+		{"qstr", "name", "struct dentry has no field d_name.name"},
+		{"file", "f_inode", "struct file has no field f_inode"},
+	} {
+		t.Run(tt.typ+"."+tt.field, func(t *testing.T) {
+			spec, err := Spec(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = checkCORE(spec, drop(tt.typ, tt.field))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("checkCORE: %v, want it to say %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestCheckArgs(t *testing.T) {
 	o := kprobeObjects(t)[0]
 	tests := []struct {
@@ -350,5 +424,90 @@ func TestArgVarsInStep(t *testing.T) {
 		if !used[name] {
 			t.Errorf("argVars rule %s: no object has the variable", name)
 		}
+	}
+}
+
+// reach on hand-written programs: the branch a known constant rules out
+// is dead, a branch on memory is live either way.
+func TestReach(t *testing.T) {
+	poison := asm.BuiltinFunc(btf.COREBadRelocationSentinel).Call()
+	tests := []struct {
+		name  string
+		insns asm.Instructions
+		live  bool // is the poisoned instruction reachable?
+	}{
+		{"guard false", asm.Instructions{
+			asm.Mov.Imm(asm.R1, 0),
+			asm.JEq.Imm(asm.R1, 0, "out"),
+			poison,
+			asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
+			asm.Return(),
+		}, false},
+		{"guard true", asm.Instructions{
+			asm.Mov.Imm(asm.R1, 1),
+			asm.JEq.Imm(asm.R1, 0, "out"),
+			poison,
+			asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
+			asm.Return(),
+		}, true},
+		{"guard through a register copy and a 32-bit compare", asm.Instructions{
+			asm.Mov.Imm(asm.R1, 0),
+			asm.Mov.Reg(asm.R2, asm.R1),
+			asm.JNE.Imm32(asm.R2, 0, "on"),
+			asm.Ja.Label("out"),
+			poison.WithSymbol("on"),
+			asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
+			asm.Return(),
+		}, false},
+		{"branch on memory", asm.Instructions{
+			asm.LoadMem(asm.R1, asm.R10, -8, asm.DWord),
+			asm.JEq.Imm(asm.R1, 0, "out"),
+			poison,
+			asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
+			asm.Return(),
+		}, true},
+		{"constant clobbered by a helper call", asm.Instructions{
+			asm.Mov.Imm(asm.R1, 0),
+			asm.FnKtimeGetNs.Call(),
+			asm.JEq.Imm(asm.R1, 0, "out"),
+			poison,
+			asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
+			asm.Return(),
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Labels to offsets, as in an object read from ELF.
+			insns := tt.insns
+			at := map[string]asm.RawInstructionOffset{}
+			iter := insns.Iterate()
+			for iter.Next() {
+				if sym := iter.Ins.Symbol(); sym != "" {
+					at[sym] = iter.Offset
+				}
+			}
+			iter = insns.Iterate()
+			for iter.Next() {
+				if ref := iter.Ins.Reference(); ref != "" {
+					iter.Ins.Offset = int16(at[ref] - iter.Offset - 1)
+				}
+			}
+			live := reach(insns)
+			p := -1
+			for i := range insns {
+				if isPoison(&insns[i]) {
+					p = i
+				}
+			}
+			if p < 0 {
+				t.Fatal("no poisoned instruction")
+			}
+			if live[p] != tt.live {
+				t.Errorf("poison at %d reachable = %v, want %v", p, live[p], tt.live)
+			}
+			if !live[0] || !live[len(insns)-1] {
+				t.Errorf("entry or exit unreachable: %v", live)
+			}
+		})
 	}
 }

@@ -144,9 +144,11 @@ func distance(lo, hi kernel.Version) int {
 // sees it, and prepares spec for this kernel:
 //   - every function the object hooks exists;
 //   - every argument variable is set to where this kernel's prototype has
-//     the argument (args.go).
+//     the argument (args.go);
+//   - every CO-RE relocation that the code can reach applies (core.go).
 //
-// The error names what is missing: a function or a parameter.
+// The error names what is missing: a function, a parameter, a type or a
+// field.
 func Check(o elf.Object, spec *ebpf.CollectionSpec, f *kernel.Facts) error {
 	if f.Funcs == nil || f.Spec == nil {
 		return fmt.Errorf("kernel %s: no BTF to verify against", f.Release)
@@ -169,5 +171,8 @@ func Check(o elf.Object, spec *ebpf.CollectionSpec, f *kernel.Facts) error {
 			return fmt.Errorf("hooked function: %w", err)
 		}
 	}
-	return setArgs(spec, f.Funcs)
+	if err := setArgs(spec, f.Funcs); err != nil {
+		return err
+	}
+	return checkCORE(spec, f.Spec)
 }
