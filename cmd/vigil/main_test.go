@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/vigil-fim/vigil/elf"
 )
 
 func TestRun(t *testing.T) {
@@ -88,19 +90,18 @@ func checkVersionJSON(t *testing.T, b []byte) {
 			t.Errorf("object %s incomplete: %+v", o.Name, o)
 		}
 	}
-	// Every line of bpf/matrix, in its order: the binary embeds them all.
-	matrix, err := os.ReadFile("../../bpf/matrix")
+	// Every embedded object, in the manifest's order (pkg/loader's
+	// TestManifestInStep holds the manifest to bpf/matrix).
+	man, err := elf.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var want []string
-	for _, line := range strings.Split(string(matrix), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") {
-			want = append(want, f[0])
-		}
+	for _, o := range man.Objects {
+		want = append(want, o.Name)
 	}
-	if !reflect.DeepEqual(names, want) {
-		t.Errorf("objects %q, want bpf/matrix's %q", names, want)
+	if len(want) == 0 || !reflect.DeepEqual(names, want) {
+		t.Errorf("objects %q, want the embedded %q", names, want)
 	}
 }
 

@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -191,6 +192,23 @@ func TestManifestInStep(t *testing.T) {
 	}
 	if len(man.Objects) == 0 {
 		t.Fatal("embedded manifest lists no objects")
+	}
+	// The manifest is bpf/matrix, line for line.
+	matrix, err := os.ReadFile("../../bpf/matrix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines, names []string
+	for _, line := range strings.Split(string(matrix), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") {
+			lines = append(lines, f[0])
+		}
+	}
+	for _, o := range man.Objects {
+		names = append(names, o.Name)
+	}
+	if !reflect.DeepEqual(names, lines) {
+		t.Errorf("embedded objects %q, bpf/matrix lines %q: run make elf", names, lines)
 	}
 	for _, o := range man.Objects {
 		t.Run(o.Name, func(t *testing.T) {
