@@ -19,7 +19,7 @@ src_files=$(find bpf -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' -o -name 
 
 entries=()
 while read -r name hooks btf suite facts; do
-	case "$name" in '' | '#'*) continue ;; esac
+	case "$name" in '' | '#'* | '@'*) continue ;; esac
 	header=bpf/btf/vmlinux-$btf.h.xz
 	[ -f "$header" ] || { echo "build-elf: $header missing (scripts/kernels.sh btf $btf | xz > $header)" >&2; exit 1; }
 	inc=$work/$btf

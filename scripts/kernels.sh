@@ -1,31 +1,49 @@
 #!/usr/bin/env bash
 # Real Debian kernels for vigil's test matrix: fetch, cache, and extract BTF.
 #
-#   scripts/kernels.sh list                    the matrix, "major.minor suite" per line
-#   scripts/kernels.sh fetch [--refresh] [K..] download + cache the kernels (default: all)
-#   scripts/kernels.sh path K                  cache directory of kernel K (fetches if needed)
+#   scripts/kernels.sh list                    the matrix, "major.minor suite,suite..." per line
+#   scripts/kernels.sh fetch [--refresh] [K..] download + cache the kernels (default: all); a
+#                                              line no suite serves any more prints RETIRED
+#   scripts/kernels.sh path K                  cache directory of kernel K (fetches if needed);
+#                                              exit status 3 when K is retired
+#   scripts/kernels.sh forward                 the forward-compatibility kernel: the newest
+#                                              major.minor that a suite of the matrix's
+#                                              "@forward" directive serves, when it is newer
+#                                              than every matrix line; fetched, its name
+#                                              printed (nothing when there is none)
 #   scripts/kernels.sh vmlinux K               path of K's raw vmlinux ELF (extracted, cached)
 #   scripts/kernels.sh btf K|host              C header of K's BTF on stdout (vmlinux.h)
 #
-# K is a matrix "major.minor" (e.g. 6.1). Kernels come from Debian's own archive:
-# the suite's linux-image-amd64 metapackage is resolved at run time to its versioned
-# image package, and the matching "-unsigned" package is downloaded with a private apt
-# state (the machine's own package lists and caches are not touched). The mirror is
-# the one the machine's apt sources already use (override: VIGIL_DEBIAN_MIRROR).
+# K is a matrix "major.minor" (e.g. 6.1) or the forward kernel's. Each matrix line names
+# the Debian suites that may serve its major.minor (bpf/matrix, 4th column). Kernels come
+# from Debian's own archive: every suite's package list is read at run time and the newest
+# linux-image-<K>.*-amd64 image package any of them serves is used (the suite's
+# linux-image-amd64 may have moved on to a newer major.minor; the older images it still
+# lists are found by name). The image package's layout says what to download (see
+# image_packages: the "-unsigned" image before 7.x; linux-binary + linux-modules +
+# linux-base from 7.x). apt runs with a private state (the machine's own package lists
+# and caches are not touched). The mirror is the one the machine's apt sources already
+# use (override: VIGIL_DEBIAN_MIRROR). VIGIL_MATRIX=<file> reads another matrix file.
 #
 # Cache: ${VIGIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil}/kernels/K/
-#   vmlinuz  release  version  package  suite  config  modules/  [vmlinux]
-# A complete cache entry is reused without network; --refresh re-resolves the suite
-# and re-downloads only if the Debian version changed.
+#   vmlinuz  release  version  package  suite  config  modules/  [vmlinux]  [forward]
+# A complete cache entry is reused without network (so a cached kernel is still booted
+# after its suites dropped it, until --refresh); --refresh re-resolves the suites and
+# re-downloads only if the Debian version changed.
 set -Eeuo pipefail
 # say where an unexpected failure stopped the script (not for subshells or SIGPIPE)
 # shellcheck disable=SC2154 # _erc is set by the trap itself
 trap '_erc=$?; ((BASH_SUBSHELL || _erc == 141)) || echo "kernels.sh: line $LINENO: \"$BASH_COMMAND\" failed ($_erc)" >&2' ERR
 
-# The matrix: every bpf/matrix line that names a Debian suite, as "major.minor:suite".
+# The matrix: every bpf/matrix line that names Debian suites, as "major.minor:suite,suite".
 MATRIX_FILE=${VIGIL_MATRIX:-$(dirname "$0")/../bpf/matrix}
-MATRIX=$(awk '!/^[[:space:]]*(#|$)/ && $4 != "-" {printf "%s:%s ", $1, $4}' "$MATRIX_FILE")
+[[ -r "$MATRIX_FILE" ]] || { echo "kernels.sh: cannot read $MATRIX_FILE" >&2; exit 1; }
+MATRIX=$(awk '!/^[[:space:]]*(#|@|$)/ && $4 != "-" {printf "%s:%s ", $1, $4}' "$MATRIX_FILE")
 [[ -n "$MATRIX" ]] || { echo "kernels.sh: no kernels in $MATRIX_FILE" >&2; exit 1; }
+# The newest major.minor of any object line (booted or not): the forward probe looks above it.
+NEWEST_LINE=$(awk '!/^[[:space:]]*(#|@|$)/ && $1 ~ /^[0-9]+\.[0-9]+$/ {print $1}' "$MATRIX_FILE" | sort -V | tail -n1)
+# The suites the forward-compatibility probe reads: "@forward suite,suite" (none: no probe).
+FORWARD_SUITES=$(awk '$1 == "@forward" { print $2; exit }' "$MATRIX_FILE")
 
 CACHE_ROOT=${VIGIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil}
 KCACHE=$CACHE_ROOT/kernels
@@ -60,8 +78,12 @@ matrix_kernels() {
 }
 
 check_kernel() {
-	matrix_suite "$1" >/dev/null || die "unknown kernel '$1' (matrix: $(matrix_kernels | paste -sd' '))"
+	matrix_suite "$1" >/dev/null || is_forward "$1" ||
+		die "unknown kernel '$1' (matrix: $(matrix_kernels | paste -sd' '))"
 }
+
+# A forward kernel is not in the matrix: its cache entry says what it is.
+is_forward() { [[ -f "$KCACHE/$1/forward" ]] && kernel_complete "$KCACHE/$1"; }
 
 need() {
 	local c
@@ -137,8 +159,11 @@ apt_setup() { # suite
 	return 0
 }
 
-apt_update() { # suite
+declare -A UPDATED=()
+apt_update() { # suite (once per run)
 	local log
+	[[ -z "${UPDATED[$1]:-}" ]] || return 0
+	UPDATED[$1]=1
 	log=$(mktemp)
 	if ! apt-get "${APT_OPTS[@]}" -q update >"$log" 2>&1 || grep -qE '^(W|E): ' "$log"; then
 		cat "$log" >&2
@@ -159,31 +184,92 @@ print_kernel() { # K dir
 	printf '%-6s %-22s %-26s %s\n' "$1" "$(cat "$2/version")" "$(cat "$2/release")" "$2"
 }
 
-fetch_one() { # K refresh
-	local k=$1 refresh=$2 suite dir ver dep pkg tmp root rel mods
-	suite=$(matrix_suite "$k")
+# The packages that hold image package $2 (version $3) of suite $1, by its layout:
+#   old (up to 6.x): linux-image-<abi> holds boot/vmlinuz-<abi> and the modules; its
+#     "-unsigned" twin, when the suite has it, is the same kernel without a signature
+#   new (7.x): linux-image-<abi> is a metapackage that depends on linux-binary-<abi>
+#     (usr/lib/modules/<abi>/vmlinuz), linux-modules-<abi> (the modules) and
+#     linux-base-<abi> (config, modules.builtin, modules.order beside the modules)
+# Prints "layout pkg..." on one line.
+image_packages() { # suite imgpkg version
+	local suite=$1 pkg=$2 ver=$3 dep abi bin mods base
+	dep=$(apt-cache "${APT_OPTS[@]}" show "$pkg=$ver" 2>/dev/null |
+		awk -F': ' '$1 == "Depends" && !d { d = $2 } END { print d }')
+	abi=${pkg#linux-image-}
+	abi=${abi%-unsigned}
+	bin=$(tr ',|' '\n\n' <<<"$dep" | sed -e 's/^ *//' -e 's/ .*//' | grep -m1 -x "linux-binary-$abi" || true)
+	if [[ -n "$bin" ]]; then
+		mods=$(tr ',|' '\n\n' <<<"$dep" | sed -e 's/^ *//' -e 's/ .*//' | grep -m1 -x "linux-modules-$abi" || true)
+		[[ -n "$mods" ]] || die "$suite: $pkg $ver depends on $bin but on no linux-modules-$abi (Depends: $dep)"
+		base=$(tr ',|' '\n\n' <<<"$dep" | sed -e 's/^ *//' -e 's/ .*//' | grep -m1 -x "linux-base-$abi" || true)
+		echo "split $bin $mods${base:+ $base}"
+	elif apt-cache "${APT_OPTS[@]}" show "$pkg-unsigned=$ver" >/dev/null 2>&1; then
+		echo "single $pkg-unsigned"
+	else
+		note "$suite: $pkg-unsigned $ver not found, using $pkg"
+		echo "single $pkg"
+	fi
+}
+
+# What a set of extracted packages holds, for an error that says what was found.
+describe_tree() { # root
+	local root=$1
+	echo "  files (top two levels):"
+	(cd "$root" && find . -mindepth 1 -maxdepth 2 | sed 's|^\./|    |' | LC_ALL=C sort | head -n 30)
+	echo "  kernel-like files:"
+	(cd "$root" && find . \( -name 'vmlinu*' -o -name 'bzImage*' -o -name 'config-*' -o -name modules.order \) |
+		sed 's|^\./|    |' | head -n 20)
+}
+
+# Upstream major.minor of a Debian version: 6.12.117-1 -> 6.12, 7.3.4-1~bpo13+1 -> 7.3.
+ver_mm() { sed -E 's/^([0-9]+)\.([0-9]+).*/\1.\2/' <<<"$1"; }
+
+# The newest image package of major.minor K that any of the suites serves, as
+# "suite package version"; nothing when none does. Besides the linux-image-amd64
+# metapackage's current image, a suite's list keeps older images (backports keep
+# every release they shipped): all linux-image-<K>.*-amd64 packages are candidates
+# (not the -cloud, -rt, -dbg or -unsigned flavours).
+resolve_kernel() { # K suites
+	local k=$1 suites=$2 s p v best_v="" best=""
+	for s in ${suites//,/ }; do
+		apt_setup "$s"
+		apt_update "$s"
+		while read -r p; do
+			[[ -n "$p" ]] || continue
+			v=$(apt-cache "${APT_OPTS[@]}" show --no-all-versions "$p" 2>/dev/null |
+				awk -F': ' '$1 == "Version" { print $2; exit }')
+			[[ -n "$v" && "$(ver_mm "$v")" == "$k" ]] || continue
+			if [[ -z "$best_v" ]] || dpkg --compare-versions "$v" gt "$best_v"; then
+				best_v=$v best="$s $p $v"
+			fi
+		done < <(apt-cache "${APT_OPTS[@]}" pkgnames "linux-image-$k." |
+			grep -E "^linux-image-${k//./\\.}\.[0-9][^ ]*-amd64\$" | grep -vE -- '-(cloud|rt)-amd64$' || true)
+	done
+	[[ -z "$best" ]] || echo "$best"
+}
+
+# Set by fetch_one when no suite serves the kernel any more.
+RETIRED=""
+
+fetch_one() { # K suites refresh [forward]
+	local k=$1 suites=$2 refresh=$3 suite dir ver pkg tmp root rel mods layout pkgs r
+	RETIRED=""
 	dir=$KCACHE/$k
 	if ((!refresh)) && kernel_complete "$dir"; then
 		print_kernel "$k" "$dir"
 		return 0
 	fi
-	need apt-get apt-cache dpkg-deb
-	apt_setup "$suite"
-	apt_update "$suite"
-	ver=$(apt-cache "${APT_OPTS[@]}" show --no-all-versions linux-image-amd64 2>/dev/null |
-		awk -F': ' '$1 == "Version" && !v { v = $2 } END { print v }')
-	[[ -n "$ver" ]] || die "$suite: no linux-image-amd64 in $(debian_mirror)"
-	dep=$(apt-cache "${APT_OPTS[@]}" show "linux-image-amd64=$ver" |
-		awk -F': ' '$1 == "Depends" && !d { d = $2 } END { print d }')
-	dep=${dep//|/,}
-	pkg=$(tr ',' '\n' <<<"$dep" | sed -e 's/^ *//' -e 's/ .*//' | grep -m1 '^linux-image-' || true)
-	[[ -n "$pkg" ]] || die "$suite: cannot find the image package in linux-image-amd64 $ver Depends: $dep"
-	if apt-cache "${APT_OPTS[@]}" show "$pkg-unsigned=$ver" >/dev/null 2>&1; then
-		pkg=$pkg-unsigned
-	else
-		note "$suite: $pkg-unsigned $ver not found, using $pkg"
+	need apt-get apt-cache dpkg-deb dpkg
+	r=$(resolve_kernel "$k" "$suites")
+	if [[ -z "$r" ]]; then
+		RETIRED="no suite of $suites serves linux-image-$k.*-amd64 any more"
+		printf '%-6s %-22s %s\n' "$k" RETIRED "$RETIRED"
+		return 0
 	fi
-	if ((refresh)) && kernel_complete "$dir" && [[ "$(cat "$dir/version")" == "$ver" && "$(cat "$dir/package")" == "$pkg" ]]; then
+	read -r suite pkg ver <<<"$r"
+	apt_setup "$suite"
+	read -r layout pkgs < <(image_packages "$suite" "$pkg" "$ver")
+	if ((refresh)) && kernel_complete "$dir" && [[ "$(cat "$dir/version")" == "$ver" && "$(cat "$dir/package")" == "$pkgs" ]]; then
 		print_kernel "$k" "$dir"
 		return 0
 	fi
@@ -192,35 +278,67 @@ fetch_one() { # K refresh
 	tmp=$(mktemp -d "$KCACHE/.fetch-$k.XXXXXX")
 	# shellcheck disable=SC2064 # expand now
 	trap "rm -rf '$tmp'" EXIT
-	note "$k: downloading $pkg $ver ($suite)"
-	(cd "$tmp" && apt-get "${APT_OPTS[@]}" -q download "$pkg=$ver" >"$tmp/download.log" 2>&1) || {
-		cat "$tmp/download.log" >&2
-		die "$k: download of $pkg=$ver failed"
-	}
 	root=$tmp/root
-	dpkg-deb -x "$tmp"/*.deb "$root"
+	mkdir -p "$root" "$tmp/debs"
+	local p
+	for p in $pkgs; do
+		note "$k: downloading $p $ver ($suite, $layout layout)"
+		(cd "$tmp/debs" && apt-get "${APT_OPTS[@]}" -q download "$p=$ver" >"$tmp/download.log" 2>&1) || {
+			cat "$tmp/download.log" >&2
+			die "$k: download of $p=$ver failed"
+		}
+	done
+	local deb
+	for deb in "$tmp"/debs/*.deb; do dpkg-deb -x "$deb" "$root"; done
 	mkdir -p "$tmp/out"
-	local vmlinuz
-	vmlinuz=$(find "$root/boot" -maxdepth 1 -name 'vmlinuz-*' -print -quit)
-	[[ -n "$vmlinuz" ]] || die "$k: no boot/vmlinuz-* in $pkg"
-	rel=${vmlinuz##*/vmlinuz-}
+	# the kernel image: boot/vmlinuz-<rel> (old layout) or {usr/,}lib/modules/<rel>/vmlinuz (new)
+	local vmlinuz="" cands=()
+	shopt -s nullglob
+	cands=("$root"/boot/vmlinuz-* "$root"/usr/lib/modules/*/vmlinuz "$root"/lib/modules/*/vmlinuz)
+	shopt -u nullglob
+	if ((${#cands[@]} != 1)); then
+		{
+			echo "kernels.sh: $k: expected one kernel image (boot/vmlinuz-* or {usr/,}lib/modules/*/vmlinuz) in $pkgs $ver ($suite), found ${#cands[@]}:"
+			printf '    %s\n' "${cands[@]#"$root"/}"
+			describe_tree "$root"
+		} >&2
+		die "$k: unrecognised kernel package layout in $suite ($pkg $ver -> $pkgs)"
+	fi
+	vmlinuz=${cands[0]}
+	case $vmlinuz in
+	*/boot/vmlinuz-*) rel=${vmlinuz##*/vmlinuz-} ;;
+	*) rel=$(basename "$(dirname "$vmlinuz")") ;;
+	esac
 	mods=""
 	for mods in "$root/lib/modules/$rel" "$root/usr/lib/modules/$rel"; do
-		[[ -d "$mods" ]] && break
+		[[ -d "$mods/kernel" ]] && break
 	done
-	[[ -d "$mods" ]] || die "$k: no modules/$rel in $pkg"
+	if [[ ! -d "$mods/kernel" ]]; then
+		{
+			echo "kernels.sh: $k: found the image ${vmlinuz#"$root"/} but no modules tree {usr/,}lib/modules/$rel/kernel in $pkgs:"
+			describe_tree "$root"
+		} >&2
+		die "$k: unrecognised kernel package layout in $suite ($pkg $ver -> $pkgs)"
+	fi
+	mv "$vmlinuz" "$tmp/out/vmlinuz"
+	# the kernel's config: boot/config-<rel> (old layout) or beside the modules (new)
+	local c
+	for c in "$root/boot/config-$rel" "$root/usr/lib/modules/$rel/config" "$root/lib/modules/$rel/config"; do
+		if [[ -f "$c" ]]; then
+			mv "$c" "$tmp/out/config"
+			break
+		fi
+	done
 	# modules.dep is made by the package's postinst: run depmod on the extracted tree
 	need depmod
 	mkdir -p "$tmp/dm/lib/modules"
 	mv "$mods" "$tmp/dm/lib/modules/$rel"
 	depmod -b "$tmp/dm" "$rel" || die "$k: depmod failed"
 	[[ -s "$tmp/dm/lib/modules/$rel/modules.dep" ]] || die "$k: depmod made no modules.dep"
-	mv "$vmlinuz" "$tmp/out/vmlinuz"
 	mv "$tmp/dm/lib/modules/$rel" "$tmp/out/modules"
-	[[ -f "$root/boot/config-$rel" ]] && mv "$root/boot/config-$rel" "$tmp/out/config"
 	echo "$rel" >"$tmp/out/release"
 	echo "$ver" >"$tmp/out/version"
-	echo "$pkg" >"$tmp/out/package"
+	echo "$pkgs" >"$tmp/out/package"
 	echo "$suite" >"$tmp/out/suite"
 	date -u +%Y-%m-%dT%H:%M:%SZ >"$tmp/out/complete"
 	rm -rf "$dir.old"
@@ -248,15 +366,59 @@ cmd_fetch() {
 	exec 9>"$KCACHE/.lock"
 	flock 9
 	for k in "${ks[@]}"; do
-		fetch_one "$k" "$refresh"
+		if ! matrix_suite "$k" >/dev/null; then # a forward kernel: cmd_forward refreshes it
+			print_kernel "$k" "$KCACHE/$k"
+		else
+			fetch_one "$k" "$(matrix_suite "$k")" "$refresh"
+		fi
 	done
 }
 
-kernel_dir() { # K -> cache dir, fetching if needed
+kernel_dir() { # K -> cache dir, fetching if needed; exit 3 if K is retired
 	check_kernel "$1"
 	local dir=$KCACHE/$1
-	kernel_complete "$dir" || cmd_fetch "$1" >&2
+	if ! kernel_complete "$dir"; then
+		cmd_fetch "$1" >&2
+		if [[ -n "$RETIRED" ]]; then
+			echo "kernels.sh: $1: RETIRED: $RETIRED" >&2
+			exit 3
+		fi
+	fi
 	echo "$dir"
+}
+
+# The forward-compatibility kernel: each @forward suite's current linux-image-amd64;
+# the newest major.minor among them, if newer than every matrix line, is fetched and
+# named. Needs the network (the point is to see what Debian ships today).
+cmd_forward() {
+	local s v mm best=""
+	[[ $# -eq 0 ]] || usage 2
+	[[ -n "$FORWARD_SUITES" ]] || return 0
+	need apt-get apt-cache dpkg-deb dpkg
+	mkdir -p "$KCACHE"
+	exec 9>"$KCACHE/.lock"
+	flock 9
+	for s in ${FORWARD_SUITES//,/ }; do
+		apt_setup "$s"
+		apt_update "$s"
+		v=$(apt-cache "${APT_OPTS[@]}" show --no-all-versions linux-image-amd64 2>/dev/null |
+			awk -F': ' '$1 == "Version" { print $2; exit }')
+		[[ -n "$v" ]] || continue
+		mm=$(ver_mm "$v")
+		[[ "$(printf '%s\n%s\n' "$NEWEST_LINE" "$mm" | sort -V | tail -n1)" != "$NEWEST_LINE" ]] || continue
+		if [[ -z "$best" || "$(printf '%s\n%s\n' "$best" "$mm" | sort -V | tail -n1)" == "$mm" ]]; then
+			best=$mm
+		fi
+	done
+	if [[ -z "$best" ]]; then
+		note "forward: no suite of $FORWARD_SUITES serves a kernel newer than $NEWEST_LINE"
+		return 0
+	fi
+	# re-resolved every time (the newest image is the point); downloaded only if it moved
+	fetch_one "$best" "$FORWARD_SUITES" 1 forward >&2
+	[[ -z "$RETIRED" ]] || die "forward: $best: $RETIRED"
+	echo "newer than every matrix line (@forward $FORWARD_SUITES)" >"$KCACHE/$best/forward"
+	echo "$best"
 }
 
 # Extract the vmlinux ELF from a bzImage: find a compressed stream's magic and
@@ -316,6 +478,7 @@ main() {
 		for e in $MATRIX; do echo "${e%%:*} ${e#*:}"; done
 		;;
 	fetch) cmd_fetch "$@" ;;
+	forward) cmd_forward "$@" ;;
 	path)
 		[[ $# -eq 1 ]] || usage 2
 		kernel_dir "$1"

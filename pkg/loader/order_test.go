@@ -200,7 +200,7 @@ func TestManifestInStep(t *testing.T) {
 	}
 	var lines, names []string
 	for _, line := range strings.Split(string(matrix), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") {
+		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") && !strings.HasPrefix(f[0], "@") {
 			lines = append(lines, f[0])
 		}
 	}
