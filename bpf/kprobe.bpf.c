@@ -42,20 +42,36 @@ const volatile __u32 vg_arg_link_old = VG_ARG_UNSET;	/* vfs_link */
 const volatile __u32 vg_arg_link_dir = VG_ARG_UNSET;
 const volatile __u32 vg_arg_link_new = VG_ARG_UNSET;
 
+/*
+ * One argument register of the kprobe's pt_regs, with its offset in the load
+ * instruction itself. Kernels before 7.x accept only a constant-offset load
+ * from the context: left to itself, clang turns vg_arg's switch into one
+ * load from ctx plus a computed offset, which they refuse ("dereference of
+ * modified ctx ptr").
+ */
+#define VG_REG(ctx, reg)                                                                   \
+	({                                                                                 \
+		__u64 __v;                                                                 \
+		asm volatile("%0 = *(u64 *)(%1 + %2)"                                      \
+			     : "=r"(__v)                                                   \
+			     : "r"(ctx), "i"(__builtin_offsetof(struct pt_regs, reg)));    \
+		__v;                                                                       \
+	})
+
 /* The argument at position pos: the register PT_REGS_PARM<pos+1> reads. */
 static __always_inline __u64 vg_arg(struct pt_regs *ctx, __u32 pos)
 {
 	switch (pos) {
 	case 0:
-		return PT_REGS_PARM1(ctx);
+		return VG_REG(ctx, __PT_PARM1_REG);
 	case 1:
-		return PT_REGS_PARM2(ctx);
+		return VG_REG(ctx, __PT_PARM2_REG);
 	case 2:
-		return PT_REGS_PARM3(ctx);
+		return VG_REG(ctx, __PT_PARM3_REG);
 	case 3:
-		return PT_REGS_PARM4(ctx);
+		return VG_REG(ctx, __PT_PARM4_REG);
 	case 4:
-		return PT_REGS_PARM5(ctx);
+		return VG_REG(ctx, __PT_PARM5_REG);
 	}
 	return 0;
 }
