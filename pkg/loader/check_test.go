@@ -511,3 +511,94 @@ func TestReach(t *testing.T) {
 		})
 	}
 }
+
+// ctxArithmetic finds where a program does arithmetic on its context
+// pointer (r1 at entry and its copies). Kernels before 7.x refuse a load
+// from a context pointer so modified ("dereference of modified ctx ptr"),
+// and no tier-1 test loads an object into such a kernel: this is the
+// check that does.
+func ctxArithmetic(insns asm.Instructions) []int {
+	ctx := make([]uint16, len(insns)) // registers that may hold ctx, per instruction
+	seen := make([]bool, len(insns))
+	var bad []int
+	work := []int{0}
+	ctx[0], seen[0] = 1<<asm.R1, true
+	byRaw := map[asm.RawInstructionOffset]int{}
+	raw := make([]asm.RawInstructionOffset, len(insns))
+	iter := insns.Iterate()
+	for iter.Next() {
+		byRaw[iter.Offset], raw[iter.Index] = iter.Index, iter.Offset
+	}
+	flow := func(to int, m uint16) {
+		if to < 0 || to >= len(insns) {
+			return
+		}
+		if !seen[to] || ctx[to]|m != ctx[to] {
+			seen[to] = true
+			ctx[to] |= m
+			work = append(work, to)
+		}
+	}
+	for len(work) > 0 {
+		i := work[len(work)-1]
+		work = work[:len(work)-1]
+		ins := insns[i]
+		m := ctx[i]
+		next := func() { flow(i+1, m) }
+		switch class := ins.OpCode.Class(); class {
+		case asm.ALUClass, asm.ALU64Class:
+			if ins.OpCode.ALUOp() == asm.Mov {
+				if ins.OpCode.Source() == asm.RegSource && m&(1<<ins.Src) != 0 {
+					m |= 1 << ins.Dst
+				} else {
+					m &^= 1 << ins.Dst
+				}
+			} else if m&(1<<ins.Dst) != 0 {
+				bad = append(bad, i)
+				m &^= 1 << ins.Dst
+			}
+			next()
+		case asm.JumpClass, asm.Jump32Class:
+			switch ins.OpCode.JumpOp() {
+			case asm.Exit:
+			case asm.Call:
+				m &^= 0x3f // r0-r5
+				next()
+			case asm.Ja:
+				flow(byRaw[raw[i]+1+asm.RawInstructionOffset(ins.Offset)], m)
+			default:
+				flow(byRaw[raw[i]+1+asm.RawInstructionOffset(ins.Offset)], m)
+				next()
+			}
+		case asm.LdClass, asm.LdXClass:
+			m &^= 1 << ins.Dst
+			next()
+		default:
+			next()
+		}
+	}
+	return bad
+}
+
+func TestNoContextArithmetic(t *testing.T) {
+	for _, o := range kprobeObjects(t) {
+		spec, err := Spec(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, p := range spec.Programs {
+			if bad := ctxArithmetic(p.Instructions); len(bad) > 0 {
+				t.Errorf("object %s program %s: arithmetic on the context pointer at instruction %d: %v",
+					o.Name, name, bad[0], p.Instructions[bad[0]])
+			}
+		}
+	}
+	// The object that showed the problem: 6.1 at 1a3275f, refused by 6.1's verifier.
+	old, err := ebpf.LoadCollectionSpec("testdata/vigil-6.1-ctx-offset.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad := ctxArithmetic(old.Programs["kp_vfs_write"].Instructions); len(bad) == 0 {
+		t.Error("no arithmetic on the context pointer found in the object 6.1's verifier refused")
+	}
+}
