@@ -107,12 +107,6 @@ static __always_inline struct vg_scratch *vg_scratch(void)
 	return bpf_map_lookup_elem(&scratch, &zero);
 }
 
-/* Keep the record types in the object's BTF for the Go layout test. */
-const struct vg_event *vg_unused_event __attribute__((unused));
-const struct vg_counters *vg_unused_counters __attribute__((unused));
-const enum vg_hook *vg_unused_hook __attribute__((unused));
-const enum vg_op *vg_unused_op __attribute__((unused));
-
 static __always_inline struct vg_counters *vg_counters(void)
 {
 	__u32 zero = 0;

@@ -146,7 +146,7 @@ int kp_splice_write(struct pt_regs *ctx)
 SEC("kprobe/vfs_copy_file_range")
 int kp_copy_range(struct pt_regs *ctx)
 {
-	return vg_file_op((struct file *)VG_ARG(ctx, copy_out), VG_OP_WRITE, VG_H_COPY_RANGE,
+	return vg_file_op((struct file *)VG_ARG(ctx, copy_out), VG_OP_WRITE, VG_H_COPY_FILE_RANGE,
 			  VG_ARG(ctx, copy_len));
 }
 

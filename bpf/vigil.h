@@ -1,16 +1,22 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The record layout shared by every vigil BPF object and the Go decoder
- * (pkg/sensor). Fixed-width types and explicit padding only: the Go side
- * checks sizes and offsets against the BTF of each built object.
+ * The contract between every vigil BPF object and the Go side: the record
+ * layout, the map key and value types, and every constant Go needs. Fixed-width
+ * types and explicit padding only. The Go types and constants are generated
+ * from the objects' BTF (cmd/contractgen, `make elf`), and BTF carries structs
+ * and enums but not #defines: a constant Go needs is an enumerator here, and
+ * each enum is kept in the BTF by the anchors at the end of this file.
  */
 #ifndef VIGIL_H
 #define VIGIL_H
 
-#define VG_COMM_LEN 16
-#define VG_NAME_MAX 256	 /* one dentry name, with its NUL */
-#define VG_PATH_MAX 1024 /* one path in a record: power of two */
-#define VG_DEPTH_MAX 32	 /* compile-time bound of every dentry walk */
+/* Sizes and bounds. */
+enum vg_limit {
+	VG_COMM_LEN = 16,
+	VG_NAME_MAX = 256,  /* one dentry name, with its NUL */
+	VG_PATH_MAX = 1024, /* one path in a record: power of two */
+	VG_DEPTH_MAX = 32,  /* compile-time bound of every dentry walk */
+};
 
 /* Record types: the first field of every record. */
 enum vg_type {
@@ -39,12 +45,13 @@ enum vg_match {
 	VG_M_PATH = 4,	   /* tracepoint object: a path string matched */
 };
 
-/* Which hook emitted a record; indexes the counters. Append only. */
+/* Which hook emitted a record; indexes the counters. The Go side names each
+ * hook by its enumerator, lower case without VG_H_ (records, metrics). */
 enum vg_hook {
 	VG_H_VFS_WRITE = 0,
 	VG_H_VFS_WRITEV,
 	VG_H_VFS_ITER_WRITE,
-	VG_H_COPY_RANGE,
+	VG_H_COPY_FILE_RANGE,
 	VG_H_IO_WRITE,
 	VG_H_NOTIFY_CHANGE,
 	VG_H_VFS_RENAME,
@@ -52,29 +59,30 @@ enum vg_hook {
 	VG_H_VFS_LINK,
 	VG_H_FILE_OPEN,
 	VG_H_MMAP,
-	VG_H_VFS_RMDIR,
-	VG_H_VFS_MKDIR,
-	VG_H_SYS_ENTER,
 	VG_H_SYS_EXIT,
 	VG_H_SPLICE_WRITE,
 	VG_H_MAX,
 };
 
 /* Watch entry flags (struct vg_watch.flags). */
-#define VG_W_FILE (1U << 0)	 /* a watched file's inode */
-#define VG_W_NAMES (1U << 1)	 /* a directory holding watched names */
-#define VG_W_RECURSIVE (1U << 2) /* a directory watched at any depth */
-#define VG_W_RESEEDED (1U << 3)	 /* added by the kernel after a replace */
-#define VG_W_ANCHOR (1U << 4)	 /* a glob's or missing path's existing ancestor: creations
+enum vg_watch_flag {
+	VG_W_FILE = 1 << 0,	 /* a watched file's inode */
+	VG_W_NAMES = 1 << 1,	 /* a directory holding watched names */
+	VG_W_RECURSIVE = 1 << 2, /* a directory watched at any depth */
+	VG_W_RESEEDED = 1 << 3,	 /* added by the kernel after a replace */
+	VG_W_ANCHOR = 1 << 4,	 /* a glob's or missing path's existing ancestor: creations
 				  * and renames below (to depth) are reported, not followed */
+};
 
 /* Record flags (struct vg_event.flags). */
-#define VG_F_PATH_TRUNC (1U << 0)  /* path walk hit its bound */
-#define VG_F_EXE_TRUNC (1U << 1)   /* exe walk hit its bound */
-#define VG_F_EXCHANGE (1U << 2)	   /* rename with RENAME_EXCHANGE */
-#define VG_F_RESEEDED (1U << 3)	   /* the kernel added file2 to the map */
-#define VG_F_PATH_ABS (1U << 4)	   /* path is absolute (from the task's root) */
-#define VG_F_GONE (1U << 5)	   /* unlink/rename: the file's last link went */
+enum vg_flag {
+	VG_F_PATH_TRUNC = 1 << 0, /* path walk hit its bound */
+	VG_F_EXE_TRUNC = 1 << 1,  /* exe walk hit its bound */
+	VG_F_EXCHANGE = 1 << 2,	  /* rename with RENAME_EXCHANGE */
+	VG_F_RESEEDED = 1 << 3,	  /* the kernel added file2 to the map */
+	VG_F_PATH_ABS = 1 << 4,	  /* path is absolute (from the task's root) */
+	VG_F_GONE = 1 << 5,	  /* unlink/rename: the file's last link went */
+};
 
 struct vg_key {
 	__u64 dev; /* the kernel's s_dev: major << 20 | minor */
@@ -153,9 +161,18 @@ struct vg_counters {
 	__u64 lost[VG_H_SLOTS];	   /* ring buffer full: record dropped */
 };
 
-#define VG_EVENT_MAX (sizeof(struct vg_event) + 2 * VG_PATH_MAX + VG_PATH_MAX)
-
-
+/* Anchors: no map or program refers to these types, so without a global of
+ * each the compiler would leave them out of the object's BTF, where the Go
+ * generator reads them. Nothing reads or writes them. */
+const struct vg_event *vg_keep_event __attribute__((unused));
+const struct vg_counters *vg_keep_counters __attribute__((unused));
+const enum vg_type *vg_keep_type __attribute__((unused));
+const enum vg_op *vg_keep_op __attribute__((unused));
+const enum vg_match *vg_keep_match __attribute__((unused));
+const enum vg_hook *vg_keep_hook __attribute__((unused));
+const enum vg_watch_flag *vg_keep_watch_flag __attribute__((unused));
+const enum vg_flag *vg_keep_flag __attribute__((unused));
+const enum vg_limit *vg_keep_limit __attribute__((unused));
 
 _Static_assert(sizeof(struct vg_key) == 16, "vg_key layout");
 _Static_assert(sizeof(struct vg_name_key) == 24, "vg_name_key layout");

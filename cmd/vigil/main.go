@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-fim/vigil/elf"
 	"github.com/vigil-fim/vigil/pkg/agent"
 	"github.com/vigil-fim/vigil/pkg/config"
+	"github.com/vigil-fim/vigil/pkg/consumer"
 	"github.com/vigil-fim/vigil/pkg/control"
 	"github.com/vigil-fim/vigil/pkg/kernel"
 	"github.com/vigil-fim/vigil/pkg/loader"
@@ -276,7 +277,7 @@ func cmdScan(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer store.Close()
-	cons, err := scan.NewConsumers(agent.ConsumerOptions(cfg, key))
+	cons, err := consumer.NewAll(agent.ConsumerOptions(cfg, key))
 	if err != nil {
 		fmt.Fprintln(stderr, "vigil scan:", err)
 		return 2

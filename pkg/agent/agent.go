@@ -11,7 +11,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
+	"github.com/vigil-fim/vigil/pkg/expand"
 	"github.com/vigil-fim/vigil/pkg/loader"
 	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/sensor"
@@ -59,47 +59,37 @@ type Options struct {
 // ErrSelfTest is returned when the startup self-test failed.
 var ErrSelfTest = errors.New("self-test failed: the kernel did not report operations on a watched file")
 
-// Agent is a running agent.
+// Agent is a running agent. Its fields follow a record's path: the
+// sensor's records are read from the ring buffer (read) into the queue,
+// matched against the watch set, coalesced, parsed by the consumers
+// (observe) and written as records and as baseline states (handle, emit).
 type Agent struct {
-	opt    Options
-	cfg    *config.Config
+	opt Options
+	cfg *config.Config
+
+	// The data path, in order.
 	sens   *sensor.Sensor
-	set    *watch.Set
-	rec    *recorder
-	cons   map[string]consumer.Consumer
-	states map[string]consumer.State
 	queue  chan *sensor.Event
-	store  *state.Store
+	set    *watch.Set
+	cons   map[string]consumer.Consumer
+	states map[string]consumer.State // each file's last parsed state
+	rec    *recorder
+	store  *storeWriter
+
+	// Beside the data path.
+	readErr chan error   // the ring buffer reader's end
+	loss    *lossTracker // what the kernel or the queue lost: which files to re-read
+	self    *selfTester  // the startup self-test
 	// included are paths watched because a sudoers or sshd_config file
 	// includes them.
 	included map[string]bool
-
-	mu         sync.Mutex
-	dropped    uint64              // records the queue could not take
-	dirty      map[uint64]struct{} // watch ids whose records were dropped
-	lost       uint64              // kernel-reported lost records seen so far
-	readErr    chan error
-	selfTestCh chan *sensor.Event
-	selfTestOK bool
-	// received counts the records read per watch id: against the kernel's
-	// per-entry match counters it tells which entries lost records.
-	received map[uint64]uint64
-	// live and recovered count the change records written of each origin.
-	live, recovered uint64
-	// pending are baseline store entries not yet committed: the store is
-	// written one transaction per batch (flushStore), since every bbolt
-	// commit waits for two fdatasync calls (per record, they held the
-	// pipeline to a few hundred records a second; docs/benchmarks.md).
-	pending []state.Entry
-	// commits carries batches to the committer goroutine while the loop
-	// runs, so that the pipeline does not wait for the disk; nil before
-	// and after, when flushStore commits itself.
-	commits   chan []state.Entry
-	committed chan struct{}
-	// droppedTotal counts the records the queue could not take, ever.
-	droppedTotal uint64
 	// tamper is the periodic tamper check's state (loop goroutine only).
 	tamper tamperState
+
+	// Counters read beside the pipeline (Stats), under mu.
+	mu sync.Mutex
+	// live and recovered count the change records written of each origin.
+	live, recovered uint64
 	// rt holds the reload and metrics state (runtime.go).
 	rt runtimeStats
 	// lim counts what was refused at a limit (limits.go).
@@ -121,7 +111,7 @@ func Run(ctx context.Context, opt Options) error {
 		}
 		a.sens.Close()
 		<-a.readErr
-		if !a.selfTestOK {
+		if !a.self.ok {
 			return ErrSelfTest
 		}
 		return nil
@@ -143,23 +133,17 @@ func start(opt Options) (*Agent, error) {
 	}
 	a := &Agent{
 		opt: opt, cfg: cfg,
-		cons:   map[string]consumer.Consumer{},
 		states: map[string]consumer.State{},
 		queue:  make(chan *sensor.Event, cfg.Agent.QueueSize),
-		dirty:  map[uint64]struct{}{},
 
 		included: map[string]bool{},
-		received: map[uint64]uint64{},
 		rt:       runtimeStats{started: time.Now()},
 	}
-	copts := ConsumerOptions(cfg, opt.Key)
-	for _, k := range config.Kinds {
-		c, err := consumer.New(consumer.Kind(k), copts)
-		if err != nil {
-			return nil, fmt.Errorf("consumer %s: %w", k, err)
-		}
-		a.cons[k] = c
+	cons, err := consumer.NewAll(ConsumerOptions(cfg, opt.Key))
+	if err != nil {
+		return nil, err
 	}
+	a.cons = cons
 	s, err := sensor.New(loader.Options{
 		Object:          cfg.Sensor.Object,
 		Hooks:           cfg.Sensor.Hooks,
@@ -177,10 +161,11 @@ func start(opt Options) (*Agent, error) {
 	a.rec = newRecorder(opt.Out, cfg.Agent.HostName)
 	// The ring buffer reader runs from now on: nothing the kernel reports
 	// while the rest starts up waits in the ring buffer.
-	a.selfTestCh = make(chan *sensor.Event, 64)
+	a.set = watch.New(s, cfg.Sensor.MaxDepth, expand.Infer)
+	a.self = newSelfTester(cfg.Agent.StateDir, a.set, a.rec.selfTest, opt.Log)
+	a.loss = newLossTracker(s)
 	a.readErr = make(chan error, 1)
 	go func() { a.readErr <- a.read() }()
-	a.set = watch.New(s, cfg.Sensor.MaxDepth, kindFor)
 	// Paths that cannot be watched (a full watch map, a bad glob match)
 	// are one not-watched record, before agent-ready.
 	a.notWatched("start", append(a.set.Add(cfg.Watch), a.set.Problems()...))
@@ -198,8 +183,8 @@ func start(opt Options) (*Agent, error) {
 			return nil, fmt.Errorf("dropping capabilities: %w", err)
 		}
 	}
-	a.selfTestOK = a.selfTest()
-	a.flushStore()
+	a.self.run()
+	a.store.flush()
 	files, trees, anchors := a.set.Targets()
 	a.rec.ready(s.Info(), len(a.set.Files()), files, trees, anchors, cfg.Sources)
 	if opt.Handle != nil {
@@ -281,8 +266,8 @@ func (a *Agent) loop(ctx context.Context) error {
 	defer heartbeat.Stop()
 	defer tamper.Stop()
 	co := newCoalescer(window)
-	a.startCommitter()
-	defer a.stopCommitter()
+	a.store.start()
+	defer a.store.stop()
 	var reloads chan reloadReq
 	if a.opt.Handle != nil {
 		reloads = a.opt.Handle.reqs
@@ -290,6 +275,26 @@ func (a *Agent) loop(ctx context.Context) error {
 	}
 	for {
 		select {
+		// The data path: each record in order, then the bursts whose
+		// coalescing window closed, and the store's batch.
+		case e := <-a.queue:
+			a.handle(co, e)
+		case now := <-ticker.C:
+			for _, b := range co.due(now) {
+				a.emitBurst(b)
+			}
+			a.store.flush()
+		// Beside it: loss recovery, liveness, tamper checks, reloads.
+		case <-health.C:
+			a.checkLoss()
+		case <-heartbeat.C:
+			a.heartbeat(started)
+		case <-tamper.C:
+			a.checkTamper()
+		case req := <-reloads:
+			req.done <- a.reload(co, ticker)
+		// The end: the reader stops once the sensor is closed; what was
+		// read is still written.
 		case <-ctx.Done():
 			if a.opt.Handle != nil {
 				a.opt.Handle.detach()
@@ -305,21 +310,6 @@ func (a *Agent) loop(ctx context.Context) error {
 		case err := <-readErr:
 			a.drain(co)
 			return err
-		case e := <-a.queue:
-			a.handle(co, e)
-		case now := <-ticker.C:
-			for _, b := range co.due(now) {
-				a.emitBurst(b)
-			}
-			a.flushStore()
-		case req := <-reloads:
-			req.done <- a.reload(co, ticker)
-		case <-health.C:
-			a.checkLoss()
-		case <-heartbeat.C:
-			a.heartbeat(started)
-		case <-tamper.C:
-			a.checkTamper()
 		}
 	}
 }
@@ -337,23 +327,14 @@ func (a *Agent) read() error {
 			continue
 		}
 		if e.WatchID == selfTestID {
-			select {
-			case a.selfTestCh <- e:
-			default:
-			}
+			a.self.deliver(e)
 			continue
 		}
-		a.mu.Lock()
-		a.received[e.WatchID]++
-		a.mu.Unlock()
+		a.loss.read(e.WatchID)
 		select {
 		case a.queue <- e:
 		default:
-			a.mu.Lock()
-			a.dropped++
-			a.droppedTotal++
-			a.dirty[e.WatchID] = struct{}{}
-			a.mu.Unlock()
+			a.loss.drop(e.WatchID)
 		}
 	}
 }
@@ -367,7 +348,7 @@ func (a *Agent) drain(co *coalescer) {
 			for _, b := range co.all() {
 				a.emitBurst(b)
 			}
-			a.flushStore()
+			a.store.flush()
 			return
 		}
 	}
@@ -421,7 +402,7 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 	a.mu.Lock()
 	a.live++
 	a.mu.Unlock()
-	if f.Kind == "passwd" || f.Kind == "group" {
+	if k := consumer.Kind(f.Kind); k == consumer.KindPasswd || k == consumer.KindGroup {
 		a.rec.forgetNames()
 	}
 }
@@ -432,46 +413,13 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 // "recovered"). The kernel counts, per watch entry, the records it tried to
 // emit; an entry whose count exceeds the records read for it lost records.
 func (a *Agent) checkLoss() {
-	c, err := a.sens.Counters()
-	if err != nil {
+	l, ok := a.loss.collect()
+	if !ok {
 		return
-	}
-	kernelLost := c.TotalLost()
-	a.mu.Lock()
-	dropped := a.dropped
-	a.dropped = 0
-	dirty := a.dirty
-	a.dirty = map[uint64]struct{}{}
-	newLost := kernelLost - a.lost
-	a.lost = kernelLost
-	a.mu.Unlock()
-	if newLost == 0 && dropped == 0 {
-		return
-	}
-	all := false
-	if newLost > 0 {
-		matches := map[uint64]uint64{}
-		if ents, err := a.sens.Entries(); err == nil {
-			for _, e := range ents {
-				matches[e.ID] += e.Matches
-			}
-		}
-		a.mu.Lock()
-		found := false
-		for id, m := range matches {
-			if m > a.received[id] {
-				dirty[id] = struct{}{}
-				found = true
-			}
-		}
-		a.mu.Unlock()
-		// Records matched through a name or a path are counted on no inode
-		// entry: when no entry shows the loss, re-read everything.
-		all = !found
 	}
 	var recovered uint64
 	for _, f := range a.set.Files() {
-		if _, ok := dirty[f.Target]; !ok && !all {
+		if !l.concerns(f.Target) {
 			continue
 		}
 		f := f
@@ -488,7 +436,7 @@ func (a *Agent) checkLoss() {
 	a.mu.Lock()
 	a.recovered += recovered
 	a.mu.Unlock()
-	a.rec.lost(newLost, dropped, len(dirty), all, recovered)
+	a.rec.lost(l.kernel, l.dropped, len(l.dirty), l.all, recovered)
 }
 
 // recoverGone reports a watched file that no longer exists although its
@@ -514,25 +462,11 @@ func (a *Agent) String() string {
 	return fmt.Sprintf("agent(%s)", strings.Join(a.cfg.Sources, ","))
 }
 
-// identityNames are files whose name alone says what they are, wherever
-// they live (a chroot's or a container's /etc, a scratch root).
-var identityNames = map[string]string{"passwd": "passwd", "shadow": "shadow", "group": "group",
-	"gshadow": "gshadow", "sudoers": "sudoers", "sshd_config": "sshd_config",
-	"authorized_keys": "authorized_keys", "authorized_keys2": "authorized_keys"}
-
-// kindFor infers a file's consumer from its path, then from its name.
-func kindFor(p string) string {
-	if k := consumer.KindFor(p); k != "" {
-		return string(k)
-	}
-	return identityNames[p[strings.LastIndexByte(p, '/')+1:]]
-}
-
 // followIncludes watches what a sudoers or sshd_config file includes
 // (#include, @includedir, Include), so a rule slipped into an included file
 // is seen like one in the main file. New files get their baseline at once.
 func (a *Agent) followIncludes(f *watch.File, st consumer.State) {
-	if f.Kind != "sudoers" && f.Kind != "sshd_config" {
+	if k := consumer.Kind(f.Kind); k != consumer.KindSudoers && k != consumer.KindSSHDConfig {
 		return
 	}
 	var added bool
@@ -562,85 +496,14 @@ func (a *Agent) followIncludes(f *watch.File, st consumer.State) {
 	}
 }
 
-// persist records a file's observed state in the baseline store, so that a
-// restart compares with what was last seen (scan.Scan's record format).
+// persist records a file's observed state in the baseline store.
 func (a *Agent) persist(f *watch.File, cur consumer.State, sum string, st *syscall.Stat_t) {
-	if a.store == nil {
-		return
-	}
-	e := state.Entry{Path: f.Path, Kind: f.Kind, State: cur, UpdatedNS: time.Now().UnixNano()}
-	if st == nil {
-		e.Absent = true
-	} else {
-		e.Dev, e.Ino, e.Size, e.Mode, e.UID, e.GID = st.Dev, st.Ino, st.Size, st.Mode, st.Uid, st.Gid
-		e.MtimeNS, e.CtimeNS, e.SHA256 = st.Mtim.Nano(), st.Ctim.Nano(), sum
-	}
-	a.pending = append(a.pending, e)
-	if len(a.pending) >= maxPending {
-		a.flushStore()
+	if a.store != nil {
+		a.store.observed(f, cur, sum, st)
 	}
 }
 
-// maxPending bounds a batch of store entries.
-const maxPending = 4096
-
-// flushStore commits the pending store entries in one transaction. The
-// loop calls it at every coalescing tick (not when its queue runs empty:
-// under a steady trickle that was still a commit every few records), so a
-// crash forgets at most the last tick's states, which the next start then
-// reports again (origin startup): reported twice, never lost.
-func (a *Agent) flushStore() {
-	if len(a.pending) == 0 || a.store == nil {
-		return
-	}
-	if a.commits == nil {
-		a.putStates(a.pending)
-		a.pending = a.pending[:0]
-		return
-	}
-	if len(a.pending) < maxPending {
-		select {
-		case a.commits <- a.pending:
-		default:
-			return // the committer is still writing: keep gathering
-		}
-	} else {
-		a.commits <- a.pending // a full batch waits for the committer
-	}
-	a.pending = nil
-}
-
-func (a *Agent) putStates(es []state.Entry) {
-	if err := a.store.PutMany(es); err != nil {
-		a.opt.Log.Warn().Err(err).Int("entries", len(es)).Msg("recording state")
-	}
-}
-
-// startCommitter starts the goroutine that commits batches in order.
-func (a *Agent) startCommitter() {
-	a.commits, a.committed = make(chan []state.Entry, 1), make(chan struct{})
-	go func(in <-chan []state.Entry, done chan<- struct{}) {
-		defer close(done)
-		for es := range in {
-			a.putStates(es)
-		}
-	}(a.commits, a.committed)
-}
-
-// stopCommitter commits what is pending and waits for the committer.
-func (a *Agent) stopCommitter() {
-	if a.commits == nil {
-		return
-	}
-	if len(a.pending) > 0 {
-		a.commits <- a.pending
-		a.pending = nil
-	}
-	close(a.commits)
-	<-a.committed
-	a.commits = nil
-}
-
+// persistAbsent records a file as absent in the baseline store.
 func (a *Agent) persistAbsent(f *watch.File) {
 	c := a.cons[f.Kind]
 	if c == nil || a.store == nil {
@@ -660,7 +523,7 @@ func (a *Agent) startup() error {
 	if err != nil {
 		return err
 	}
-	a.store = st
+	a.store = newStoreWriter(st, a.opt.Log)
 	res, err := scan.Run(context.Background(), a.cfg.Watch, a.cfg.Sensor.MaxDepth, st, a.cons,
 		scan.ScanOptions{Update: true})
 	if err != nil {
@@ -689,85 +552,6 @@ func (a *Agent) startup() error {
 	}
 	return nil
 }
-
-// selfTestID is the watch id of the self-test's private directory.
-const selfTestID = 1 << 62
-
-// selfTest creates, writes, replaces by rename and deletes a file in a
-// private watched directory and checks that the kernel reported each
-// operation, then writes the result as a record.
-func (a *Agent) selfTest() bool {
-	dir := filepath.Join(a.cfg.Agent.StateDir, "selftest")
-	os.RemoveAll(dir)
-	want := []sensor.Op{sensor.OpCreate, sensor.OpWrite, sensor.OpRename, sensor.OpUnlink}
-	seen := map[sensor.Op]bool{}
-	fail := func(err error) bool {
-		a.rec.selfTest(want, seen, err)
-		return false
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fail(err)
-	}
-	defer a.dropSelfTestEntries()
-	defer os.RemoveAll(dir)
-	key, err := a.sens.WatchTree(dir, selfTestID)
-	if err != nil {
-		return fail(err)
-	}
-	defer a.sens.UnwatchDir(dir, key)
-	// vigil's own operations are never reported (sensor SelfPID): a shell
-	// does them, with the tools an administrator would use.
-	f := filepath.Join(dir, "probe")
-	script := fmt.Sprintf(selfTestScript, f)
-	if out, err := exec.Command("/bin/sh", "-c", script).CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("%v: %s", err, out))
-	}
-	deadline := time.After(selfTestTimeout)
-	for {
-		done := true
-		for _, op := range want {
-			done = done && seen[op]
-		}
-		if done {
-			a.rec.selfTest(want, seen, nil)
-			return true
-		}
-		select {
-		case e := <-a.selfTestCh:
-			if e.Ret == 0 {
-				seen[e.Op] = true
-			}
-		case <-deadline:
-			return fail(fmt.Errorf("no record within %s", selfTestTimeout))
-		}
-	}
-}
-
-// dropSelfTestEntries removes the kernel's entries for the self-test's
-// probe files: the kernel added them as it followed the files, and nothing
-// reads their records through the watch set, which would drop them. Left
-// behind, a later file that reuses a freed probe's inode number (a file
-// created in a watched tree, say) would match them and be lost as a
-// self-test record.
-func (a *Agent) dropSelfTestEntries() {
-	ents, err := a.sens.Entries()
-	if err != nil {
-		a.opt.Log.Warn().Err(err).Msg("clearing the self-test's watch entries")
-		return
-	}
-	for _, e := range ents {
-		if e.ID == selfTestID {
-			a.sens.UnwatchInode(e.Key)
-		}
-	}
-}
-
-// selfTestScript is what the self-test's shell runs on the probe file (%[1]s).
-var selfTestScript = "echo vigil > %[1]s && echo replaced > %[1]s.new && mv %[1]s.new %[1]s && rm %[1]s"
-
-// selfTestTimeout bounds the wait for the self-test's records (generous:
-// emulated kernels are slow).
-var selfTestTimeout = 20 * time.Second
 
 // every is a ticker for d, or one that never fires when d is 0.
 func every(d time.Duration) *time.Ticker {

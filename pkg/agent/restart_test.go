@@ -341,7 +341,7 @@ func TestSelfTest(t *testing.T) {
 	}
 	ok.close()
 	// A script that touches nothing: no record can come back.
-	defer agent.SetSelfTest("true %[1]s", 2*time.Second)()
+	defer agent.SetSelfTest(`true "$1"`, 2*time.Second)()
 	bad := newRecords()
 	err = agent.Run(context.Background(), agent.Options{Config: cfg, Out: bad, Log: zerolog.Nop(),
 		Key: []byte("0123456789abcdef0123456789abcdef"), SelfTestOnly: true})
@@ -352,6 +352,29 @@ func TestSelfTest(t *testing.T) {
 	f := bad.find(func(x rec) bool { return x.s("event.action") == "self-test" })
 	if f == nil || f.s("event.outcome") != "failure" || f.s("event.kind") != "alert" {
 		t.Errorf("failed self-test record: %v", f)
+	}
+}
+
+// TestSelfTestStateDirSpace: a state_dir with a space (and a quote) in its
+// path is one word to the self-test's shell: the self-test passes.
+func TestSelfTestStateDirSpace(t *testing.T) {
+	needAgent(t)
+	dir := t.TempDir()
+	cfg, err := config.Parse("selftest.toml", []byte(fmt.Sprintf("[agent]\nstate_dir = %q\n[output]\nstdout = false\n[[watch]]\npath = %q\n",
+		filepath.Join(dir, "state dir's"), filepath.Join(dir, "f"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := newRecords()
+	err = agent.Run(context.Background(), agent.Options{Config: cfg, Out: out, Log: zerolog.Nop(),
+		Key: []byte("0123456789abcdef0123456789abcdef"), SelfTestOnly: true})
+	out.close()
+	if err != nil {
+		t.Fatalf("self-test with a space in state_dir: %v", err)
+	}
+	r := out.find(func(x rec) bool { return x.s("event.action") == "self-test" })
+	if r == nil || r.s("event.outcome") != "success" {
+		t.Fatalf("self-test record: %v", r)
 	}
 }
 

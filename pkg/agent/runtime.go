@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"reflect"
 	"sort"
@@ -209,6 +208,7 @@ func (a *Agent) stats() Stats {
 	}
 	s.RingBuffer.Used, s.RingBuffer.Size = a.sens.RingFill()
 	s.Records = a.rec.counts()
+	s.LostQueue, _ = a.loss.totals()
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -216,7 +216,6 @@ func (a *Agent) stats() Stats {
 	s.Watch.Rules = len(a.cfg.Watch) + len(a.rt.includes)
 	s.Started = a.rt.started
 	s.Live, s.Recovered = a.live, a.recovered
-	s.LostQueue = a.droppedTotal
 	s.Latency = a.rt.latency.clone()
 	s.ParseErrors = copyCounts(a.rt.parseErrors)
 	s.DecodeErrors = a.rt.decodeErrors
@@ -227,7 +226,7 @@ func (a *Agent) stats() Stats {
 		r := *a.rt.lastReload
 		s.LastReload = &r
 	}
-	s.SelfTestOK = a.selfTestOK
+	s.SelfTestOK = a.self.ok
 	s.Tamper = a.tamper.snapshot()
 	s.Limits = LimitStats{NotWatched: a.lim.notWatched, WatchMapFull: a.lim.watchMapFull, Oversize: a.lim.oversize}
 	return s
@@ -398,18 +397,9 @@ func (a *Agent) reload(co *coalescer, ticker *time.Ticker) ReloadResult {
 	}
 	if !reflect.DeepEqual(a.cfg.Diff, cur.Diff) {
 		res.DiffChanged = true
-		copts := ConsumerOptions(cur, a.opt.Key)
-		cons := map[string]consumer.Consumer{}
-		for _, k := range config.Kinds {
-			c, err := consumer.New(consumer.Kind(k), copts)
-			if err != nil {
-				res.Problems = append(res.Problems, fmt.Sprintf("consumer %s: %v", k, err))
-				cons = nil
-				break
-			}
-			cons[k] = c
-		}
-		if cons != nil {
+		if cons, err := consumer.NewAll(ConsumerOptions(cur, a.opt.Key)); err != nil {
+			res.Problems = append(res.Problems, err.Error())
+		} else {
 			a.cons = cons
 		}
 	}

@@ -64,9 +64,9 @@ func (a *Agent) checkTamper() {
 	active := map[string]bool{}
 	var fresh []sensor.Tamper
 	for _, f := range found {
-		k := f.Check + "|" + f.Hook + "|" + f.Detail
+		k := string(f.Check) + "|" + f.Hook + "|" + f.Detail
 		active[k] = true
-		if !t.active[k] || f.Check == "watch-entry-missing" {
+		if !t.active[k] || f.Check == sensor.CheckWatchEntryMissing {
 			fresh = append(fresh, f)
 		}
 	}
@@ -115,7 +115,7 @@ func (a *Agent) checkEntries() []sensor.Tamper {
 		}
 		delete(t.missing, f.Key)
 		detail := "the watch entry of " + f.Path + " (inode " + f.Key.String() + ") was removed from the kernel map"
-		if err := a.sens.WatchInode(f.Key, f.Target, sensor.WatchFile); err != nil {
+		if err := a.set.Restore(&f); err != nil {
 			detail += "; putting it back failed: " + err.Error()
 		} else {
 			a.mu.Lock()
@@ -123,7 +123,7 @@ func (a *Agent) checkEntries() []sensor.Tamper {
 			a.mu.Unlock()
 			detail += "; put back"
 		}
-		out = append(out, sensor.Tamper{Check: "watch-entry-missing", Detail: detail})
+		out = append(out, sensor.Tamper{Check: sensor.CheckWatchEntryMissing, Detail: detail})
 	}
 	for k := range t.missing {
 		if !seen[k] {
@@ -141,8 +141,9 @@ func (t *tamperState) snapshot() TamperStats {
 
 // heartbeat writes the liveness record.
 func (a *Agent) heartbeat(started time.Time) {
+	dropped, lost := a.loss.totals()
 	a.mu.Lock()
-	live, recovered, dropped, lost := a.live, a.recovered, a.droppedTotal, a.lost
+	live, recovered := a.live, a.recovered
 	a.tamper.beats++
 	ts := a.tamper.snapshot()
 	a.mu.Unlock()
@@ -163,7 +164,7 @@ func (a *Agent) heartbeat(started time.Time) {
 		Uptime: time.Since(started), Live: live, Recovered: recovered,
 		LostKernel: lost, LostQueue: dropped, Hits: hits, Emitted: emitted,
 		Files: len(a.set.Files()), Entries: entries, Capacity: a.sens.Capacity(),
-		SelfTest: a.selfTestOK, Tamper: ts, Caps: capNames(),
+		SelfTest: a.self.ok, Tamper: ts, Caps: capNames(),
 	}
 	a.rec.heartbeat(hb)
 }
@@ -208,7 +209,7 @@ func (r *recorder) tamper(found []sensor.Tamper) {
 	sort.SliceStable(found, func(i, j int) bool { return found[i].Check < found[j].Check })
 	arr := zerolog.Arr()
 	for _, f := range found {
-		d := zerolog.Dict().Str("check", f.Check).Str("detail", f.Detail)
+		d := zerolog.Dict().Str("check", string(f.Check)).Str("detail", f.Detail)
 		if f.Hook != "" {
 			d.Str("hook", f.Hook)
 		}

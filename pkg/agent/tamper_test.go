@@ -17,6 +17,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/vigil-fim/vigil/pkg/config"
+	"github.com/vigil-fim/vigil/pkg/loader"
 	"github.com/vigil-fim/vigil/pkg/sensor"
 	"github.com/vigil-fim/vigil/pkg/testutil"
 )
@@ -56,7 +57,7 @@ func watchedMap(t *testing.T, before map[ebpf.MapID]bool, keys ...sensor.Key) *e
 			continue // gone meanwhile
 		}
 		info, err := m.Info()
-		all := err == nil && info.Name == "watched"
+		all := err == nil && info.Name == loader.MapWatched
 		for _, k := range keys {
 			all = all && m.Lookup(k, make([]byte, m.ValueSize())) == nil
 		}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-multierror"
+
+	"github.com/vigil-fim/vigil/pkg/consumer"
 )
 
 // DefaultPath is read when no --config is given and it exists.
@@ -84,9 +86,13 @@ type Sensor struct {
 	RingBufferKiB int `toml:"ring_buffer_kib"`
 	// MaxWatches sizes the in-kernel watch map (inodes).
 	MaxWatches int `toml:"max_watches"`
-	// MaxDepth bounds recursive watches (1..32).
+	// MaxDepth bounds recursive watches (1..32; DefaultMaxDepth).
 	MaxDepth int `toml:"max_depth"`
 }
+
+// DefaultMaxDepth is sensor.max_depth when the configuration leaves it out:
+// how many levels below a recursive watch's directory are watched.
+const DefaultMaxDepth = 16
 
 // Coalesce merges bursts of writes to one file into one record.
 type Coalesce struct {
@@ -171,8 +177,14 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // MarshalText implements encoding.TextMarshaler.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
-// Kinds are the consumer kinds a watch may name.
-var Kinds = []string{"passwd", "shadow", "group", "gshadow", "sudoers", "authorized_keys", "sshd_config", "diff", "hash"}
+// Kinds are the consumer kinds a watch may name (consumer.Kinds).
+var Kinds = func() []string {
+	out := make([]string, len(consumer.Kinds))
+	for i, k := range consumer.Kinds {
+		out[i] = string(k)
+	}
+	return out
+}()
 
 // Load reads the configuration: path if given, else DefaultPath when it
 // exists, else the embedded default; then the *.toml drop-ins of the
@@ -253,7 +265,7 @@ func Defaults() Config {
 	return Config{
 		Agent: Agent{StateDir: "/var/lib/vigil", QueueSize: 65536, Heartbeat: Duration{time.Minute}, TamperCheck: Duration{10 * time.Second},
 			Socket: DefaultSocket},
-		Sensor:   Sensor{Object: "auto", Hooks: "auto", RingBufferKiB: 4096, MaxWatches: 65536, MaxDepth: 16},
+		Sensor:   Sensor{Object: "auto", Hooks: "auto", RingBufferKiB: 4096, MaxWatches: 65536, MaxDepth: DefaultMaxDepth},
 		Coalesce: Coalesce{Window: Duration{200 * time.Millisecond}},
 		Diff:     Diff{MaxBytes: 65536},
 		Output:   Output{Stdout: true, Syslog: Syslog{Facility: "authpriv", AppName: "vigil"}},

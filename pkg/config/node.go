@@ -4,8 +4,9 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -185,12 +186,7 @@ func decodeValue(n *node, rv reflect.Value, path []string, errs **multierror.Err
 				fields[tag] = i
 			}
 		}
-		keys := make([]string, 0, len(n.table))
-		for k := range n.table {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(n.table)) {
 			sub := n.table[k]
 			p := append(append([]string(nil), path...), k)
 			i, ok := fields[k]
@@ -284,6 +280,9 @@ func kindOf(n *node) string {
 // locate maps each key path ("sensor.hooks", "watch.1.path", "watch.1") to
 // the line it is written on. It reads TOML's line structure only as far as
 // needed for that: headers, key = value lines, and values spanning lines.
+// BurntSushi/toml records each key's position while parsing, but keeps it
+// unexported (v1.6.0, the newest: MetaData offers IsDefined, Type, Keys and
+// Undecoded, none with a line), so the lines are found here.
 func locate(data []byte) map[string]int {
 	out := map[string]int{}
 	counts := map[string]int{}

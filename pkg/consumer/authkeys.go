@@ -121,18 +121,11 @@ func (authKeysConsumer) Diff(prev, cur State) ([]Change, error) {
 	if !ok || err != nil {
 		return nil, err
 	}
-	old := make(map[string]*authKey, len(p.Keys))
-	for i := range p.Keys {
-		old[p.Keys[i].FP] = &p.Keys[i]
-	}
 	var out []Change
-	curFP := make(map[string]bool, len(s.Keys))
-	for _, k := range s.Keys {
-		curFP[k.FP] = true
-		o := old[k.FP]
+	pairByKey(p.Keys, s.Keys, func(k *authKey) string { return k.FP }, func(o, k *authKey) {
 		if o == nil {
 			out = append(out, Change{Type: ChangeKeyAdded, Name: k.FP, New: k.fields(), Flags: k.Flags, Line: k.Line})
-			continue
+			return
 		}
 		if o.Options != k.Options {
 			out = append(out, Change{Type: ChangeKeyOptionsChanged, Name: k.FP, Fields: []string{"options"},
@@ -142,11 +135,8 @@ func (authKeysConsumer) Diff(prev, cur State) ([]Change, error) {
 			out = append(out, Change{Type: ChangeKeyCommentChanged, Name: k.FP, Fields: []string{"comment"},
 				Old: map[string]string{"comment": o.Comment}, New: map[string]string{"comment": k.Comment}, Line: k.Line})
 		}
-	}
-	for _, k := range p.Keys {
-		if !curFP[k.FP] {
-			out = append(out, Change{Type: ChangeKeyRemoved, Name: k.FP, Old: k.fields(), Flags: k.Flags, Line: k.Line})
-		}
-	}
+	}, func(k *authKey) {
+		out = append(out, Change{Type: ChangeKeyRemoved, Name: k.FP, Old: k.fields(), Flags: k.Flags, Line: k.Line})
+	})
 	return out, nil
 }

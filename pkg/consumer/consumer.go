@@ -202,6 +202,20 @@ var DefaultRedact = []*regexp.Regexp{
 	regexp.MustCompile(`-----(BEGIN|END) [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----`),
 }
 
+// NewAll returns one consumer of every kind (Kinds), by kind: what the
+// agent and the scan parse with.
+func NewAll(opts Options) (map[string]Consumer, error) {
+	out := make(map[string]Consumer, len(Kinds))
+	for _, k := range Kinds {
+		c, err := New(k, opts)
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", k, err)
+		}
+		out[string(k)] = c
+	}
+	return out, nil
+}
+
 // New returns the consumer for a kind.
 func New(kind Kind, opts Options) (Consumer, error) {
 	needKey := false
@@ -349,6 +363,27 @@ func marshalState(kind Kind, absent bool, st headed) (State, error) {
 
 // errNilState is returned by Diff when cur is missing.
 var errNilState = errors.New("consumer: current state is empty")
+
+// pairByKey pairs two states' entries by key for Diff: each current entry,
+// in order, with the previous entry of the same key (nil when it is new);
+// then each previous entry whose key is gone, in order.
+func pairByKey[E any](prev, cur []E, key func(*E) string, each func(old, cur *E), gone func(old *E)) {
+	old := make(map[string]*E, len(prev))
+	for i := range prev {
+		old[key(&prev[i])] = &prev[i]
+	}
+	now := make(map[string]bool, len(cur))
+	for i := range cur {
+		k := key(&cur[i])
+		now[k] = true
+		each(old[k], &cur[i])
+	}
+	for i := range prev {
+		if !now[key(&prev[i])] {
+			gone(&prev[i])
+		}
+	}
+}
 
 // decodePair decodes prev and cur for Diff. ok is false when there is nothing
 // to diff (no previous observation, or the file is now absent). An absent prev

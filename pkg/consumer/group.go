@@ -127,30 +127,20 @@ func (groupConsumer) Diff(prev, cur State) ([]Change, error) {
 	if !ok || err != nil {
 		return nil, err
 	}
-	old := make(map[string]*groupEntry, len(p.Groups))
-	for i := range p.Groups {
-		old[p.Groups[i].Name] = &p.Groups[i]
-	}
 	var out []Change
-	curNames := make(map[string]bool, len(s.Groups))
-	for _, g := range s.Groups {
-		curNames[g.Name] = true
+	pairByKey(p.Groups, s.Groups, func(g *groupEntry) string { return g.Name }, func(o, g *groupEntry) {
 		flags := groupFlags(g.Name, g.GID, g.NIS)
-		o := old[g.Name]
 		if o == nil {
 			out = append(out, Change{Type: ChangeGroupAdded, Name: g.Name, New: map[string]string{"gid": g.GID, "members": strings.Join(g.Members, ",")}, Flags: flags, Line: g.Line})
-			continue
+			return
 		}
 		if o.GID != g.GID {
 			out = append(out, Change{Type: ChangeGroupModified, Name: g.Name, Fields: []string{"gid"}, Old: map[string]string{"gid": o.GID}, New: map[string]string{"gid": g.GID}, Flags: flags, Line: g.Line})
 		}
 		out = append(out, memberChanges(g.Name, g.Line, flags, o.Members, g.Members, ChangeGroupMemberAdded, ChangeGroupMemberRemoved, "member")...)
-	}
-	for _, g := range p.Groups {
-		if !curNames[g.Name] {
-			out = append(out, Change{Type: ChangeGroupRemoved, Name: g.Name, Old: map[string]string{"gid": g.GID, "members": strings.Join(g.Members, ",")}, Flags: groupFlags(g.Name, g.GID, g.NIS), Line: g.Line})
-		}
-	}
+	}, func(g *groupEntry) {
+		out = append(out, Change{Type: ChangeGroupRemoved, Name: g.Name, Old: map[string]string{"gid": g.GID, "members": strings.Join(g.Members, ",")}, Flags: groupFlags(g.Name, g.GID, g.NIS), Line: g.Line})
+	})
 	return out, nil
 }
 
@@ -223,31 +213,21 @@ func (c gshadowConsumer) Diff(prev, cur State) ([]Change, error) {
 	if !ok || err != nil {
 		return nil, err
 	}
-	old := make(map[string]*gshadowEntry, len(p.Groups))
-	for i := range p.Groups {
-		old[p.Groups[i].Name] = &p.Groups[i]
-	}
 	var out []Change
-	curNames := make(map[string]bool, len(s.Groups))
-	for _, g := range s.Groups {
-		curNames[g.Name] = true
+	pairByKey(p.Groups, s.Groups, func(g *gshadowEntry) string { return g.Name }, func(o, g *gshadowEntry) {
 		flags := groupFlags(g.Name, "", false)
-		o := old[g.Name]
 		if o == nil {
 			out = append(out, Change{Type: ChangeGroupAdded, Name: g.Name, New: map[string]string{"admins": strings.Join(g.Admins, ","), "members": strings.Join(g.Members, ",")}, Flags: flagSet(append(flags, pwFlag(g.PW))...), Line: g.Line})
-			continue
+			return
 		}
 		if o.PW != g.PW || o.PWFP != g.PWFP {
 			out = append(out, Change{Type: ChangeGroupPasswordChanged, Name: g.Name, Fields: []string{"password"}, Flags: flagSet(append(flags, pwFlag(g.PW))...), Line: g.Line})
 		}
 		out = append(out, memberChanges(g.Name, g.Line, flags, o.Admins, g.Admins, ChangeGroupAdminAdded, ChangeGroupAdminRemoved, "admin")...)
 		out = append(out, memberChanges(g.Name, g.Line, flags, o.Members, g.Members, ChangeGroupMemberAdded, ChangeGroupMemberRemoved, "member")...)
-	}
-	for _, g := range p.Groups {
-		if !curNames[g.Name] {
-			out = append(out, Change{Type: ChangeGroupRemoved, Name: g.Name, Old: map[string]string{"admins": strings.Join(g.Admins, ","), "members": strings.Join(g.Members, ",")}, Flags: groupFlags(g.Name, "", false), Line: g.Line})
-		}
-	}
+	}, func(g *gshadowEntry) {
+		out = append(out, Change{Type: ChangeGroupRemoved, Name: g.Name, Old: map[string]string{"admins": strings.Join(g.Admins, ","), "members": strings.Join(g.Members, ",")}, Flags: groupFlags(g.Name, "", false), Line: g.Line})
+	})
 	return out, nil
 }
 

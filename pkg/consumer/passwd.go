@@ -153,10 +153,6 @@ func (c passwdConsumer) Diff(prev, cur State) ([]Change, error) {
 	if !ok || err != nil {
 		return nil, err
 	}
-	old := make(map[string]*passwdUser, len(p.Users))
-	for i := range p.Users {
-		old[p.Users[i].Name] = &p.Users[i]
-	}
 	uid0 := 0
 	for _, u := range s.Users {
 		if u.UID == "0" && !u.NIS {
@@ -183,14 +179,12 @@ func (c passwdConsumer) Diff(prev, cur State) ([]Change, error) {
 		return ""
 	}
 	var out []Change
-	curNames := make(map[string]bool, len(s.Users))
-	for _, u := range s.Users {
-		curNames[u.Name] = true
-		o := old[u.Name]
+	pairByKey(p.Users, s.Users, func(u *passwdUser) string { return u.Name }, func(o, up *passwdUser) {
+		u := *up
 		if o == nil {
 			flags := append(uidFlags(u), u.pwFlags()...)
 			out = append(out, Change{Type: ChangeUserAdded, Name: u.Name, New: u.fields(), Flags: flagSet(append(flags, nis(u))...), Line: u.Line})
-			continue
+			return
 		}
 		if fields, ov, nv := fieldDiff(o.fields(), u.fields()); fields != nil {
 			var flags []string
@@ -202,11 +196,8 @@ func (c passwdConsumer) Diff(prev, cur State) ([]Change, error) {
 		if o.PW != u.PW || o.PWFP != u.PWFP {
 			out = append(out, Change{Type: ChangePasswordFieldChanged, Name: u.Name, Fields: []string{"password"}, Flags: flagSet(append(u.pwFlags(), nis(u))...), Line: u.Line})
 		}
-	}
-	for _, u := range p.Users {
-		if !curNames[u.Name] {
-			out = append(out, Change{Type: ChangeUserRemoved, Name: u.Name, Old: u.fields(), Flags: flagSet(nis(u)), Line: u.Line})
-		}
-	}
+	}, func(u *passwdUser) {
+		out = append(out, Change{Type: ChangeUserRemoved, Name: u.Name, Old: u.fields(), Flags: flagSet(nis(*u)), Line: u.Line})
+	})
 	return out, nil
 }

@@ -178,18 +178,11 @@ func (c shadowConsumer) Diff(prev, cur State) ([]Change, error) {
 	if !ok || err != nil {
 		return nil, err
 	}
-	old := make(map[string]*shadowUser, len(p.Users))
-	for i := range p.Users {
-		old[p.Users[i].Name] = &p.Users[i]
-	}
 	var out []Change
-	curNames := make(map[string]bool, len(s.Users))
-	for _, u := range s.Users {
-		curNames[u.Name] = true
-		o := old[u.Name]
+	pairByKey(p.Users, s.Users, func(u *shadowUser) string { return u.Name }, func(o, u *shadowUser) {
 		if o == nil {
 			out = append(out, Change{Type: ChangeUserAdded, Name: u.Name, New: u.summary(), Flags: u.flags(), Line: u.Line})
-			continue
+			return
 		}
 		switch {
 		case u.Empty && !o.Empty:
@@ -205,11 +198,8 @@ func (c shadowConsumer) Diff(prev, cur State) ([]Change, error) {
 		if fields, ov, nv := fieldDiff(o.Aging, u.Aging); fields != nil {
 			out = append(out, Change{Type: ChangeAgingChanged, Name: u.Name, Fields: fields, Old: ov, New: nv, Line: u.Line})
 		}
-	}
-	for _, u := range p.Users {
-		if !curNames[u.Name] {
-			out = append(out, Change{Type: ChangeUserRemoved, Name: u.Name, Old: map[string]string{"algorithm": u.Algorithm}, Line: u.Line})
-		}
-	}
+	}, func(u *shadowUser) {
+		out = append(out, Change{Type: ChangeUserRemoved, Name: u.Name, Old: map[string]string{"algorithm": u.Algorithm}, Line: u.Line})
+	})
 	return out, nil
 }

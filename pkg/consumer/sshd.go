@@ -166,26 +166,16 @@ func (sshdConsumer) Diff(prev, cur State) ([]Change, error) {
 	if !ok || err != nil {
 		return nil, err
 	}
-	old := make(map[string]*sshdOption, len(p.Options))
-	for i := range p.Options {
-		old[p.Options[i].Name] = &p.Options[i]
-	}
 	var out []Change
-	curNames := make(map[string]bool, len(s.Options))
-	for _, o := range s.Options {
-		curNames[o.Name] = true
-		po := old[o.Name]
+	pairByKey(p.Options, s.Options, func(o *sshdOption) string { return o.Name }, func(po, o *sshdOption) {
 		switch {
 		case po == nil:
 			out = append(out, Change{Type: ChangeOptionAdded, Name: o.Name, New: map[string]string{"value": o.Value}, Flags: sshdFlags(o.Name, o.Value), Line: o.Line})
 		case po.Value != o.Value:
 			out = append(out, Change{Type: ChangeOptionChanged, Name: o.Name, Old: map[string]string{"value": po.Value}, New: map[string]string{"value": o.Value}, Flags: sshdFlags(o.Name, o.Value), Line: o.Line})
 		}
-	}
-	for _, o := range p.Options {
-		if !curNames[o.Name] {
-			out = append(out, Change{Type: ChangeOptionRemoved, Name: o.Name, Old: map[string]string{"value": o.Value}, Line: o.Line})
-		}
-	}
+	}, func(o *sshdOption) {
+		out = append(out, Change{Type: ChangeOptionRemoved, Name: o.Name, Old: map[string]string{"value": o.Value}, Line: o.Line})
+	})
 	return append(out, diffIncludes(p.Includes, s.Includes)...), nil
 }

@@ -263,13 +263,13 @@ func configure(spec *ebpf.CollectionSpec, opt Options) error {
 		}
 		return nil
 	}
-	if opt.MaxDepth > 32 {
-		return fmt.Errorf("max depth %d: at most 32", opt.MaxDepth)
+	if opt.MaxDepth > DepthMax {
+		return fmt.Errorf("max depth %d: at most %d", opt.MaxDepth, DepthMax)
 	}
-	if err := set("vg_max_depth", opt.MaxDepth); err != nil {
+	if err := set(VarMaxDepth, opt.MaxDepth); err != nil {
 		return err
 	}
-	if err := set("vg_self_tgid", opt.SelfPID); err != nil {
+	if err := set(VarSelfTGID, opt.SelfPID); err != nil {
 		return err
 	}
 	size := func(name string, v uint32) {
@@ -277,9 +277,9 @@ func configure(spec *ebpf.CollectionSpec, opt Options) error {
 			m.MaxEntries = v
 		}
 	}
-	size("events", opt.RingBufferBytes)
-	size("watched", opt.WatchEntries)
-	size("names", opt.NameEntries)
+	size(MapEvents, opt.RingBufferBytes)
+	size(MapWatched, opt.WatchEntries)
+	size(MapNames, opt.NameEntries)
 	return nil
 }
 

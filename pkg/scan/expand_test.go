@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/vigil-fim/vigil/pkg/config"
+	"github.com/vigil-fim/vigil/pkg/expand"
 )
 
 func TestExpand(t *testing.T) {
@@ -69,9 +70,9 @@ func TestExpand(t *testing.T) {
 
 	// The scope agrees with the expansion, and covers the places where a
 	// deleted file used to be.
-	sc := newScope(rules, 3)
+	sc := expand.NewScope(rules, 3)
 	for _, tg := range got {
-		if !sc.covers(tg.Path) {
+		if !sc.Covers(tg.Path) {
 			t.Errorf("scope does not cover target %s", tg.Path)
 		}
 	}
@@ -83,7 +84,7 @@ func TestExpand(t *testing.T) {
 		"globdir/m3/h": true, "globdir/m1/sub/h": false, "globdir/other/h": false,
 		"etc/passwd": true, "etc/shadow": false, "elsewhere/x": false,
 	} {
-		if got := sc.covers(p(rel)); got != want {
+		if got := sc.Covers(p(rel)); got != want {
 			t.Errorf("covers(%s) = %v, want %v", rel, got, want)
 		}
 	}
@@ -120,17 +121,5 @@ func TestExpandProblems(t *testing.T) {
 	_, errs := Expand([]config.Watch{{Path: filepath.Join(root, "d"), Recursive: true, Source: "test.toml"}}, 0)
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "test.toml") {
 		t.Errorf("errs %v", errs)
-	}
-}
-
-func TestKindFor(t *testing.T) {
-	for p, want := range map[string]string{
-		"/etc/passwd": "passwd", "/etc/sudoers.d/10-x": "sudoers", "/etc/ssh/sshd_config.d/a.conf": "sshd_config",
-		"/chroot/etc/shadow": "shadow", "/x/gshadow": "gshadow", "/srv/root/.ssh/authorized_keys2": "authorized_keys",
-		"/etc/hosts": "hash", "/etc/passwd-": "hash",
-	} {
-		if got := KindFor(p); got != want {
-			t.Errorf("KindFor(%s) = %q, want %q", p, got, want)
-		}
 	}
 }

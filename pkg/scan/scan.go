@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
+	"github.com/vigil-fim/vigil/pkg/expand"
 	"github.com/vigil-fim/vigil/pkg/state"
 )
 
@@ -127,19 +128,6 @@ type Result struct {
 	Errors []error
 	// Duration is the scan's wall time.
 	Duration time.Duration
-}
-
-// NewConsumers returns one consumer of every kind, as Scan wants them.
-func NewConsumers(opts consumer.Options) (map[string]consumer.Consumer, error) {
-	out := map[string]consumer.Consumer{}
-	for _, k := range consumer.Kinds {
-		c, err := consumer.New(k, opts)
-		if err != nil {
-			return nil, err
-		}
-		out[string(k)] = c
-	}
-	return out, nil
 }
 
 // Run expands rules (see Expand) and scans the result, telling deleted
@@ -552,13 +540,13 @@ func (s *scanner) stale(ts []Target) error {
 	if len(gone) == 0 {
 		return nil
 	}
-	var sc *scope
+	var sc *expand.Scope
 	if len(s.opts.Rules) > 0 && !s.res.Baseline {
-		sc = newScope(s.opts.Rules, s.opts.MaxDepth)
+		sc = expand.NewScope(s.opts.Rules, s.opts.MaxDepth)
 	}
 	var remove, covered []string
 	for _, p := range gone {
-		if sc == nil || !sc.covers(p) {
+		if sc == nil || !sc.Covers(p) {
 			remove = append(remove, p)
 			s.res.Pruned++
 		} else {

@@ -23,7 +23,7 @@ var testKey = bytes.Repeat([]byte{0x5a}, 32)
 
 func testConsumers(t testing.TB) map[string]consumer.Consumer {
 	t.Helper()
-	cons, err := NewConsumers(consumer.Options{Key: testKey})
+	cons, err := consumer.NewAll(consumer.Options{Key: testKey})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,13 +12,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Key names an inode: the kernel's device number (major<<20 | minor, as in
-// struct super_block.s_dev) and the inode number.
-type Key struct {
-	Dev uint64
-	Ino uint64
-}
+// The record layout, the map key and value types, the operations, match
+// kinds, hooks and flags are generated from bpf/vigil.h: contract_gen.go.
 
+// String writes a Key (struct vg_key: an inode named by the kernel's device
+// number, major<<20 | minor as in struct super_block.s_dev, and its inode
+// number) as major:minor:inode.
 func (k Key) String() string {
 	return fmt.Sprintf("%d:%d:%d", k.Dev>>20, k.Dev&0xfffff, k.Ino)
 }
@@ -44,137 +43,7 @@ func KeyOf(path string, nofollow bool) (Key, *unix.Stat_t, error) {
 	return Key{Dev: KernelDev(st.Dev), Ino: st.Ino}, &st, nil
 }
 
-// Op is what happened to a file (enum vg_op).
-type Op uint32
-
-// The operations, as bpf/vigil.h numbers them.
-const (
-	OpWrite    Op = 1
-	OpTruncate Op = 2
-	OpMmap     Op = 3
-	OpCreate   Op = 4
-	OpRename   Op = 5
-	OpUnlink   Op = 6
-	OpLink     Op = 7
-	OpSetattr  Op = 8
-	OpMkdir    Op = 9
-	OpRmdir    Op = 10
-)
-
-var opNames = map[Op]string{
-	OpWrite: "write", OpTruncate: "truncate", OpMmap: "mmap", OpCreate: "create",
-	OpRename: "rename", OpUnlink: "unlink", OpLink: "link", OpSetattr: "setattr",
-	OpMkdir: "mkdir", OpRmdir: "rmdir",
-}
-
-func (o Op) String() string {
-	if s, ok := opNames[o]; ok {
-		return s
-	}
-	return fmt.Sprintf("op(%d)", uint32(o))
-}
-
-// Match is how a record's file matched the watch set (enum vg_match).
-type Match uint32
-
-// The match kinds.
-const (
-	MatchInode    Match = 1
-	MatchName     Match = 2
-	MatchAncestor Match = 3
-	MatchPath     Match = 4
-)
-
-func (m Match) String() string {
-	switch m {
-	case MatchInode:
-		return "inode"
-	case MatchName:
-		return "name"
-	case MatchAncestor:
-		return "ancestor"
-	case MatchPath:
-		return "path"
-	}
-	return fmt.Sprintf("match(%d)", uint32(m))
-}
-
-// Hook is the kernel hook that emitted a record (enum vg_hook).
-type Hook uint32
-
-// HookNames lists the hooks by their enum value.
-var HookNames = []string{
-	"vfs_write", "vfs_writev", "vfs_iter_write", "copy_file_range", "io_write",
-	"notify_change", "vfs_rename", "vfs_unlink", "vfs_link", "file_open", "mmap",
-	"vfs_rmdir", "vfs_mkdir", "sys_enter", "sys_exit", "splice_write",
-}
-
-func (h Hook) String() string {
-	if int(h) < len(HookNames) {
-		return HookNames[h]
-	}
-	return fmt.Sprintf("hook(%d)", uint32(h))
-}
-
-// Record flags (VG_F_*).
-const (
-	FlagPathTrunc = 1 << 0
-	FlagExeTrunc  = 1 << 1
-	FlagExchange  = 1 << 2
-	FlagReseeded  = 1 << 3
-	FlagPathAbs   = 1 << 4
-	FlagGone      = 1 << 5
-)
-
-// Record types (enum vg_type).
-const typeFile = 1
-
-// rawHeader mirrors struct vg_hdr.
-type rawHeader struct {
-	Type uint16
-	Size uint16
-	CPU  uint32
-	TS   uint64
-}
-
-// rawEvent mirrors struct vg_event; TestLayout checks it against each
-// object's BTF.
-type rawEvent struct {
-	Hdr       rawHeader
-	Op        uint32
-	Hook      uint32
-	Match     uint32
-	Flags     uint32
-	WatchID   uint64
-	File      Key
-	File2     Key
-	Dir       Key
-	Dir2      Key
-	Ret       int64
-	Arg1      uint64
-	Arg2      uint64
-	Mode      uint32
-	AttrUID   uint32
-	AttrGID   uint32
-	Pad1      uint32
-	PID       uint32
-	TID       uint32
-	PPID      uint32
-	UID       uint32
-	GID       uint32
-	EUID      uint32
-	EGID      uint32
-	AUID      uint32
-	SessionID uint32
-	MntNS     uint32
-	Cgroup    uint64
-	Comm      [16]byte
-	PathLen   uint16
-	Path2Len  uint16
-	ExeLen    uint16
-	Pad       uint16
-}
-
+// rawEventSize is the fixed part of a file record; its strings follow.
 const rawEventSize = int(unsafe.Sizeof(rawEvent{}))
 
 // Event is one kernel record, decoded.

@@ -7,10 +7,6 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// maxResolveDepth bounds the user-space ancestor walk, as vg_max_depth
-// bounds the kernel's.
-const maxResolveDepth = 16
-
 // resolve completes a tracepoint object's path record (MatchPath): the
 // kernel could filter the path only by its name's hash and its directory,
 // so here the path is matched against the watch set exactly, the inodes are
@@ -139,7 +135,7 @@ func (s *Sensor) matchPath(p string) (pathMatch, bool) {
 		return pathMatch{id: v.ID, dir: pk, rel: filepath.Base(p), byName: true, ok: true}, true
 	}
 	dir, rel := parent, filepath.Base(p)
-	for i := 0; i < maxResolveDepth; i++ {
+	for i := 0; i < s.maxDepth; i++ {
 		k, _, err := KeyOf(dir, false)
 		if err != nil {
 			break

@@ -14,23 +14,16 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
-	"github.com/rs/zerolog"
 
 	"github.com/vigil-fim/vigil/pkg/kernel"
 	"github.com/vigil-fim/vigil/pkg/loader"
 )
 
-// Watch entry flags (VG_W_*).
-const (
-	WatchFile      = 1 << 0
-	WatchNames     = 1 << 1
-	WatchRecursive = 1 << 2
-	WatchReseeded  = 1 << 3
-	// WatchAnchor marks a directory below which creations and renames (to a
-	// depth) are reported but not followed: a glob's fixed prefix, or the
-	// nearest existing ancestor of a path that does not exist yet.
-	WatchAnchor = 1 << 4
-)
+// The watch entry flags (WatchFile, WatchNames, WatchRecursive,
+// WatchReseeded, WatchAnchor) are enum vg_watch_flag: contract_gen.go.
+// WatchAnchor marks a directory below which creations and renames (to a
+// depth) are reported but not followed: a glob's fixed prefix, or the nearest
+// existing ancestor of a path that does not exist yet.
 
 // Entry is one in-kernel watch entry keyed by inode.
 type Entry struct {
@@ -42,19 +35,6 @@ type Entry struct {
 	// Matches counts the records this entry made the kernel try to emit:
 	// compared with the records received, it tells which entries lost some.
 	Matches uint64
-}
-
-type watchValue struct {
-	ID      uint64
-	Flags   uint32
-	Depth   uint32
-	Matches uint64
-}
-
-type nameKey struct {
-	Dev    uint64
-	DirIno uint64
-	Hash   uint64
 }
 
 // Info says which object runs and why.
@@ -89,6 +69,9 @@ type Sensor struct {
 	// The tracepoint object's path filters; nil in other objects.
 	basenames *ebpf.Map
 	dirpaths  *ebpf.Map
+	// maxDepth is the loaded object's vg_max_depth: how far the user-space
+	// ancestor walk (resolve) goes, as the kernel's does.
+	maxDepth int
 
 	mu        sync.Mutex
 	closed    bool
@@ -118,23 +101,32 @@ func NewWithFacts(facts *kernel.Facts, opt loader.Options) (*Sensor, error) {
 	}
 	s := &Sensor{
 		loaded: l,
-		watch:  l.Coll.Maps["watched"],
-		names:  l.Coll.Maps["names"],
-		ctrs:   l.Coll.Maps["counters"],
+		watch:  l.Coll.Maps[loader.MapWatched],
+		names:  l.Coll.Maps[loader.MapNames],
+		ctrs:   l.Coll.Maps[loader.MapCounters],
 
-		basenames: l.Coll.Maps["basenames"],
-		dirpaths:  l.Coll.Maps["dirpaths"],
+		basenames: l.Coll.Maps[loader.MapBasenames],
+		dirpaths:  l.Coll.Maps[loader.MapDirpaths],
 		info: Info{
 			Kernel: facts.Release, Object: l.Object.Name, HookTyp: l.Object.Hooks,
 			Why: l.Why, Hooks: l.Hooks, Refused: l.Refused, BTF: l.Object.BTF,
 			Features: features[l.Object.Hooks],
 		},
 	}
-	if s.watch == nil || s.names == nil || s.ctrs == nil || l.Coll.Maps["events"] == nil {
+	if s.watch == nil || s.names == nil || s.ctrs == nil || l.Coll.Maps[loader.MapEvents] == nil {
 		l.Close()
 		return nil, fmt.Errorf("object %s lacks a map vigil needs", l.Object.Name)
 	}
-	s.rd, err = ringbuf.NewReader(l.Coll.Maps["events"])
+	var depth uint32
+	if v := l.Coll.Variables[loader.VarMaxDepth]; v == nil {
+		l.Close()
+		return nil, fmt.Errorf("object %s lacks %s", l.Object.Name, loader.VarMaxDepth)
+	} else if err := v.Get(&depth); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("object %s: reading %s: %w", l.Object.Name, loader.VarMaxDepth, err)
+	}
+	s.maxDepth = int(depth)
+	s.rd, err = ringbuf.NewReader(l.Coll.Maps[loader.MapEvents])
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("opening ring buffer: %w", err)
@@ -144,13 +136,6 @@ func NewWithFacts(facts *kernel.Facts, opt loader.Options) (*Sensor, error) {
 
 // Info returns which object runs and why.
 func (s *Sensor) Info() Info { return s.info }
-
-// Log writes the startup record's sensor fields.
-func (i Info) Log(ev *zerolog.Event) *zerolog.Event {
-	return ev.Str("kernel", i.Kernel).Str("object", i.Object).Str("hook_type", i.HookTyp).
-		Str("why", i.Why).Strs("hooks", i.Hooks).Str("built_against", i.BTF).Strs("features", i.Features).
-		Interface("refused", i.Refused)
-}
 
 // Read blocks for the next record. It returns ErrClosed after Close.
 func (s *Sensor) Read() (*Event, error) {
@@ -361,18 +346,6 @@ func (c Counters) TotalLost() uint64 {
 		n += v
 	}
 	return n
-}
-
-const (
-	hookMax   = 16 // VG_H_MAX
-	hookSlots = 16 // VG_H_SLOTS
-)
-
-type rawCounters struct {
-	Hits    [hookSlots]uint64
-	Matched [hookSlots]uint64
-	Emitted [hookSlots]uint64
-	Lost    [hookSlots]uint64
 }
 
 // Counters reads the kernel's counters.

@@ -10,14 +10,27 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/hashicorp/go-multierror"
+)
+
+// TamperCheck names what a tamper check found.
+type TamperCheck string
+
+// The tamper checks' findings.
+const (
+	CheckProgramMissing    TamperCheck = "program-missing"
+	CheckLinkMissing       TamperCheck = "link-missing"
+	CheckLinkReplaced      TamperCheck = "link-replaced"
+	CheckLinkUnreadable    TamperCheck = "link-unreadable"
+	CheckHookSilent        TamperCheck = "hook-silent"
+	CheckKprobesDisabled   TamperCheck = "kprobes-disabled"
+	CheckWatchEntryMissing TamperCheck = "watch-entry-missing"
 )
 
 // Tamper is one sign that vigil's kernel side was changed behind its back.
 type Tamper struct {
-	// Check names what failed: "program-missing", "link-missing",
-	// "link-replaced", "link-unreadable", "hook-silent", "kprobes-disabled",
-	// "watch-entry-missing".
-	Check string `json:"check"`
+	// Check names what failed.
+	Check TamperCheck `json:"check"`
 	// Hook is the attach point concerned ("kprobe/vfs_write"), if one.
 	Hook   string         `json:"hook,omitempty"`
 	ProgID ebpf.ProgramID `json:"prog_id,omitempty"`
@@ -48,25 +61,25 @@ func (s *Sensor) CheckAttached() ([]Tamper, error) {
 	var out []Tamper
 	for _, a := range s.loaded.Attached {
 		if progs != nil && a.ProgID != 0 && !progs[a.ProgID] {
-			out = append(out, Tamper{Check: "program-missing", Hook: a.Hook, ProgID: a.ProgID,
+			out = append(out, Tamper{Check: CheckProgramMissing, Hook: a.Hook, ProgID: a.ProgID,
 				Detail: fmt.Sprintf("program %s (id %d) is no longer listed by the kernel", a.Program, a.ProgID)})
 		}
 		if a.LinkID == 0 {
 			continue
 		}
 		if links != nil && !links[a.LinkID] {
-			out = append(out, Tamper{Check: "link-missing", Hook: a.Hook, ProgID: a.ProgID, LinkID: a.LinkID,
+			out = append(out, Tamper{Check: CheckLinkMissing, Hook: a.Hook, ProgID: a.ProgID, LinkID: a.LinkID,
 				Detail: fmt.Sprintf("link %d is no longer listed by the kernel", a.LinkID)})
 			continue
 		}
 		info, err := a.Link().Info()
 		if err != nil {
-			out = append(out, Tamper{Check: "link-unreadable", Hook: a.Hook, ProgID: a.ProgID, LinkID: a.LinkID,
+			out = append(out, Tamper{Check: CheckLinkUnreadable, Hook: a.Hook, ProgID: a.ProgID, LinkID: a.LinkID,
 				Detail: err.Error()})
 			continue
 		}
 		if info.Program != a.ProgID {
-			out = append(out, Tamper{Check: "link-replaced", Hook: a.Hook, ProgID: a.ProgID, LinkID: a.LinkID,
+			out = append(out, Tamper{Check: CheckLinkReplaced, Hook: a.Hook, ProgID: a.ProgID, LinkID: a.LinkID,
 				Detail: fmt.Sprintf("link %d runs program %d, not vigil's %d", a.LinkID, info.Program, a.ProgID)})
 		}
 	}
@@ -109,7 +122,7 @@ func linkIDs() (map[link.ID]bool, error) {
 var canaryHooks = map[string]string{
 	"vfs_write": "vfs_write", "security_file_open": "file_open", "notify_change": "notify_change",
 	"vfs_rename": "vfs_rename", "vfs_unlink": "vfs_unlink", "vfs_link": "vfs_link",
-	"sys_exit": "sys_exit", "sys_enter": "sys_enter",
+	"sys_exit": "sys_exit",
 }
 
 // Canary checks that the hooks still run: it opens, writes, chmods, links,
@@ -142,13 +155,13 @@ func (s *Sensor) Canary(dir string) ([]Tamper, error) {
 		}
 		seen[name] = true
 		if after.Hits[name] <= before.Hits[name] {
-			out = append(out, Tamper{Check: "hook-silent", Hook: a.Hook, ProgID: a.ProgID, LinkID: a.LinkID,
+			out = append(out, Tamper{Check: CheckHookSilent, Hook: a.Hook, ProgID: a.ProgID, LinkID: a.LinkID,
 				Detail: fmt.Sprintf("hook %s did not run for the canary's operations", a.Hook)})
 		}
 	}
 	if len(out) > 0 && s.info.HookTyp == "kprobe" {
 		if b, err := os.ReadFile(kprobesEnabled); err == nil && strings.TrimSpace(string(b)) == "0" {
-			out = append(out, Tamper{Check: "kprobes-disabled",
+			out = append(out, Tamper{Check: CheckKprobesDisabled,
 				Detail: kprobesEnabled + " is 0: every kprobe on the system is disarmed"})
 		}
 	}
@@ -172,7 +185,7 @@ func canaryOps(dir string) error {
 	}
 	_, werr := f.WriteString(time.Now().UTC().Format(time.RFC3339Nano) + "\n")
 	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
+	if err := multierror.Append(werr, cerr).ErrorOrNil(); err != nil {
 		return err
 	}
 	if err := os.Chmod(p, 0o400); err != nil {

@@ -70,7 +70,7 @@ func TestTamperDetachByID(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !hasCheck(found, "hook-silent") {
+			if !hasCheck(found, sensor.CheckHookSilent) {
 				t.Fatalf("%s detached, canary saw nothing: %+v", a.Hook, found)
 			}
 			t.Fatalf("%s: the kernel let another process detach vigil's link (detected: %+v); "+
@@ -116,11 +116,11 @@ func TestTamperKprobesDisarmed(t *testing.T) {
 		t.Fatal(cerr)
 	}
 	t.Logf("found: %+v", found)
-	if !hasCheck(found, "kprobes-disabled") || !hasCheck(found, "hook-silent") {
+	if !hasCheck(found, sensor.CheckKprobesDisabled) || !hasCheck(found, sensor.CheckHookSilent) {
 		t.Fatalf("disarmed kprobes not reported: %+v", found)
 	}
 	for _, f := range found {
-		if f.Check == "hook-silent" && !strings.HasPrefix(f.Hook, "kprobe/") {
+		if f.Check == sensor.CheckHookSilent && !strings.HasPrefix(f.Hook, "kprobe/") {
 			t.Errorf("non-kprobe hook reported silent: %+v", f)
 		}
 	}
@@ -164,20 +164,20 @@ func TestTamperLinkClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if victim.LinkID != 0 && !hasCheck(found, "link-missing") {
+	if victim.LinkID != 0 && !hasCheck(found, sensor.CheckLinkMissing) {
 		t.Fatalf("closed link %d not reported: %+v", victim.LinkID, found)
 	}
 	found, err = s2.Canary(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !hasCheck(found, "hook-silent") {
+	if !hasCheck(found, sensor.CheckHookSilent) {
 		t.Fatalf("closed %s not reported silent: %+v", victim.Hook, found)
 	}
 	t.Logf("found: %+v", found)
 }
 
-func hasCheck(found []sensor.Tamper, check string) bool {
+func hasCheck(found []sensor.Tamper, check sensor.TamperCheck) bool {
 	for _, f := range found {
 		if f.Check == check {
 			return true

@@ -72,8 +72,8 @@ type Options struct {
 
 // Entry is the last observation of one watched path.
 type Entry struct {
-	// Path is the watched path (the record's key).
-	Path string `json:"path"`
+	// Path is the watched path (the record's key, not stored in its value).
+	Path string `json:"path,omitempty"`
 	// Kind is the consumer kind that produced State.
 	Kind string `json:"kind"`
 	// Dev and Ino identify the inode (st_dev, st_ino).
@@ -99,29 +99,13 @@ type Entry struct {
 	UpdatedNS int64 `json:"updated_ns,omitempty"`
 }
 
-// record is Entry as stored: the path is the key, not repeated in the value.
-type record struct {
-	Kind      string          `json:"kind"`
-	Dev       uint64          `json:"dev,omitempty"`
-	Ino       uint64          `json:"ino,omitempty"`
-	Size      int64           `json:"size,omitempty"`
-	Mode      uint32          `json:"mode,omitempty"`
-	UID       uint32          `json:"uid,omitempty"`
-	GID       uint32          `json:"gid,omitempty"`
-	MtimeNS   int64           `json:"mtime_ns,omitempty"`
-	CtimeNS   int64           `json:"ctime_ns,omitempty"`
-	SHA256    string          `json:"sha256,omitempty"`
-	State     json.RawMessage `json:"state,omitempty"`
-	Absent    bool            `json:"absent,omitempty"`
-	UpdatedNS int64           `json:"updated_ns,omitempty"`
-}
-
 func encode(e *Entry) ([]byte, error) {
 	if e.Path == "" {
 		return nil, errors.New("state: entry without a path")
 	}
-	r := record{Kind: e.Kind, Dev: e.Dev, Ino: e.Ino, Size: e.Size, Mode: e.Mode, UID: e.UID, GID: e.GID,
-		MtimeNS: e.MtimeNS, CtimeNS: e.CtimeNS, SHA256: e.SHA256, State: e.State, Absent: e.Absent, UpdatedNS: e.UpdatedNS}
+	// As stored: the path is the key, not repeated in the value.
+	r := *e
+	r.Path = ""
 	b, err := json.Marshal(&r)
 	if err != nil {
 		return nil, fmt.Errorf("state: encoding %s: %w", e.Path, err)
@@ -130,12 +114,12 @@ func encode(e *Entry) ([]byte, error) {
 }
 
 func decode(k, v []byte) (Entry, error) {
-	var r record
-	if err := json.Unmarshal(v, &r); err != nil {
+	var e Entry
+	if err := json.Unmarshal(v, &e); err != nil {
 		return Entry{}, fmt.Errorf("state: record %q is corrupt: %w", k, err)
 	}
-	return Entry{Path: string(k), Kind: r.Kind, Dev: r.Dev, Ino: r.Ino, Size: r.Size, Mode: r.Mode, UID: r.UID, GID: r.GID,
-		MtimeNS: r.MtimeNS, CtimeNS: r.CtimeNS, SHA256: r.SHA256, State: r.State, Absent: r.Absent, UpdatedNS: r.UpdatedNS}, nil
+	e.Path = string(k)
+	return e, nil
 }
 
 // Store is the baseline store: one record per watched path in a bbolt

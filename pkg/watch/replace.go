@@ -2,12 +2,12 @@ package watch
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/vigil-fim/vigil/pkg/config"
+	"github.com/vigil-fim/vigil/pkg/expand"
 	"github.com/vigil-fim/vigil/pkg/sensor"
 )
 
@@ -90,11 +90,11 @@ func (s *Set) Replace(rules []config.Watch) ReplaceResult {
 			continue
 		}
 		w := want[k]
-		r := &Rule{Watch: w, Kind: w.Kind}
+		r := &Rule{Watch: w}
 		s.rules = append(s.rules, r)
 		res.Added++
 		if err := s.addRule(r); err != nil {
-			res.Errors = append(res.Errors, fmt.Errorf("watch %s (%s): %w", r.Path, r.Source, err))
+			res.Errors = append(res.Errors, expand.Problem(&r.Watch, err))
 		}
 	}
 	return res
@@ -241,11 +241,7 @@ func (s *Set) coveringTree(path string, gone map[uint64]*Target) *Target {
 		if _, ok := gone[id]; ok || t.Kind != kindTree {
 			continue
 		}
-		if !strings.HasPrefix(path, t.Path+"/") || s.outside(t, path) {
-			continue
-		}
-		rel := strings.TrimPrefix(path, t.Path+"/")
-		if strings.Count(rel, "/")+1 > s.maxDepth {
+		if path == t.Path || !expand.Under(t.Path, path) || expand.Level(t.Path, path) > s.maxDepth || s.outside(t, path) {
 			continue
 		}
 		if best == nil || len(t.Path) > len(best.Path) {
@@ -260,22 +256,14 @@ func (s *Set) coveringTree(path string, gone map[uint64]*Target) *Target {
 // watched first.
 func (s *Set) refill(rs []*Rule) {
 	r := rs[0]
-	if hasMeta(r.Path) {
-		matches, _ := filepath.Glob(r.Path)
-		for _, m := range matches {
-			st, err := os.Stat(m)
-			if err != nil {
+	if expand.HasMeta(r.Path) {
+		roots, _ := expand.Roots(&r.Watch)
+		for _, root := range roots {
+			if root.Form == expand.Dir && s.hasTarget(r, root.Path, kindTree) {
 				continue
 			}
-			if st.IsDir() {
-				if !s.hasTarget(r, m, kindTree) {
-					err = s.addDir(r, m)
-				}
-			} else {
-				err = s.addFile(r, m)
-			}
-			if err != nil {
-				s.problems = append(s.problems, fmt.Errorf("watch %s: %s: %w", r.Path, m, err))
+			if err := s.addRoot(r, root); err != nil {
+				s.problems = append(s.problems, fmt.Errorf("watch %s: %s: %w", r.Path, root.Path, err))
 			}
 		}
 		return
@@ -288,7 +276,7 @@ func (s *Set) refill(rs []*Rule) {
 		}
 	}
 	if err := s.addRule(r); err != nil {
-		s.problems = append(s.problems, fmt.Errorf("watch %s (%s): %w", r.Path, r.Source, err))
+		s.problems = append(s.problems, expand.Problem(&r.Watch, err))
 	}
 }
 

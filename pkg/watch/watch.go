@@ -6,9 +6,7 @@
 package watch
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/vigil-fim/vigil/pkg/config"
+	"github.com/vigil-fim/vigil/pkg/expand"
 	"github.com/vigil-fim/vigil/pkg/sensor"
 )
 
@@ -31,10 +30,10 @@ type Kernel interface {
 	UnwatchDir(dir string, k sensor.Key) error
 }
 
-// Rule is one configured [[watch]] entry.
+// Rule is one configured [[watch]] entry (its Kind empty: inferred per
+// file).
 type Rule struct {
 	config.Watch
-	Kind string // the configured kind; empty: inferred per file
 }
 
 // Target is something the kernel matches by id: one file path, one tree,
@@ -96,15 +95,10 @@ type Set struct {
 }
 
 // New returns an empty set driving k. kindFor infers a file's consumer kind
-// from its path when its rule names none ("" means "hash").
+// from its path when its rule names none (expand.Infer; nil infers nothing,
+// "" means "hash").
 func New(k Kernel, maxDepth int, kindFor func(path string) string) *Set {
-	if maxDepth <= 0 {
-		maxDepth = 16
-	}
-	if kindFor == nil {
-		kindFor = func(string) string { return "" }
-	}
-	return &Set{k: k, maxDepth: maxDepth, nextID: 1, targets: map[uint64]*Target{},
+	return &Set{k: k, maxDepth: expand.MaxDepth(maxDepth), nextID: 1, targets: map[uint64]*Target{},
 		byKey: map[sensor.Key]*File{}, byPath: map[string]*File{}, namesIn: map[sensor.Key]int{},
 		kindFor: kindFor}
 }
@@ -116,33 +110,47 @@ func (s *Set) Add(rules []config.Watch) []error {
 	defer s.mu.Unlock()
 	var errs []error
 	for i := range rules {
-		r := &Rule{Watch: rules[i], Kind: rules[i].Kind}
+		r := &Rule{Watch: rules[i]}
 		s.rules = append(s.rules, r)
 		if err := s.addRule(r); err != nil {
-			errs = append(errs, fmt.Errorf("watch %s (%s): %w", r.Path, r.Source, err))
+			errs = append(errs, expand.Problem(&r.Watch, err))
 		}
 	}
 	return errs
 }
 
+// addRule watches what a rule names now (expand.Roots). A glob's matches
+// are watched one by one (a match that cannot be is a problem, the others
+// go on), and its fixed prefix is anchored so that later matches are
+// reported when they are created.
 func (s *Set) addRule(r *Rule) error {
-	if hasMeta(r.Path) {
-		return s.addGlob(r)
-	}
-	st, err := os.Stat(r.Path)
-	switch {
-	case err == nil && st.IsDir():
-		return s.addDir(r, r.Path)
-	case err == nil:
-		return s.addFile(r, r.Path)
-	case errors.Is(err, fs.ErrNotExist):
-		return s.addMissing(r, r.Path)
-	default:
+	roots, err := expand.Roots(&r.Watch)
+	if err != nil {
 		return err
 	}
+	pattern := filepath.Clean(r.Path)
+	if !expand.HasMeta(pattern) {
+		return s.addRoot(r, roots[0])
+	}
+	for _, root := range roots {
+		if err := s.addRoot(r, root); err != nil {
+			s.problems = append(s.problems, fmt.Errorf("watch %s: %s: %w", r.Path, root.Path, err))
+		}
+	}
+	return s.anchor(r, expand.GlobPrefix(pattern), pattern)
 }
 
-func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
+// addRoot watches one path a rule names.
+func (s *Set) addRoot(r *Rule, root expand.Root) error {
+	switch root.Form {
+	case expand.Dir:
+		return s.addDir(r, root.Path)
+	case expand.File:
+		return s.addFile(r, root.Path)
+	default:
+		return s.addMissing(r, root.Path)
+	}
+}
 
 func (s *Set) newTarget(r *Rule, path string, kind targetKind) *Target {
 	t := &Target{ID: s.nextID, Rule: r, Path: path, Kind: kind}
@@ -158,17 +166,12 @@ func (s *Set) addFile(r *Rule, path string) error {
 	if f, ok := s.byPath[path]; ok && f.Rule != nil {
 		return nil // already watched (another rule, or a glob matched it)
 	}
-	if s.excluded(r, path) {
+	if expand.Excluded(&r.Watch, path) {
 		return nil
 	}
-	real := path
-	if p, err := filepath.EvalSymlinks(path); err == nil {
-		real = p
-	}
+	real, link := expand.Resolve(path)
 	t := s.newTarget(r, real, kindFile)
-	if real != path {
-		t.Link = path
-	}
+	t.Link = link
 	dirKey, _, err := sensor.KeyOf(filepath.Dir(real), false)
 	if err != nil {
 		return fmt.Errorf("parent directory: %w", err)
@@ -180,7 +183,7 @@ func (s *Set) addFile(r *Rule, path string) error {
 	if err := s.k.WatchName(dirKey, filepath.Base(real), t.ID); err != nil {
 		return err
 	}
-	f := &File{Path: real, Link: t.Link, Rule: r, Kind: s.kindOf(r, real), Target: t.ID}
+	f := &File{Path: real, Link: t.Link, Rule: r, Kind: expand.KindOf(&r.Watch, real, link, s.kindFor), Target: t.ID}
 	s.byPath[real] = f
 	if k, _, err := sensor.KeyOf(real, true); err == nil {
 		t.Key = k
@@ -231,13 +234,7 @@ func (s *Set) watchDir(t *Target) (err error) {
 }
 
 func (s *Set) kindOf(r *Rule, path string) string {
-	if r.Kind != "" {
-		return r.Kind
-	}
-	if k := s.kindFor(path); k != "" {
-		return k
-	}
-	return "hash"
+	return expand.KindOf(&r.Watch, path, "", s.kindFor)
 }
 
 // addDir watches a directory: recursively (to the max depth) or its direct
@@ -252,38 +249,10 @@ func (s *Set) addDir(r *Rule, dir string) error {
 	if err := s.watchDir(t); err != nil {
 		return err
 	}
-	depth := 1
-	if r.Recursive {
-		depth = s.maxDepth
+	for _, err := range expand.Walk(&r.Watch, real, s.maxDepth, func(p string) { s.seedTreeFile(t, p) }) {
+		s.problems = append(s.problems, expand.Problem(&r.Watch, err))
 	}
-	return filepath.WalkDir(real, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			s.problems = append(s.problems, err)
-			return nil
-		}
-		rel, _ := filepath.Rel(real, p)
-		level := 0
-		if rel != "." {
-			level = strings.Count(rel, string(filepath.Separator)) + 1
-		}
-		if s.excluded(r, p) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() {
-			if level >= depth {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		s.seedTreeFile(t, p)
-		return nil
-	})
+	return nil
 }
 
 func (s *Set) seedTreeFile(t *Target, p string) *File {
@@ -301,34 +270,6 @@ func (s *Set) seedTreeFile(t *Target, p string) *File {
 		s.problems = append(s.problems, err)
 	}
 	return f
-}
-
-// addGlob watches what a glob matches now, and anchors its fixed prefix so
-// that later matches are reported when they are created.
-func (s *Set) addGlob(r *Rule) error {
-	matches, err := filepath.Glob(r.Path)
-	if err != nil {
-		return err
-	}
-	for _, m := range matches {
-		st, err := os.Stat(m)
-		if err != nil {
-			continue
-		}
-		if st.IsDir() {
-			err = s.addDir(r, m)
-		} else {
-			err = s.addFile(r, m)
-		}
-		if err != nil {
-			s.problems = append(s.problems, fmt.Errorf("watch %s: %s: %w", r.Path, m, err))
-		}
-	}
-	prefix := r.Path
-	for hasMeta(prefix) {
-		prefix = filepath.Dir(prefix)
-	}
-	return s.anchor(r, prefix, r.Path)
 }
 
 // addMissing watches a path that does not exist yet: its parent's name when
@@ -366,7 +307,7 @@ func (s *Set) anchor(r *Rule, dir, pattern string) error {
 // or deeper than a direct child of a directory watched without recursion
 // (the kernel's entry reaches one level; this holds if it ever does not).
 func (s *Set) outside(t *Target, path string) bool {
-	if s.excluded(t.Rule, path) {
+	if expand.Excluded(&t.Rule.Watch, path) {
 		return true
 	}
 	if t.Rule.Recursive {
@@ -374,22 +315,6 @@ func (s *Set) outside(t *Target, path string) bool {
 	}
 	rel, err := filepath.Rel(t.Path, path)
 	return err != nil || strings.Contains(rel, string(filepath.Separator))
-}
-
-// excluded matches a rule's exclude globs against the path, its base name,
-// and every directory above it (so "/srv/www/cache/*" covers all of cache).
-func (s *Set) excluded(r *Rule, path string) bool {
-	for _, x := range r.Exclude {
-		if ok, _ := filepath.Match(x, filepath.Base(path)); ok {
-			return true
-		}
-		for p := path; p != "/" && p != "."; p = filepath.Dir(p) {
-			if ok, _ := filepath.Match(x, p); ok {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // Covers reports whether a path is already watched: as a file, or below a
@@ -402,7 +327,7 @@ func (s *Set) Covers(path string) bool {
 		return true
 	}
 	for _, t := range s.targets {
-		if t.Kind == kindTree && t.Rule.Recursive && (path == t.Path || strings.HasPrefix(path, t.Path+"/")) {
+		if t.Kind == kindTree && t.Rule.Recursive && expand.Under(t.Path, path) {
 			return true
 		}
 	}
