@@ -42,7 +42,7 @@ while read -r name hooks btf suite facts; do
 	btf_kernel=$(awk -v b="$btf" '$1 == b { $1 = ""; sub(/^ +/, ""); print; exit }' bpf/btf/SOURCES)
 	[ -n "$btf_kernel" ] || { echo "build-elf: bpf/btf/SOURCES does not say where BTF $btf came from" >&2; exit 1; }
 	obj=vigil-$name.o
-	$CLANG -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
+	$CLANG -g -O2 -target bpf -D__TARGET_ARCH_x86 -fms-extensions -Wall -Wno-microsoft-anon-tag -Werror \
 		-ffile-prefix-map="$PWD"=. -I "$inc" -I bpf -idirafter /usr/include/x86_64-linux-gnu "${defs[@]}" \
 		-c "$src" -o "$work/$obj"
 	$STRIP -g "$work/$obj" -o "$out/$obj"

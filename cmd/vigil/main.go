@@ -433,9 +433,7 @@ func cmdObjects(stdout, stderr io.Writer) int {
 		verdict := "ok"
 		if err != nil {
 			verdict = err.Error()
-		} else if hooked, err := loader.HookedFuncs(spec); err != nil {
-			verdict = err.Error()
-		} else if err := loader.Verify(c.Object, hooked, facts); err != nil && c.Object.Hooks == loader.HooksKprobe {
+		} else if err := loader.Check(c.Object, spec, facts); err != nil {
 			verdict = "refused: " + err.Error()
 		}
 		fmt.Fprintf(stdout, "  %d. %s: %s [BTF check: %s]\n", i+1, c.Object.Name, c.Why, verdict)

@@ -25,6 +25,25 @@ const (
 
 // The objects' tunables: read-only globals set before load.
 const (
-	VarMaxDepth = "vg_max_depth"
-	VarSelfTGID = "vg_self_tgid"
+	VarArgCopyLen      = "vg_arg_copy_len"      // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgCopyOut      = "vg_arg_copy_out"      // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgIOReq        = "vg_arg_io_req"        // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgIterwFile    = "vg_arg_iterw_file"    // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgLinkDir      = "vg_arg_link_dir"      // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgLinkNew      = "vg_arg_link_new"      // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgLinkOld      = "vg_arg_link_old"      // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgMmapFile     = "vg_arg_mmap_file"     // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgMmapFlags    = "vg_arg_mmap_flags"    // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgMmapProt     = "vg_arg_mmap_prot"     // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgNotifyAttr   = "vg_arg_notify_attr"   // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgNotifyDentry = "vg_arg_notify_dentry" // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgOpenFile     = "vg_arg_open_file"     // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgRenameRd     = "vg_arg_rename_rd"     // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgSpliceOut    = "vg_arg_splice_out"    // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgUnlinkDentry = "vg_arg_unlink_dentry" // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgWriteCount   = "vg_arg_write_count"   // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgWriteFile    = "vg_arg_write_file"    // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgWritevFile   = "vg_arg_writev_file"   // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarMaxDepth        = "vg_max_depth"
+	VarSelfTGID        = "vg_self_tgid"
 )

@@ -169,11 +169,7 @@ func try(c Candidate, f *kernel.Facts, opt Options) (*Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	hooked, err := HookedFuncs(spec)
-	if err != nil {
-		return nil, err
-	}
-	if err := Verify(c.Object, hooked, f); err != nil {
+	if err := Check(c.Object, spec, f); err != nil {
 		return nil, fmt.Errorf("verifying against kernel BTF: %w", err)
 	}
 	if err := configure(spec, opt); err != nil {

@@ -15,6 +15,9 @@ package loader
 import (
 	"fmt"
 	"sort"
+	"strings"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/vigil-fim/vigil/elf"
 	"github.com/vigil-fim/vigil/pkg/kernel"
@@ -137,87 +140,39 @@ func distance(lo, hi kernel.Version) int {
 	return (hi.Major-lo.Major)*1000 + (hi.Minor - lo.Minor)
 }
 
-// expectations are what each fact in bpf/matrix means for the kernel's BTF:
-// function -> parameter index -> C type.
-var expectations = map[string]map[string]map[string]map[int]string{
-	"rename": {
-		"renamedata": {"vfs_rename": {0: "struct renamedata *"}},
-	},
-	"idmap": {
-		"none": {
-			"vfs_unlink":    {0: "struct inode *", 1: "struct dentry *"},
-			"notify_change": {0: "struct dentry *", 1: "struct iattr *"},
-			"vfs_link":      {0: "struct dentry *", 1: "struct inode *", 2: "struct dentry *"},
-		},
-		"userns": {
-			"vfs_unlink":    {0: "struct user_namespace *", 2: "struct dentry *"},
-			"notify_change": {0: "struct user_namespace *", 1: "struct dentry *", 2: "struct iattr *"},
-			"vfs_link":      {1: "struct user_namespace *", 2: "struct inode *", 3: "struct dentry *"},
-		},
-		"idmap": {
-			"vfs_unlink":    {0: "struct mnt_idmap *", 2: "struct dentry *"},
-			"notify_change": {0: "struct mnt_idmap *", 1: "struct dentry *", 2: "struct iattr *"},
-			"vfs_link":      {1: "struct mnt_idmap *", 2: "struct inode *", 3: "struct dentry *"},
-		},
-	},
-}
-
-// Verify checks an object's facts and hooked functions against the kernel's
-// BTF: every hooked function exists, and every fact the object was built
-// with holds for this kernel.
-func Verify(o elf.Object, hooked []string, f *kernel.Facts) error {
-	if f.Funcs == nil {
+// Check verifies an object against the kernel's BTF before the verifier
+// sees it, and prepares spec for this kernel:
+//   - every function the object hooks exists;
+//   - every argument variable is set to where this kernel's prototype has
+//     the argument (args.go);
+//   - every CO-RE relocation that the code can reach applies (core.go).
+//
+// The error names what is missing: a function, a parameter, a type or a
+// field.
+func Check(o elf.Object, spec *ebpf.CollectionSpec, f *kernel.Facts) error {
+	if f.Funcs == nil || f.Spec == nil {
 		return fmt.Errorf("kernel %s: no BTF to verify against", f.Release)
+	}
+	if len(o.Facts) > 0 {
+		keys := make([]string, 0, len(o.Facts))
+		for k := range o.Facts {
+			keys = append(keys, k+"="+o.Facts[k])
+		}
+		sort.Strings(keys)
+		return fmt.Errorf("object built with facts %s: this loader knows no build-time kernel facts (bpf/matrix)",
+			strings.Join(keys, " "))
+	}
+	hooked, err := HookedFuncs(spec)
+	if err != nil {
+		return err
 	}
 	for _, fn := range hooked {
 		if _, err := f.Funcs.Func(fn); err != nil {
 			return fmt.Errorf("hooked function: %w", err)
 		}
 	}
-	keys := make([]string, 0, len(o.Facts))
-	for k := range o.Facts {
-		keys = append(keys, k)
+	if err := setArgs(spec, f.Funcs); err != nil {
+		return err
 	}
-	sort.Strings(keys)
-	for _, fact := range keys {
-		val := o.Facts[fact]
-		byVal, ok := expectations[fact]
-		if !ok {
-			return fmt.Errorf("object fact %s=%s: unknown fact", fact, val)
-		}
-		funcs, ok := byVal[val]
-		if !ok {
-			return fmt.Errorf("object fact %s=%s: unknown value", fact, val)
-		}
-		names := make([]string, 0, len(funcs))
-		for n := range funcs {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			fn, err := f.Funcs.Func(name)
-			if err != nil {
-				return fmt.Errorf("fact %s=%s: %w", fact, val, err)
-			}
-			// In index order, so that the error names the first mismatch.
-			params := funcs[name]
-			idxs := make([]int, 0, len(params))
-			for idx := range params {
-				idxs = append(idxs, idx)
-			}
-			sort.Ints(idxs)
-			for _, idx := range idxs {
-				want := params[idx]
-				got := "(absent)"
-				if idx < len(fn.Params) {
-					got = fn.Params[idx]
-				}
-				if got != want {
-					return fmt.Errorf("fact %s=%s: %s parameter %d is %q in this kernel, object expects %q",
-						fact, val, name, idx+1, got, want)
-				}
-			}
-		}
-	}
-	return nil
+	return checkCORE(spec, f.Spec)
 }

@@ -1,8 +1,7 @@
 package loader
 
 import (
-	"errors"
-	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -11,11 +10,11 @@ import (
 	"github.com/vigil-fim/vigil/pkg/kernel"
 )
 
-// objects mirrors elf/manifest.json.
+// objects is a matrix like elf/manifest.json's, for the ordering rules.
 var objects = []elf.Object{
-	{Name: "5.10", File: "vigil-5.10.o", Hooks: HooksKprobe, Facts: map[string]string{"rename": "renamedata", "idmap": "none"}},
-	{Name: "6.1", File: "vigil-6.1.o", Hooks: HooksKprobe, Facts: map[string]string{"rename": "renamedata", "idmap": "userns"}},
-	{Name: "6.12", File: "vigil-6.12.o", Hooks: HooksKprobe, Facts: map[string]string{"rename": "renamedata", "idmap": "idmap"}},
+	{Name: "5.10", File: "vigil-5.10.o", Hooks: HooksKprobe},
+	{Name: "6.1", File: "vigil-6.1.o", Hooks: HooksKprobe},
+	{Name: "6.12", File: "vigil-6.12.o", Hooks: HooksKprobe},
 	{Name: "tp", File: "vigil-tp.o", Hooks: HooksTracepoint},
 }
 
@@ -182,221 +181,65 @@ func TestOrderBadObjects(t *testing.T) {
 	}
 }
 
-// fakeFuncs is a kernel.Funcs from a map.
-type fakeFuncs map[string]*kernel.Func
-
-func (f fakeFuncs) Func(name string) (*kernel.Func, error) {
-	fn, ok := f[name]
-	if !ok {
-		return nil, fmt.Errorf("%s: %w", name, kernel.ErrNoFunc)
-	}
-	return fn, nil
-}
-
-func funcsOf(sigs map[string][]string) fakeFuncs {
-	f := fakeFuncs{}
-	for name, params := range sigs {
-		f[name] = &kernel.Func{Name: name, Params: params}
-	}
-	return f
-}
-
-// Signatures of the hooked functions as the matrix's kernels have them.
-var (
-	common = map[string][]string{
-		"vfs_write":  {"struct file *", "char *", "size_t", "loff_t *"},
-		"vfs_rename": {"struct renamedata *"},
-	}
-	sigs510 = merge(common, map[string][]string{
-		"vfs_unlink":    {"struct inode *", "struct dentry *", "struct inode **"},
-		"notify_change": {"struct dentry *", "struct iattr *", "struct inode **"},
-		"vfs_link":      {"struct dentry *", "struct inode *", "struct dentry *", "struct inode **"},
-	})
-	sigs61 = merge(common, map[string][]string{
-		"vfs_unlink":    {"struct user_namespace *", "struct inode *", "struct dentry *", "struct inode **"},
-		"notify_change": {"struct user_namespace *", "struct dentry *", "struct iattr *", "struct inode **"},
-		"vfs_link":      {"struct dentry *", "struct user_namespace *", "struct inode *", "struct dentry *", "struct inode **"},
-	})
-	sigs612 = merge(common, map[string][]string{
-		"vfs_unlink":    {"struct mnt_idmap *", "struct inode *", "struct dentry *", "struct inode **"},
-		"notify_change": {"struct mnt_idmap *", "struct dentry *", "struct iattr *", "struct inode **"},
-		"vfs_link":      {"struct dentry *", "struct mnt_idmap *", "struct inode *", "struct dentry *", "struct inode **"},
-	})
-	// Before struct renamedata (upstream 5.11 and older).
-	sigsOldRename = merge(sigs510, map[string][]string{
-		"vfs_rename": {"struct inode *", "struct dentry *", "struct inode *", "struct dentry *", "struct inode **", "unsigned int"},
-	})
-)
-
-func merge(ms ...map[string][]string) map[string][]string {
-	out := map[string][]string{}
-	for _, m := range ms {
-		for k, v := range m {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-func TestVerify(t *testing.T) {
-	obj := func(name string, facts map[string]string) elf.Object {
-		return elf.Object{Name: name, Hooks: HooksKprobe, Facts: facts}
-	}
-	o510 := obj("5.10", map[string]string{"rename": "renamedata", "idmap": "none"})
-	o61 := obj("6.1", map[string]string{"rename": "renamedata", "idmap": "userns"})
-	o612 := obj("6.12", map[string]string{"rename": "renamedata", "idmap": "idmap"})
-	hooked := []string{"notify_change", "vfs_link", "vfs_rename", "vfs_unlink", "vfs_write"}
-
-	tests := []struct {
-		name    string
-		obj     elf.Object
-		hooked  []string
-		funcs   kernel.Funcs
-		wantErr []string // substrings of the error; nil: no error
-		errIs   error
-	}{
-		{name: "5.10 on 5.10", obj: o510, hooked: hooked, funcs: funcsOf(sigs510)},
-		{name: "6.1 on 6.1", obj: o61, hooked: hooked, funcs: funcsOf(sigs61)},
-		{name: "6.12 on 6.12", obj: o612, hooked: hooked, funcs: funcsOf(sigs612)},
-		{name: "tp without facts", obj: elf.Object{Name: "tp", Hooks: HooksTracepoint}, funcs: funcsOf(nil)},
-		{
-			name: "5.10 on 6.1", obj: o510, hooked: hooked, funcs: funcsOf(sigs61),
-			// notify_change sorts first among idmap=none's functions.
-			wantErr: []string{"idmap=none", "notify_change parameter 1", `"struct user_namespace *"`, `"struct dentry *"`},
-		},
-		{
-			name: "5.10 on 6.12", obj: o510, hooked: hooked, funcs: funcsOf(sigs612),
-			wantErr: []string{"idmap=none", "notify_change parameter 1", `"struct mnt_idmap *"`, `"struct dentry *"`},
-		},
-		{
-			name: "6.1 on 5.10", obj: o61, hooked: hooked, funcs: funcsOf(sigs510),
-			wantErr: []string{"idmap=userns", "notify_change parameter 1", `"struct dentry *"`, `"struct user_namespace *"`},
-		},
-		{
-			name: "6.1 on 6.12", obj: o61, hooked: hooked, funcs: funcsOf(sigs612),
-			wantErr: []string{"idmap=userns", "notify_change parameter 1", `"struct mnt_idmap *"`, `"struct user_namespace *"`},
-		},
-		{
-			name: "6.12 on 6.1", obj: o612, hooked: hooked, funcs: funcsOf(sigs61),
-			wantErr: []string{"idmap=idmap", "notify_change parameter 1", `"struct user_namespace *"`, `"struct mnt_idmap *"`},
-		},
-		{
-			// Only vfs_link is 6.1-style: the error names it, not the others.
-			name: "6.12 vfs_link only differs", obj: o612, hooked: hooked,
-			funcs:   funcsOf(merge(sigs612, map[string][]string{"vfs_link": sigs61["vfs_link"]})),
-			wantErr: []string{"idmap=idmap", "vfs_link parameter 2", `"struct user_namespace *"`, `"struct mnt_idmap *"`},
-		},
-		{
-			name: "short parameter list", obj: o612, hooked: hooked,
-			funcs:   funcsOf(merge(sigs612, map[string][]string{"notify_change": {"struct mnt_idmap *", "struct dentry *"}})),
-			wantErr: []string{"notify_change parameter 3", "(absent)", `"struct iattr *"`},
-		},
-		{
-			name: "rename before renamedata", obj: o510, hooked: hooked, funcs: funcsOf(sigsOldRename),
-			wantErr: []string{"rename=renamedata", "vfs_rename parameter 1", `"struct inode *"`, `"struct renamedata *"`},
-		},
-		{
-			name: "hooked function missing", obj: o612, hooked: append(hooked, "vfs_fallocate"), funcs: funcsOf(sigs612),
-			wantErr: []string{"hooked function", "vfs_fallocate"}, errIs: kernel.ErrNoFunc,
-		},
-		{
-			name: "fact function missing", obj: o612, hooked: nil,
-			funcs:   funcsOf(map[string][]string{"vfs_rename": {"struct renamedata *"}}),
-			wantErr: []string{"idmap=idmap", "notify_change"}, errIs: kernel.ErrNoFunc,
-		},
-		{
-			name: "unknown fact", obj: obj("x", map[string]string{"frobnicate": "yes"}), funcs: funcsOf(sigs612),
-			wantErr: []string{"frobnicate=yes", "unknown fact"},
-		},
-		{
-			name: "unknown value", obj: obj("x", map[string]string{"idmap": "maybe"}), funcs: funcsOf(sigs612),
-			wantErr: []string{"idmap=maybe", "unknown value"},
-		},
-		{
-			name: "no BTF", obj: o612, hooked: hooked, funcs: nil,
-			wantErr: []string{"no BTF"},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := &kernel.Facts{Release: "test", BTF: tt.funcs != nil, Kprobes: true, Funcs: tt.funcs}
-			// Repeat: Verify walks maps, its answer must not depend on their order.
-			for i := 0; i < 20; i++ {
-				err := Verify(tt.obj, tt.hooked, f)
-				if tt.wantErr == nil {
-					if err != nil {
-						t.Fatalf("Verify: %v", err)
-					}
-					continue
-				}
-				if err == nil {
-					t.Fatalf("Verify passed, want an error mentioning %q", tt.wantErr)
-				}
-				for _, sub := range tt.wantErr {
-					if !strings.Contains(err.Error(), sub) {
-						t.Fatalf("Verify error %q does not mention %q", err, sub)
-					}
-				}
-				if tt.errIs != nil && !errors.Is(err, tt.errIs) {
-					t.Fatalf("Verify error %q does not wrap %v", err, tt.errIs)
-				}
-			}
-		})
-	}
-}
-
 // TestManifestInStep keeps bpf/matrix, elf/manifest.json and the loader in
-// step: every embedded object's facts are known to Verify, and every kprobe
-// object is named for a kernel version.
+// step: every embedded kprobe object is named for a kernel version, is the
+// first candidate on that kernel, and passes Check against its own kernel
+// (the BTF it was built with and that kernel's prototypes).
 func TestManifestInStep(t *testing.T) {
 	man, err := elf.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
+	if len(man.Objects) == 0 {
+		t.Fatal("embedded manifest lists no objects")
+	}
+	// The manifest is bpf/matrix, line for line.
+	matrix, err := os.ReadFile("../../bpf/matrix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines, names []string
+	for _, line := range strings.Split(string(matrix), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") && !strings.HasPrefix(f[0], "@") {
+			lines = append(lines, f[0])
+		}
+	}
 	for _, o := range man.Objects {
 		names = append(names, o.Name)
+	}
+	if !reflect.DeepEqual(names, lines) {
+		t.Errorf("embedded objects %q, bpf/matrix lines %q: run make elf", names, lines)
+	}
+	for _, o := range man.Objects {
 		t.Run(o.Name, func(t *testing.T) {
 			if _, ok := hookRank[o.Hooks]; !ok {
 				t.Errorf("hooks %q is not a known hook type", o.Hooks)
 			}
-			if o.Hooks == HooksKprobe {
-				if _, err := kernel.ParseRelease(o.Name); err != nil {
-					t.Errorf("kprobe object name: %v", err)
-				}
-			}
 			if _, err := elf.Bytes(o.File); err != nil {
-				t.Errorf("object file %s not embedded: %v", o.File, err)
+				t.Fatalf("object file %s not embedded: %v", o.File, err)
 			}
-			// A kernel that satisfies exactly what the object's facts expect.
-			sigs := map[string][]string{}
-			for fact, val := range o.Facts {
-				for fn, params := range expectations[fact][val] {
-					for idx, typ := range params {
-						for len(sigs[fn]) <= idx {
-							sigs[fn] = append(sigs[fn], "int")
-						}
-						sigs[fn][idx] = typ
-					}
-				}
+			if len(o.Facts) > 0 {
+				t.Errorf("object built with facts %v: Check refuses every object with build-time facts", o.Facts)
 			}
-			f := &kernel.Facts{Release: o.Name, BTF: true, Kprobes: true, Funcs: funcsOf(sigs)}
-			if err := Verify(o, nil, f); err != nil {
-				t.Errorf("facts %v: %v", o.Facts, err)
+			if o.Hooks != HooksKprobe {
+				return
+			}
+			v, err := kernel.ParseRelease(o.Name)
+			if err != nil {
+				t.Fatalf("kprobe object name: %v", err)
+			}
+			cands, _ := Order(man.Objects, facts(t, o.Name+".0", true, true), Options{})
+			if len(cands) == 0 || cands[0].Object.Name != o.Name {
+				t.Errorf("kernel %s.0: first candidate is not object %s: %+v", o.Name, o.Name, cands)
+			}
+			f := kernelOf(t, o, sigsFor(v))
+			spec, err := Spec(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Check(o, spec, f); err != nil {
+				t.Errorf("object %s on its own kernel: %v", o.Name, err)
 			}
 		})
-	}
-	// The matrix's kernels, each with its own object: Order picks it first.
-	for _, o := range man.Objects {
-		if o.Hooks != HooksKprobe {
-			continue
-		}
-		cands, _ := Order(man.Objects, facts(t, o.Name+".0", true, true), Options{})
-		if len(cands) == 0 || cands[0].Object.Name != o.Name {
-			t.Errorf("kernel %s.0: first candidate is not object %s: %+v", o.Name, o.Name, cands)
-		}
-	}
-	if len(names) == 0 {
-		t.Fatal("embedded manifest lists no objects")
 	}
 }
