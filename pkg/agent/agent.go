@@ -391,13 +391,13 @@ func (a *Agent) handle(co *coalescer, e *sensor.Event) {
 	if a.opt.Log.GetLevel() <= zerolog.DebugLevel {
 		a.opt.Log.Debug().Str("op", e.Op.String()).Str("match", e.Match.String()).Uint64("id", e.WatchID).
 			Stringer("file", e.File).Stringer("file2", e.File2).Str("path", e.Path).Str("path2", e.Path2).
-			Uint32("flags", e.Flags).Str("comm", e.Proc.Comm).Bool("kept", ok).Str("action", ch.Action).
+			Uint32("flags", e.Flags).Str("comm", e.Proc.Comm).Bool("kept", ok).Str("action", string(ch.Action)).
 			Msg("kernel record")
 	}
 	if !ok {
 		return
 	}
-	if ch.Action == "modified" {
+	if ch.Action == watch.ActionModified {
 		if b := co.add(ch, e); b != nil {
 			a.emitBurst(b)
 		}
@@ -455,7 +455,7 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 			src.Path = ch.SourcePath
 			a.persistAbsent(&src)
 		}
-		changes, problems, info, sum = a.observe(f, ch.Action == "created" || ch.SourcePath != "")
+		changes, problems, info, sum = a.observe(f, ch.Action == watch.ActionCreated || ch.SourcePath != "")
 	}
 	a.rec.change(ch, b, changes, problems, info, sum)
 	a.observeLatency(b.last)

@@ -130,7 +130,7 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	e := b.events[0]
 	at := r.boot.Add(time.Duration(e.BootNS))
 	var span func(*zerolog.Event)
-	if ch.Action == "modified" {
+	if ch.Action == watch.ActionModified {
 		end := r.boot.Add(time.Duration(b.last.BootNS))
 		span = func(d *zerolog.Event) {
 			d.Str("start", at.UTC().Format(time.RFC3339Nano)).Str("end", end.UTC().Format(time.RFC3339Nano))
@@ -142,7 +142,7 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	if span != nil {
 		more = append(more, span)
 	}
-	ev := r.begin(at, ch.Action, []string{"file"}, actionTypes[ch.Action], kind, more...)
+	ev := r.begin(at, string(ch.Action), []string{"file"}, actionTypes[string(ch.Action)], kind, more...)
 	ev.Dict("file", r.fileDict(ch.File, ch.TargetPath, e, info, sum))
 	r.actor(ev, e)
 	v := zerolog.Dict().Str("origin", "live").Str("kind", ch.File.Kind).
@@ -154,7 +154,7 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	if len(problems) > 0 {
 		v.Interface("problems", problems)
 	}
-	if ch.Action == "modified" {
+	if ch.Action == watch.ActionModified {
 		v.Int("writes", b.count)
 		v.Array("actors", r.actors(b))
 	}

@@ -10,13 +10,26 @@ import (
 	"github.com/vigil-fim/vigil/pkg/sensor"
 )
 
+// Action is what happened to a watched file, in the watch set's terms; the
+// records' event.action carries it unchanged.
+type Action string
+
+// The actions Apply reports.
+const (
+	ActionCreated           Action = "created"
+	ActionModified          Action = "modified"
+	ActionAttributesChanged Action = "attributes-changed"
+	ActionReplaced          Action = "replaced"
+	ActionRenamed           Action = "renamed"
+	ActionDeleted           Action = "deleted"
+	ActionLinked            Action = "linked"
+)
+
 // Change is what a sensor record means for the watch set: which file, what
 // happened to it, and where it is now.
 type Change struct {
-	File *File // the watched file (a copy)
-	// Action is what happened in the watch set's terms: "created",
-	// "modified", "replaced", "renamed", "deleted", "attributes-changed".
-	Action string
+	File   *File  // the watched file (a copy)
+	Action Action // what happened
 	// TargetPath is where a renamed-away file went, or a hard link's new name.
 	TargetPath string
 	// SourcePath is where a file renamed into place came from, when the
@@ -56,19 +69,19 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 	switch e.Op {
 	case sensor.OpCreate:
 		delete(s.gone, path)
-		return s.created(t, path, e.File, "created")
+		return s.created(t, path, e.File, ActionCreated)
 	case sensor.OpRename:
 		return s.renamed(t, path, e)
 	case sensor.OpLink:
 		if t.Kind == kindAnchor || t.Kind == kindTree || e.Match == sensor.MatchName {
 			// A new name at a watched path, or below a tree or an anchor.
-			return s.created(t, path, e.File2, "created")
+			return s.created(t, path, e.File2, ActionCreated)
 		}
 		f := s.byKey[e.File2]
 		if f == nil {
 			return Change{}, false
 		}
-		return Change{File: copyFile(f), Action: "linked", TargetPath: s.newLocation(t, e)}, true
+		return Change{File: copyFile(f), Action: ActionLinked, TargetPath: s.newLocation(t, e)}, true
 	case sensor.OpUnlink, sensor.OpRmdir:
 		f := s.byPath[path]
 		if _, ok := s.gone[path]; ok && f == nil {
@@ -79,13 +92,13 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 			if e.Op == sensor.OpUnlink && t.Kind == kindTree && !s.outside(t, path) && absent(path) {
 				// The deletion of a file the set never held: one created
 				// and removed before its creation record was read.
-				return Change{File: s.transient(t, path, e.File), Action: "deleted", Gone: true}, true
+				return Change{File: s.transient(t, path, e.File), Action: ActionDeleted, Gone: true}, true
 			}
 			return Change{}, false
 		}
 		s.forget(f)
 		s.sweep(t, sensor.Key{})
-		return Change{File: copyFile(f), Action: "deleted", Gone: true}, true
+		return Change{File: copyFile(f), Action: ActionDeleted, Gone: true}, true
 	}
 	f := s.byPath[path]
 	if f == nil {
@@ -114,9 +127,9 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 		}
 		s.rekey(f, e.File)
 	}
-	action := "modified"
+	action := ActionModified
 	if e.Op == sensor.OpSetattr {
-		action = "attributes-changed"
+		action = ActionAttributesChanged
 	}
 	return Change{File: copyFile(f), Action: action}, true
 }
@@ -193,7 +206,7 @@ func (s *Set) pathOf(t *Target, e *sensor.Event) string {
 	}
 }
 
-func (s *Set) created(t *Target, path string, k sensor.Key, action string) (Change, bool) {
+func (s *Set) created(t *Target, path string, k sensor.Key, action Action) (Change, bool) {
 	switch t.Kind {
 	case kindAnchor:
 		if ok, _ := filepath.Match(t.Pattern, path); !ok {
@@ -246,15 +259,15 @@ func (s *Set) renamed(t *Target, path string, e *sensor.Event) (Change, bool) {
 		intoPath := e.Dir == t.Dir && e.Path == filepath.Base(t.Path)
 		if e.File2.Ino != 0 && e.File2 == f.Key && !intoPath {
 			// The watched file itself moved: its path is empty now.
-			c := Change{File: copyFile(f), Action: "renamed", TargetPath: s.newLocation(t, e), Gone: true}
+			c := Change{File: copyFile(f), Action: ActionRenamed, TargetPath: s.newLocation(t, e), Gone: true}
 			s.forget(f)
 			return c, true
 		}
 		// Something else was renamed over the watched path, or into it
 		// while it was missing.
-		action := "replaced"
+		action := ActionReplaced
 		if e.File.Ino == 0 && f.Key == (sensor.Key{}) {
-			action = "created"
+			action = ActionCreated
 		}
 		if e.File2.Ino != 0 {
 			s.rekey(f, e.File2)
@@ -272,7 +285,7 @@ func (s *Set) renamed(t *Target, path string, e *sensor.Event) (Change, bool) {
 		if e.File2.Ino != 0 && f.Key != e.File2 {
 			s.rekey(f, e.File2)
 		}
-		return Change{File: copyFile(f), Action: "replaced", SourcePath: from}, true
+		return Change{File: copyFile(f), Action: ActionReplaced, SourcePath: from}, true
 	}
 	if e.Match == sensor.MatchAncestor {
 		var from string
@@ -280,14 +293,14 @@ func (s *Set) renamed(t *Target, path string, e *sensor.Event) (Change, bool) {
 			from = moved.Path
 			s.drop(moved)
 		}
-		c, ok := s.created(t, path, e.File2, "created")
+		c, ok := s.created(t, path, e.File2, ActionCreated)
 		if ok && from != "" {
-			c.Action, c.SourcePath = "renamed", from
+			c.Action, c.SourcePath = ActionRenamed, from
 		}
 		return c, ok
 	}
 	if moved != nil {
-		c := Change{File: copyFile(moved), Action: "renamed", TargetPath: s.newLocation(t, e), Gone: true}
+		c := Change{File: copyFile(moved), Action: ActionRenamed, TargetPath: s.newLocation(t, e), Gone: true}
 		s.forget(moved)
 		return c, true
 	}

@@ -38,7 +38,7 @@ func targetOf(t *testing.T, s *Set, kind targetKind, path string) uint64 {
 	return 0
 }
 
-func wantChange(t *testing.T, c Change, ok bool, action, path string) {
+func wantChange(t *testing.T, c Change, ok bool, action Action, path string) {
 	t.Helper()
 	if !ok {
 		t.Fatalf("Apply: not ok, want %s of %s", action, path)
@@ -68,7 +68,7 @@ func TestApplyFile(t *testing.T) {
 		name string
 		// do changes the disk and returns the record the kernel would send.
 		do     func(t *testing.T, f fileFixture) *sensor.Event
-		action string
+		action Action
 		gone   bool
 		target string // Change.TargetPath, relative to the directory
 		check  func(t *testing.T, f fileFixture, s *Set, k *fakeKernel)
