@@ -25,9 +25,6 @@ type Object struct {
 	BTF string `json:"btf"`
 	// BTFKernel says which kernel build that BTF came from (bpf/btf/SOURCES).
 	BTFKernel string `json:"btf_kernel"`
-	// Facts are the per-kernel facts the object was built with; the loader
-	// checks them against the running kernel's BTF.
-	Facts map[string]string `json:"facts,omitempty"`
 	// SourceSHA256 hashes bpf/ as it was built.
 	SourceSHA256 string `json:"source_sha256"`
 	// Clang is the compiler's version line.

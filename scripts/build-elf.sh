@@ -18,7 +18,7 @@ clang_version=$($CLANG --version | head -n1)
 src_files=$(find bpf -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' -o -name matrix \) | LC_ALL=C sort)
 
 entries=()
-while read -r name hooks btf suite facts; do
+while read -r name hooks btf suites extra; do
 	case "$name" in '' | '#'* | '@'*) continue ;; esac
 	header=bpf/btf/vmlinux-$btf.h.xz
 	[ -f "$header" ] || { echo "build-elf: $header missing (scripts/kernels.sh btf $btf | xz > $header)" >&2; exit 1; }
@@ -30,26 +30,19 @@ while read -r name hooks btf suite facts; do
 	tracepoint) src=bpf/tracepoint.bpf.c ;;
 	*) echo "build-elf: $name: unknown hook type $hooks" >&2; exit 1 ;;
 	esac
-	defs=()
-	facts_json=""
-	if [ "$facts" != "-" ]; then
-		for f in $facts; do
-			k=${f%%=*} v=${f#*=}
-			defs+=("-DVG_$(echo "${k}_${v}" | tr '[:lower:]-' '[:upper:]_')=1")
-			facts_json+="${facts_json:+, }\"$k\": \"$v\""
-		done
-	fi
+	# The objects adapt to the kernel at load time: a line states no kernel facts.
+	[ -z "$extra" ] || { echo "build-elf: $name: unexpected columns after the suites: $extra" >&2; exit 1; }
 	btf_kernel=$(awk -v b="$btf" '$1 == b { $1 = ""; sub(/^ +/, ""); print; exit }' bpf/btf/SOURCES)
 	[ -n "$btf_kernel" ] || { echo "build-elf: bpf/btf/SOURCES does not say where BTF $btf came from" >&2; exit 1; }
 	obj=vigil-$name.o
 	$CLANG -g -O2 -target bpf -D__TARGET_ARCH_x86 -fms-extensions -Wall -Wno-microsoft-anon-tag -Werror \
-		-ffile-prefix-map="$PWD"=. -I "$inc" -I bpf -idirafter /usr/include/x86_64-linux-gnu "${defs[@]}" \
+		-ffile-prefix-map="$PWD"=. -I "$inc" -I bpf -idirafter /usr/include/x86_64-linux-gnu \
 		-c "$src" -o "$work/$obj"
 	$STRIP -g "$work/$obj" -o "$out/$obj"
 	src_sha=$(cat $src_files "$header" | sha256sum | cut -d' ' -f1)
 	obj_sha=$(sha256sum "$out/$obj" | cut -d' ' -f1)
-	entries+=("    {\"name\": \"$name\", \"file\": \"$obj\", \"hooks\": \"$hooks\", \"btf\": \"$btf\", \"btf_kernel\": \"$btf_kernel\", \"facts\": {${facts_json}}, \"source_sha256\": \"$src_sha\", \"clang\": \"$clang_version\", \"sha256\": \"$obj_sha\"}")
-	echo "build-elf: $out/$obj ($hooks, BTF $btf${facts:+, $facts})"
+	entries+=("    {\"name\": \"$name\", \"file\": \"$obj\", \"hooks\": \"$hooks\", \"btf\": \"$btf\", \"btf_kernel\": \"$btf_kernel\", \"source_sha256\": \"$src_sha\", \"clang\": \"$clang_version\", \"sha256\": \"$obj_sha\"}")
+	echo "build-elf: $out/$obj ($hooks, BTF $btf)"
 done <bpf/matrix
 
 {

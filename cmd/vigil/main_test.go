@@ -73,7 +73,6 @@ func checkVersionJSON(t *testing.T, b []byte) {
 			Name   string            `json:"name"`
 			File   string            `json:"file"`
 			Hooks  string            `json:"hooks"`
-			Facts  map[string]string `json:"facts"`
 			SHA256 string            `json:"sha256"`
 		} `json:"objects"`
 	}

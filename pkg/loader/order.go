@@ -15,7 +15,6 @@ package loader
 import (
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/cilium/ebpf"
 
@@ -152,15 +151,6 @@ func distance(lo, hi kernel.Version) int {
 func Check(o elf.Object, spec *ebpf.CollectionSpec, f *kernel.Facts) error {
 	if f.Funcs == nil || f.Spec == nil {
 		return fmt.Errorf("kernel %s: no BTF to verify against", f.Release)
-	}
-	if len(o.Facts) > 0 {
-		keys := make([]string, 0, len(o.Facts))
-		for k := range o.Facts {
-			keys = append(keys, k+"="+o.Facts[k])
-		}
-		sort.Strings(keys)
-		return fmt.Errorf("object built with facts %s: this loader knows no build-time kernel facts (bpf/matrix)",
-			strings.Join(keys, " "))
 	}
 	hooked, err := HookedFuncs(spec)
 	if err != nil {
