@@ -496,7 +496,7 @@ func (a *Agent) checkLoss() {
 	a.mu.Lock()
 	a.recovered += recovered
 	a.mu.Unlock()
-	a.rec.lost(l.kernel, l.dropped, len(l.dirty), l.all, recovered)
+	a.rec.lost(l.kernel, l.skipped, l.dropped, len(l.dirty), l.all, recovered)
 }
 
 // recoverGone reports a watched file that no longer exists although its

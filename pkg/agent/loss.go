@@ -27,6 +27,7 @@ type lossTracker struct {
 	dropped  uint64              // records the queue could not take since collect
 	// droppedTotal and lost count the queue's and the kernel's losses, ever.
 	droppedTotal, lost uint64
+	skipped            uint64 // the part of lost that were runs the kernel skipped, ever
 }
 
 func newLossTracker(k lossCounters) *lossTracker {
@@ -59,6 +60,7 @@ func (l *lossTracker) totals() (queue, kernel uint64) {
 // loss is what was lost since the last collect.
 type loss struct {
 	kernel, dropped uint64
+	skipped         uint64 // of kernel: program runs the kernel skipped
 	// dirty are the watch ids whose records were lost; all means the loss
 	// shows on no entry (records matched through a name or a path are
 	// counted on no inode entry): every file must be re-read.
@@ -80,12 +82,12 @@ func (l *lossTracker) collect() (loss, bool) {
 	if err != nil {
 		return loss{}, false
 	}
-	kernelLost := c.TotalLost()
+	kernelLost, skipped := c.TotalLost(), c.Skipped()
 	l.mu.Lock()
-	out := loss{kernel: kernelLost - l.lost, dropped: l.dropped, dirty: l.dirty}
+	out := loss{kernel: kernelLost - l.lost, skipped: skipped - l.skipped, dropped: l.dropped, dirty: l.dirty}
 	l.dropped = 0
 	l.dirty = map[uint64]struct{}{}
-	l.lost = kernelLost
+	l.lost, l.skipped = kernelLost, skipped
 	l.mu.Unlock()
 	if out.kernel == 0 && out.dropped == 0 {
 		return out, false

@@ -107,14 +107,14 @@ func (r *recorder) stopped(live, recovered uint64) {
 			Uint64("live", live).Uint64("recovered", recovered))).Send()
 }
 
-func (r *recorder) lost(kernel, dropped uint64, entries int, all bool, recovered uint64) {
+func (r *recorder) lost(kernel, skipped, dropped uint64, entries int, all bool, recovered uint64) {
 	scope := "the watch entries that lost records"
 	if all {
 		scope = "every watched file"
 	}
 	r.begin(time.Now(), "events-lost", []string{"file"}, []string{"info"}, "alert").
 		Dict("vigil", zerolog.Dict().Uint64("lost", kernel+dropped).
-			Uint64("lost_in_kernel", kernel).Uint64("lost_in_queue", dropped).
+			Uint64("lost_in_kernel", kernel).Uint64("lost_skipped_runs", skipped).Uint64("lost_in_queue", dropped).
 			Int("entries", entries).Str("reread", scope).Uint64("recovered", recovered).
 			Str("recovery", "re-read; the changes found were written just before this record with vigil.origin=recovered")).
 		Send()

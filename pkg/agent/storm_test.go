@@ -143,6 +143,8 @@ func TestRenameStorm(t *testing.T) {
 		}
 		if got != last {
 			last, lastAt = got, time.Now()
+		} else if skipped, ok := skippedOnly(t, r); ok && time.Since(lastAt) > testutil.Timeout() && uint64(n-got) <= skipped {
+			break
 		} else if time.Since(lastAt) > testutil.Timeout()*2 {
 			actions := map[string]int{}
 			for _, x := range r.since(0, func(x rec) bool { return true }) {
@@ -161,10 +163,14 @@ func TestRenameStorm(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	got = len(r.since(0, isRename))
 	replaced := len(r.since(0, isReplace))
-	if lost := r.find(func(x rec) bool { return x.s("event.action") == "events-lost" }); lost != nil {
+	skipped, gap := skippedOnly(t, r)
+	if lost := r.find(func(x rec) bool { return x.s("event.action") == "events-lost" }); lost != nil && !gap {
 		t.Errorf("records lost during the storm: %s", lost)
 	}
-	if got != n || replaced != n {
+	switch {
+	case gap && got <= n && uint64(n-got) <= skipped && replaced == got:
+		t.Logf("%d of %d replaces reported live; the kernel skipped %d runs", got, n, skipped)
+	case got != n || replaced != n:
 		t.Fatalf("%d rename records for %d replaces, %d of them \"replaced\" (the rest say the file was created)", got, n, replaced)
 	}
 
@@ -201,4 +207,33 @@ func TestRenameStorm(t *testing.T) {
 	r.wait(t, mark, "modified after the storm", func(x rec) bool {
 		return x.s("file.path") == f && x.s("event.action") == "modified" && strings.Contains(x.String(), "zed")
 	})
+}
+
+// skippedOnly reads the events-lost records: when every one of them lost
+// only program runs the kernel skipped (lost_in_kernel = lost_skipped_runs,
+// nothing in the queue), it returns how many runs were skipped in all and
+// true. That is the tracepoint object's documented gap on kernels whose
+// syscall tracepoints are preemptible (docs/kernels.md, "two copies"): a
+// preempted run makes other tasks' syscall exits on that CPU skip the
+// program, and the kernel counts every skip. Any other loss, or none,
+// returns false, and the storms hold every change to the exact count.
+func skippedOnly(t *testing.T, r *records) (uint64, bool) {
+	t.Helper()
+	lost := r.since(0, func(x rec) bool { return x.s("event.action") == "events-lost" })
+	if len(lost) == 0 {
+		return 0, false
+	}
+	var skipped uint64
+	for _, x := range lost {
+		k, _ := x.get("vigil.lost_in_kernel").(float64)
+		s, _ := x.get("vigil.lost_skipped_runs").(float64)
+		q, _ := x.get("vigil.lost_in_queue").(float64)
+		if q != 0 || s == 0 || k != s {
+			return 0, false
+		}
+		skipped += uint64(s)
+	}
+	t.Logf("KNOWN GAP (docs/kernels.md): the kernel skipped %d runs of the tracepoint program in %d events-lost records; "+
+		"each skipped run is counted, the files re-read, and only the shortfall they cover is accepted", skipped, len(lost))
+	return skipped, true
 }

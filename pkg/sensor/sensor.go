@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -344,6 +345,19 @@ func (c Counters) TotalLost() uint64 {
 	var n uint64
 	for _, v := range c.Lost {
 		n += v
+	}
+	return n
+}
+
+// Skipped is the part of TotalLost that the kernel counted as program runs
+// it skipped (a tracepoint program already running on the CPU), not as
+// records the ring buffer could not take.
+func (c Counters) Skipped() uint64 {
+	var n uint64
+	for k, v := range c.Lost {
+		if strings.HasPrefix(k, "skipped:") {
+			n += v
+		}
 	}
 	return n
 }
