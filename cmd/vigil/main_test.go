@@ -70,10 +70,10 @@ func checkVersionJSON(t *testing.T, b []byte) {
 		Commit  string `json:"commit"`
 		Date    string `json:"date"`
 		Objects []struct {
-			Name   string            `json:"name"`
-			File   string            `json:"file"`
-			Hooks  string            `json:"hooks"`
-			SHA256 string            `json:"sha256"`
+			Name   string `json:"name"`
+			File   string `json:"file"`
+			Hooks  string `json:"hooks"`
+			SHA256 string `json:"sha256"`
 		} `json:"objects"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
