@@ -75,8 +75,10 @@ vm-bins: build
 
 # Guests run single-threaded TCG (one host core each): two at once use both cores.
 VMTEST_JOBS ?= $(shell n=$$(nproc); echo $$(( n < 2 ? 1 : 2 )))
+# The hang detector per run; the budget is 8 minutes a run, and the summary prints each run's seconds.
+VMTEST_TIMEOUT ?= 720
 vmtest: vm-bins ## tier 3: the privileged suite inside each matrix kernel under qemu
-	VMTEST_JOBS=$(VMTEST_JOBS) scripts/vmtest.sh $(VMBIN)
+	VMTEST_JOBS=$(VMTEST_JOBS) VMTEST_TIMEOUT=$(VMTEST_TIMEOUT) scripts/vmtest.sh $(VMBIN)
 
 package: ## build dist/vigil_<version>_amd64.deb and dist/vigil-<version>.x86_64.rpm (nfpm; docs/install.md)
 	scripts/package.sh --out dist
