@@ -72,19 +72,8 @@ func findRsyslog(t *testing.T) string {
 
 func (r *rsyslogd) start() {
 	r.t.Helper()
-	lf, err := os.OpenFile(filepath.Join(r.dir, "rsyslogd.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer lf.Close()
-	cmd := exec.Command(r.bin, "-n", "-f", r.conf, "-i", filepath.Join(r.dir, "rsyslogd.pid"))
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	r.cmd, r.exited = cmd, make(chan struct{})
-	go func(c chan struct{}) { cmd.Wait(); close(c) }(r.exited)
+	r.cmd, r.exited = testutil.StartRsyslogd(r.t, r.bin, r.conf, filepath.Join(r.dir, "rsyslogd.pid"),
+		filepath.Join(r.dir, "rsyslogd.log"))
 	want := fmt.Sprintf(":%04X 00000000:0000 0A", r.port)
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -8,10 +8,11 @@ package output_test
 // which must get every record whole, including across a log rotation.
 
 import (
+	"github.com/vigil-fim/vigil/pkg/testutil"
+
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -45,19 +46,7 @@ func startRelay(t *testing.T, bin, dir, conf string, port int) {
 		t.Fatal(err)
 	}
 	log := filepath.Join(dir, "relay.log")
-	lf, err := os.Create(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lf.Close()
-	cmd := exec.Command(bin, "-n", "-f", path, "-i", filepath.Join(dir, "relay.pid"))
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	cmd, exited := testutil.StartRsyslogd(t, bin, path, filepath.Join(dir, "relay.pid"), log)
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {

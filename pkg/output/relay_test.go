@@ -113,25 +113,14 @@ func (r *relay) address(tr string) string {
 
 func (r *relay) start() {
 	r.t.Helper()
-	lf, err := os.OpenFile(r.log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer lf.Close()
-	cmd := exec.Command(r.bin, "-n", "-f", r.conf, "-i", filepath.Join(r.dir, "relay.pid"))
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	r.cmd, r.exited = cmd, make(chan struct{})
-	go func(c chan struct{}) { cmd.Wait(); close(c) }(r.exited)
+	r.cmd, r.exited = testutil.StartRsyslogd(r.t, r.bin, r.conf, filepath.Join(r.dir, "relay.pid"), r.log)
 	deadline := time.Now().Add(10 * time.Second)
 	for !r.listening() {
 		select {
 		case <-r.exited:
+			st := r.cmd.ProcessState
 			r.cmd = nil
-			r.t.Fatalf("relay rsyslogd exited at start (%v)", cmd.ProcessState)
+			r.t.Fatalf("relay rsyslogd exited at start (%v)", st)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {

@@ -136,20 +136,7 @@ func (r *rsyslog) address(tr string) string {
 func (r *rsyslog) start() {
 	r.t.Helper()
 	os.Remove(r.pidfile)
-	log, err := os.OpenFile(r.stderr, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer log.Close()
-	fmt.Fprintf(log, "--- %s -n -f %s -i %s\n", r.bin, r.conf, r.pidfile)
-	cmd := exec.Command(r.bin, "-n", "-f", r.conf, "-i", r.pidfile)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("starting rsyslogd: %v", err)
-	}
-	r.cmd, r.exited = cmd, make(chan struct{})
-	go func(exited chan struct{}) { cmd.Wait(); close(exited) }(r.exited)
+	r.cmd, r.exited = testutil.StartRsyslogd(r.t, r.bin, r.conf, r.pidfile, r.stderr)
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -159,8 +146,9 @@ func (r *rsyslog) start() {
 		}
 		select {
 		case <-r.exited:
+			st := r.cmd.ProcessState
 			r.cmd = nil
-			r.t.Fatalf("rsyslogd exited at start (%v)", cmd.ProcessState)
+			r.t.Fatalf("rsyslogd exited at start (%v)", st)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
