@@ -25,7 +25,7 @@ enum vg_type {
 
 /* What happened to the file. */
 enum vg_op {
-	VG_OP_WRITE = 1,
+	VG_OP_WRITE = 1, /* vfs_fallocate and fallocate(2): arg1 the length, arg2 the mode */
 	VG_OP_TRUNCATE = 2,
 	VG_OP_MMAP = 3,
 	VG_OP_CREATE = 4,
@@ -33,8 +33,19 @@ enum vg_op {
 	VG_OP_UNLINK = 6,
 	VG_OP_LINK = 7,
 	VG_OP_SETATTR = 8, /* chmod, chown, utimes; arg1 holds the ATTR_* mask */
-	VG_OP_MKDIR = 9,
+	VG_OP_MKDIR = 9,   /* mode: the new directory's mode */
 	VG_OP_RMDIR = 10,
+	VG_OP_SETXATTR = 11,	/* path2 (VG_F_STR2): the attribute's name; arg1: XATTR_CREATE/REPLACE */
+	VG_OP_REMOVEXATTR = 12, /* path2 (VG_F_STR2): the attribute's name */
+	VG_OP_SETFLAGS = 13,	/* inode flags: arg1 the FS_*_FL flags, arg2 the FS_XFLAG_* flags asked
+				 * for, where known (VG_F_FLAGS, VG_F_XFLAGS) */
+	VG_OP_SYMLINK = 14,	/* path2 (VG_F_STR2): the link's target, as given */
+	VG_OP_MKNOD = 15,	/* mode: type and permissions; arg1: the device (major << 20 | minor) */
+	VG_OP_MOUNT = 16,	/* path: the mountpoint; path2 (VG_F_STR2): the source, then the
+				 * filesystem type when known (two NUL-terminated strings); arg1:
+				 * MS_* flags (mount) or MOVE_MOUNT_* flags (move_mount, with
+				 * VG_F_MOVE_MOUNT) */
+	VG_OP_UMOUNT = 17,	/* path: the mountpoint; arg1: the umount flags */
 };
 
 /* How the record's file matched the watch set. */
@@ -43,6 +54,10 @@ enum vg_match {
 	VG_M_NAME = 2,	   /* (parent, name) is a watched path: a replaced file */
 	VG_M_ANCESTOR = 3, /* a recursively watched directory is an ancestor */
 	VG_M_PATH = 4,	   /* tracepoint object: a path string matched */
+	VG_M_MOUNT = 5,	   /* mount and umount: not matched in the kernel (any mountpoint;
+			    * user space decides what it covers). path is absolute
+			    * (VG_F_PATH_ABS) or, with VG_F_USER_PATH, in the tracepoint
+			    * object's user form */
 };
 
 /* Which hook emitted a record; indexes the counters. The Go side names each
@@ -61,6 +76,19 @@ enum vg_hook {
 	VG_H_MMAP,
 	VG_H_SYS_EXIT,
 	VG_H_SPLICE_WRITE,
+	VG_H_VFS_SETXATTR,
+	VG_H_VFS_REMOVEXATTR,
+	VG_H_VFS_SET_ACL,    /* 6.2+: POSIX ACLs no longer go through vfs_setxattr */
+	VG_H_VFS_REMOVE_ACL,
+	VG_H_FILEATTR_SET,   /* vfs_fileattr_set (5.13+), or vfs_ioctl's FS_IOC_SET* before */
+	VG_H_VFS_MKDIR,
+	VG_H_VFS_RMDIR,
+	VG_H_VFS_SYMLINK,
+	VG_H_VFS_MKNOD,
+	VG_H_VFS_FALLOCATE,
+	VG_H_PATH_MOUNT,     /* mount(2): new, bind, move, remount */
+	VG_H_MOVE_MOUNT,     /* move_mount(2): the new mount API's attach */
+	VG_H_PATH_UMOUNT,
 	VG_H_MAX,
 };
 
@@ -82,6 +110,13 @@ enum vg_flag {
 	VG_F_RESEEDED = 1 << 3,	  /* the kernel added file2 to the map */
 	VG_F_PATH_ABS = 1 << 4,	  /* path is absolute (from the task's root) */
 	VG_F_GONE = 1 << 5,	  /* unlink/rename: the file's last link went */
+	VG_F_STR2 = 1 << 6,	  /* path2 is a string (xattr name, symlink target, mount
+				   * source), not a path: never joined or resolved */
+	VG_F_USER_PATH = 1 << 7,  /* path is in the tracepoint object's user form (the string
+				   * as given, then its base directory, leaf first) */
+	VG_F_FLAGS = 1 << 8,	  /* setflags: arg1 holds the FS_*_FL flags */
+	VG_F_XFLAGS = 1 << 9,	  /* setflags: arg2 holds the FS_XFLAG_* flags */
+	VG_F_MOVE_MOUNT = 1 << 10, /* mount: by move_mount(2); arg1 holds MOVE_MOUNT_* */
 };
 
 struct vg_key {
@@ -152,7 +187,7 @@ struct vg_event {
 
 /* Kernel-side counters, one per-CPU array element, indexed by hook (masked
  * with VG_H_SLOTS - 1, which the verifier can bound). */
-#define VG_H_SLOTS 16
+#define VG_H_SLOTS 32
 _Static_assert(VG_H_MAX <= VG_H_SLOTS, "hook slots");
 struct vg_counters {
 	__u64 hits[VG_H_SLOTS];	   /* hook ran */

@@ -84,10 +84,10 @@ type rawEvent struct {
 // rawCounters are one CPU's counters, indexed by Hook (struct vg_counters).
 type rawCounters struct {
 	_       structs.HostLayout
-	Hits    [16]uint64
-	Matched [16]uint64
-	Emitted [16]uint64
-	Lost    [16]uint64
+	Hits    [32]uint64
+	Matched [32]uint64
+	Emitted [32]uint64
+	Lost    [32]uint64
 }
 
 // Record types: rawHeader.Type (enum vg_type).
@@ -100,16 +100,23 @@ type Op uint32
 
 // The values of Op.
 const (
-	OpWrite    Op = 1  // VG_OP_WRITE
-	OpTruncate Op = 2  // VG_OP_TRUNCATE
-	OpMmap     Op = 3  // VG_OP_MMAP
-	OpCreate   Op = 4  // VG_OP_CREATE
-	OpRename   Op = 5  // VG_OP_RENAME
-	OpUnlink   Op = 6  // VG_OP_UNLINK
-	OpLink     Op = 7  // VG_OP_LINK
-	OpSetattr  Op = 8  // VG_OP_SETATTR
-	OpMkdir    Op = 9  // VG_OP_MKDIR
-	OpRmdir    Op = 10 // VG_OP_RMDIR
+	OpWrite       Op = 1  // VG_OP_WRITE
+	OpTruncate    Op = 2  // VG_OP_TRUNCATE
+	OpMmap        Op = 3  // VG_OP_MMAP
+	OpCreate      Op = 4  // VG_OP_CREATE
+	OpRename      Op = 5  // VG_OP_RENAME
+	OpUnlink      Op = 6  // VG_OP_UNLINK
+	OpLink        Op = 7  // VG_OP_LINK
+	OpSetattr     Op = 8  // VG_OP_SETATTR
+	OpMkdir       Op = 9  // VG_OP_MKDIR
+	OpRmdir       Op = 10 // VG_OP_RMDIR
+	OpSetxattr    Op = 11 // VG_OP_SETXATTR
+	OpRemovexattr Op = 12 // VG_OP_REMOVEXATTR
+	OpSetflags    Op = 13 // VG_OP_SETFLAGS
+	OpSymlink     Op = 14 // VG_OP_SYMLINK
+	OpMknod       Op = 15 // VG_OP_MKNOD
+	OpMount       Op = 16 // VG_OP_MOUNT
+	OpUmount      Op = 17 // VG_OP_UMOUNT
 )
 
 func (v Op) String() string {
@@ -134,6 +141,20 @@ func (v Op) String() string {
 		return "mkdir"
 	case OpRmdir:
 		return "rmdir"
+	case OpSetxattr:
+		return "setxattr"
+	case OpRemovexattr:
+		return "removexattr"
+	case OpSetflags:
+		return "setflags"
+	case OpSymlink:
+		return "symlink"
+	case OpMknod:
+		return "mknod"
+	case OpMount:
+		return "mount"
+	case OpUmount:
+		return "umount"
 	}
 	return fmt.Sprintf("op(%d)", uint32(v))
 }
@@ -147,6 +168,7 @@ const (
 	MatchName     Match = 2 // VG_M_NAME
 	MatchAncestor Match = 3 // VG_M_ANCESTOR
 	MatchPath     Match = 4 // VG_M_PATH
+	MatchMount    Match = 5 // VG_M_MOUNT
 )
 
 func (v Match) String() string {
@@ -159,6 +181,8 @@ func (v Match) String() string {
 		return "ancestor"
 	case MatchPath:
 		return "path"
+	case MatchMount:
+		return "mount"
 	}
 	return fmt.Sprintf("match(%d)", uint32(v))
 }
@@ -168,20 +192,33 @@ type Hook uint32
 
 // The values of Hook.
 const (
-	HookVFSWrite      Hook = 0  // VG_H_VFS_WRITE
-	HookVFSWritev     Hook = 1  // VG_H_VFS_WRITEV
-	HookVFSIterWrite  Hook = 2  // VG_H_VFS_ITER_WRITE
-	HookCopyFileRange Hook = 3  // VG_H_COPY_FILE_RANGE
-	HookIOWrite       Hook = 4  // VG_H_IO_WRITE
-	HookNotifyChange  Hook = 5  // VG_H_NOTIFY_CHANGE
-	HookVFSRename     Hook = 6  // VG_H_VFS_RENAME
-	HookVFSUnlink     Hook = 7  // VG_H_VFS_UNLINK
-	HookVFSLink       Hook = 8  // VG_H_VFS_LINK
-	HookFileOpen      Hook = 9  // VG_H_FILE_OPEN
-	HookMmap          Hook = 10 // VG_H_MMAP
-	HookSysExit       Hook = 11 // VG_H_SYS_EXIT
-	HookSpliceWrite   Hook = 12 // VG_H_SPLICE_WRITE
-	hookMax                = 13 // VG_H_MAX
+	HookVFSWrite       Hook = 0  // VG_H_VFS_WRITE
+	HookVFSWritev      Hook = 1  // VG_H_VFS_WRITEV
+	HookVFSIterWrite   Hook = 2  // VG_H_VFS_ITER_WRITE
+	HookCopyFileRange  Hook = 3  // VG_H_COPY_FILE_RANGE
+	HookIOWrite        Hook = 4  // VG_H_IO_WRITE
+	HookNotifyChange   Hook = 5  // VG_H_NOTIFY_CHANGE
+	HookVFSRename      Hook = 6  // VG_H_VFS_RENAME
+	HookVFSUnlink      Hook = 7  // VG_H_VFS_UNLINK
+	HookVFSLink        Hook = 8  // VG_H_VFS_LINK
+	HookFileOpen       Hook = 9  // VG_H_FILE_OPEN
+	HookMmap           Hook = 10 // VG_H_MMAP
+	HookSysExit        Hook = 11 // VG_H_SYS_EXIT
+	HookSpliceWrite    Hook = 12 // VG_H_SPLICE_WRITE
+	HookVFSSetxattr    Hook = 13 // VG_H_VFS_SETXATTR
+	HookVFSRemovexattr Hook = 14 // VG_H_VFS_REMOVEXATTR
+	HookVFSSetAcl      Hook = 15 // VG_H_VFS_SET_ACL
+	HookVFSRemoveAcl   Hook = 16 // VG_H_VFS_REMOVE_ACL
+	HookFileattrSet    Hook = 17 // VG_H_FILEATTR_SET
+	HookVFSMkdir       Hook = 18 // VG_H_VFS_MKDIR
+	HookVFSRmdir       Hook = 19 // VG_H_VFS_RMDIR
+	HookVFSSymlink     Hook = 20 // VG_H_VFS_SYMLINK
+	HookVFSMknod       Hook = 21 // VG_H_VFS_MKNOD
+	HookVFSFallocate   Hook = 22 // VG_H_VFS_FALLOCATE
+	HookPathMount      Hook = 23 // VG_H_PATH_MOUNT
+	HookMoveMount      Hook = 24 // VG_H_MOVE_MOUNT
+	HookPathUmount     Hook = 25 // VG_H_PATH_UMOUNT
+	hookMax                 = 26 // VG_H_MAX
 )
 
 func (v Hook) String() string {
@@ -212,18 +249,49 @@ func (v Hook) String() string {
 		return "sys_exit"
 	case HookSpliceWrite:
 		return "splice_write"
+	case HookVFSSetxattr:
+		return "vfs_setxattr"
+	case HookVFSRemovexattr:
+		return "vfs_removexattr"
+	case HookVFSSetAcl:
+		return "vfs_set_acl"
+	case HookVFSRemoveAcl:
+		return "vfs_remove_acl"
+	case HookFileattrSet:
+		return "fileattr_set"
+	case HookVFSMkdir:
+		return "vfs_mkdir"
+	case HookVFSRmdir:
+		return "vfs_rmdir"
+	case HookVFSSymlink:
+		return "vfs_symlink"
+	case HookVFSMknod:
+		return "vfs_mknod"
+	case HookVFSFallocate:
+		return "vfs_fallocate"
+	case HookPathMount:
+		return "path_mount"
+	case HookMoveMount:
+		return "move_mount"
+	case HookPathUmount:
+		return "path_umount"
 	}
 	return fmt.Sprintf("hook(%d)", uint32(v))
 }
 
 // Record flags: Event.Flags (enum vg_flag).
 const (
-	FlagPathTrunc = 1 << 0 // VG_F_PATH_TRUNC
-	FlagExeTrunc  = 1 << 1 // VG_F_EXE_TRUNC
-	FlagExchange  = 1 << 2 // VG_F_EXCHANGE
-	FlagReseeded  = 1 << 3 // VG_F_RESEEDED
-	FlagPathAbs   = 1 << 4 // VG_F_PATH_ABS
-	FlagGone      = 1 << 5 // VG_F_GONE
+	FlagPathTrunc = 1 << 0  // VG_F_PATH_TRUNC
+	FlagExeTrunc  = 1 << 1  // VG_F_EXE_TRUNC
+	FlagExchange  = 1 << 2  // VG_F_EXCHANGE
+	FlagReseeded  = 1 << 3  // VG_F_RESEEDED
+	FlagPathAbs   = 1 << 4  // VG_F_PATH_ABS
+	FlagGone      = 1 << 5  // VG_F_GONE
+	FlagStr2      = 1 << 6  // VG_F_STR2
+	FlagUserPath  = 1 << 7  // VG_F_USER_PATH
+	FlagFlags     = 1 << 8  // VG_F_FLAGS
+	FlagXflags    = 1 << 9  // VG_F_XFLAGS
+	FlagMoveMount = 1 << 10 // VG_F_MOVE_MOUNT
 )
 
 // Watch entry flags: Entry.Flags (enum vg_watch_flag).
