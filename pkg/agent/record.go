@@ -347,7 +347,10 @@ func (r *recorder) startup(f *scan.Finding, rule *config.Watch) {
 	}
 	kind, more := driftKind(own)
 	ev := r.begin(time.Now(), f.Action, []string{"file"}, types, kind, more...)
-	d := zerolog.Dict().Str("path", f.Path).Str("name", baseName(f.Path)).Str("type", "file")
+	d := zerolog.Dict().Str("path", f.Path).Str("name", baseName(f.Path)).Str("type", startupFileType(f))
+	if n := f.New; n != nil && n.Type == scan.TypeSymlink {
+		d.Str("target_path", n.Target)
+	}
 	if n := f.New; n != nil {
 		d.Str("inode", strconv.FormatUint(n.Ino, 10)).Str("mode", fmt.Sprintf("%04o", n.Mode&0o7777)).
 			Str("uid", strconv.FormatUint(uint64(n.UID), 10)).Str("gid", strconv.FormatUint(uint64(n.GID), 10)).
@@ -362,6 +365,7 @@ func (r *recorder) startup(f *scan.Finding, rule *config.Watch) {
 		v.Interface("problems", f.Problems)
 	}
 	attrFields(v, f.Attributes)
+	entryFields(v, f)
 	if own != nil {
 		v.Dict("ownership", own.dict())
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"os"
 	"syscall"
 	"time"
 
@@ -48,6 +49,15 @@ func (w *storeWriter) observed(f *watch.File, cur consumer.State, sum string, st
 		e.Dev, e.Ino, e.Size, e.Mode, e.UID, e.GID = st.Dev, st.Ino, st.Size, st.Mode, st.Uid, st.Gid
 		e.MtimeNS, e.CtimeNS, e.SHA256 = st.Mtim.Nano(), st.Ctim.Nano(), sum
 		e.Attrs = readAttrs(f.Path, st, w.key)
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFLNK:
+			// As scan.Scan records it: the target, never followed.
+			if t, err := os.Readlink(f.Path); err == nil {
+				e.Target = t
+			}
+		case unix.S_IFCHR, unix.S_IFBLK:
+			e.Rdev = st.Rdev
+		}
 	}
 	w.pending = append(w.pending, e)
 	if len(w.pending) >= maxPending {

@@ -175,3 +175,36 @@ func SaveMounts(store *state.Store, paths []string) error {
 	}
 	return saveMounts(store, used)
 }
+
+// EntryLines describe, one line each, what a finding says beyond content
+// and attributes (vigil scan's text output): the entry's type when it is
+// not a regular file, a symlink's target ("symlink -> /new (was -> /old)"),
+// a device node's numbers ("char-device 1:3") and the mount change.
+func EntryLines(f *Finding) []string {
+	var out []string
+	a := f.New
+	if a == nil {
+		a = f.Old
+	}
+	switch {
+	case a == nil:
+	case a.Type == TypeSymlink:
+		l := "symlink -> " + a.Target
+		if o := f.Old; f.New != nil && o != nil && o.Type == TypeSymlink && o.Target != a.Target {
+			l += " (was -> " + o.Target + ")"
+		}
+		out = append(out, l)
+	case a.Major != nil:
+		l := fmt.Sprintf("%s %d:%d", a.Type, *a.Major, *a.Minor)
+		if o := f.Old; f.New != nil && o != nil && o.Major != nil && (*o.Major != *a.Major || *o.Minor != *a.Minor) {
+			l += fmt.Sprintf(" (was %d:%d)", *o.Major, *o.Minor)
+		}
+		out = append(out, l)
+	case a.Type != TypeFile:
+		out = append(out, a.Type)
+	}
+	if f.Mount != nil {
+		out = append(out, f.Mount.Line())
+	}
+	return out
+}

@@ -313,7 +313,9 @@ func Scan(ctx context.Context, targets []Target, store *state.Store, cons map[st
 		if err != nil {
 			return s.res, err
 		}
-		s.upgrading = up != nil || store.Schema() < 3
+		// A writable open marked an older store; a read-only one left it
+		// as it was.
+		s.upgrading = up != nil || (store.ReadOnly() && store.Schema() < 3)
 	}
 	if s.mounts, err = newMountScan(store, s.res.Baseline); err != nil {
 		// Compared and recorded without mounts; the recorded ones stay.

@@ -346,6 +346,9 @@ func (s *Store) Schema() int {
 	return s.schema
 }
 
+// ReadOnly reports whether the store was opened read-only.
+func (s *Store) ReadOnly() bool { return s.readOnly }
+
 // Path returns the store's file name.
 func (s *Store) Path() string { return s.path }
 
