@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
 	"github.com/vigil-fim/vigil/pkg/agent"
@@ -347,5 +348,93 @@ recursive = true
 	stop()
 	if got := startupRecs(r); len(got) > 0 {
 		t.Errorf("clean restart reported %v", got)
+	}
+}
+
+// TestRestartOverSchema2Store: a store left by a vigil that kept only a
+// tree's regular files and no mounts (schema 2) is upgraded by the next
+// start without a report: the directories and symlinks it never kept are
+// recorded quietly, and a directory created after that is reported.
+func TestRestartOverSchema2Store(t *testing.T) {
+	needAgent(t)
+	root := t.TempDir()
+	p := func(rel string) string { return filepath.Join(root, rel) }
+	for _, rel := range []string{"tree/a/f", "tree/b/g", "tree/h"} {
+		os.MkdirAll(filepath.Dir(p(rel)), 0o755)
+		if err := os.WriteFile(p(rel), []byte(rel), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("h", p("tree/l")); err != nil {
+		t.Fatal(err)
+	}
+	stateDir := filepath.Join(t.TempDir(), "state")
+	cfg, err := config.Parse("schema2.toml", []byte(fmt.Sprintf(`
+[agent]
+state_dir = %q
+[output]
+stdout = false
+[[watch]]
+path = %q
+recursive = true
+`, stateDir, p("tree"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startupRecs := func(r *records) []rec {
+		return r.since(0, func(x rec) bool { return x.s("vigil.origin") == "startup" })
+	}
+	r, stop := startAgent(t, agent.Options{Config: cfg, Key: testKey})
+	stop()
+	if got := startupRecs(r); len(got) > 0 {
+		t.Fatalf("baseline reported %v", got)
+	}
+	// Make it what a schema 2 vigil wrote.
+	store, err := state.Open(filepath.Join(stateDir, state.StoreFile), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"tree", "tree/a", "tree/b", "tree/l"} {
+		if e, ok, _ := store.Get(p(rel)); !ok || e.Mode&unix.S_IFMT == unix.S_IFREG {
+			t.Fatalf("%s: record %+v (%v)", rel, e, ok)
+		}
+		if err := store.Delete(p(rel)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.DeleteMeta(scan.MetaMounts); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	setSchema(t, filepath.Join(stateDir, state.StoreFile), "2")
+
+	r, stop = startAgent(t, agent.Options{Config: cfg, Key: testKey})
+	stop()
+	if got := startupRecs(r); len(got) > 0 {
+		t.Errorf("restart over a schema 2 store reported %d changes: %v", len(got), got)
+	}
+	if err := os.Mkdir(p("tree/c"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, stop = startAgent(t, agent.Options{Config: cfg, Key: testKey})
+	stop()
+	if got := startupRecs(r); len(got) != 1 || got[0].s("file.path") != p("tree/c") || got[0].s("event.action") != "created" ||
+		got[0].s("file.type") != "dir" {
+		t.Errorf("after the upgrade: %v", got)
+	}
+}
+
+// setSchema writes a store's schema version as an older vigil left it.
+func setSchema(t *testing.T, path, version string) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("meta")).Put([]byte("schema"), []byte(version))
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
