@@ -438,3 +438,74 @@ func setSchema(t *testing.T, path, version string) {
 		t.Fatal(err)
 	}
 }
+
+// TestReloadAddsTreeEntries: a reload that adds a tree gives its
+// directories and symlinks a baseline with its files (config-reloaded
+// names them as newly watched), so the next start reports none of them
+// created; a directory made in the tree while vigil is down is.
+func TestReloadAddsTreeEntries(t *testing.T) {
+	needAgent(t)
+	dir := t.TempDir()
+	p := func(rel string) string { return filepath.Join(dir, rel) }
+	for _, rel := range []string{"etc/passwd", "tree/sub/f"} {
+		os.MkdirAll(filepath.Dir(p(rel)), 0o755)
+		if err := os.WriteFile(p(rel), []byte(passwd0), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("sub/f", p("tree/l")); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := p("vigil.toml")
+	head := fmt.Sprintf("[agent]\nstate_dir = %q\n[output]\nstdout = false\n[[watch]]\npath = %q\n", p("state"), p("etc/passwd"))
+	tree := fmt.Sprintf("[[watch]]\npath = %q\nrecursive = true\n", p("tree"))
+	load := func(text string) *config.Config {
+		t.Helper()
+		if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	startupRecs := func(r *records) []rec {
+		return r.since(0, func(x rec) bool { return x.s("vigil.origin") == "startup" || x.s("event.action") == "watch-added" })
+	}
+	_, stop := startAgent(t, agent.Options{Config: load(head)})
+	stop()
+
+	h := agent.NewHandle()
+	r, stop := startAgent(t, agent.Options{Config: load(head), Handle: h,
+		LoadConfig: func() (*config.Config, error) { return config.Load(cfgPath) }})
+	mark := r.mark()
+	load(head + tree)
+	if _, err := h.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cr := r.wait(t, mark, "config-reloaded", func(x rec) bool { return x.s("event.action") == "config-reloaded" })
+	stop()
+	var names []string
+	list, _ := cr.get("vigil.reload.watch_added.paths").([]any)
+	for _, x := range list {
+		names = append(names, fmt.Sprint(x))
+	}
+	if want := []string{p("tree"), p("tree/l"), p("tree/sub"), p("tree/sub/f")}; !reflect.DeepEqual(names, want) {
+		t.Errorf("config-reloaded names %v as newly watched, want %v", names, want)
+	}
+
+	r, stop = startAgent(t, agent.Options{Config: load(head + tree)})
+	stop()
+	if got := startupRecs(r); len(got) > 0 {
+		t.Errorf("the start after the reload reported %v", got)
+	}
+	if err := os.Mkdir(p("tree/sub/new"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, stop = startAgent(t, agent.Options{Config: load(head + tree)})
+	stop()
+	if got := startupRecs(r); len(got) != 1 || got[0].s("file.path") != p("tree/sub/new") || got[0].s("event.action") != "created" {
+		t.Errorf("a directory made while stopped: %v", got)
+	}
+}
