@@ -72,8 +72,13 @@ type Event struct {
 	AttrUID, AttrGID uint32
 	Proc             Process
 	// Path is relative to Dir ("passwd", "a/b/file"), absolute when
-	// FlagPathAbs is set. Path2 is, for a rename, the source.
+	// FlagPathAbs is set. Path2 is, for a rename, the source; with FlagStr2
+	// it is a string, not a path: an xattr's name, a symlink's target, a
+	// mount's source.
 	Path, Path2 string
+	// FSType is, for a mount (FlagStr2), path2's second string: the mounted
+	// file system's type, where known.
+	FSType string
 }
 
 // Process is who did it, read in the kernel when the hook ran.
@@ -146,7 +151,7 @@ func Decode(b []byte) (*Event, error) {
 			Comm: cstring(r.Comm[:]),
 		},
 	}
-	if e.Match == MatchPath {
+	if e.Match == MatchPath || r.Flags&FlagUserPath != 0 {
 		// Tracepoint object: each path is the string the process gave, then
 		// the absolute path of the directory it was relative to.
 		e.Path = userPath(p1)
@@ -155,6 +160,12 @@ func Decode(b []byte) (*Event, error) {
 	} else {
 		e.Path = joinLeafFirst(p1, r.Flags&FlagPathAbs != 0)
 		e.Path2 = joinLeafFirst(p2, false)
+	}
+	if r.Flags&FlagStr2 != 0 {
+		// Strings, not a path: the first, then (a mount's) the second.
+		first, rest, _ := bytes.Cut(p2, []byte{0})
+		e.Path2 = string(first)
+		e.FSType = cstring(rest)
 	}
 	if len(exe) > 0 {
 		e.Proc.Exe = joinLeafFirst(exe, true)
