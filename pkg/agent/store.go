@@ -49,19 +49,27 @@ func (w *storeWriter) observed(f *watch.File, cur consumer.State, sum string, st
 		e.Dev, e.Ino, e.Size, e.Mode, e.UID, e.GID = st.Dev, st.Ino, st.Size, st.Mode, st.Uid, st.Gid
 		e.MtimeNS, e.CtimeNS, e.SHA256 = st.Mtim.Nano(), st.Ctim.Nano(), sum
 		e.Attrs = readAttrs(f.Path, st, w.key)
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFLNK:
-			// As scan.Scan records it: the target, never followed.
-			if t, err := os.Readlink(f.Path); err == nil {
-				e.Target = t
-			}
-		case unix.S_IFCHR, unix.S_IFBLK:
-			e.Rdev = st.Rdev
-		}
 	}
+	typeFields(&e, st)
 	w.pending = append(w.pending, e)
 	if len(w.pending) >= maxPending {
 		w.flush()
+	}
+}
+
+// typeFields records what scan.Scan records of a symlink (its target, read
+// with readlink, never followed) and of a device node (its number).
+func typeFields(e *state.Entry, st *syscall.Stat_t) {
+	if st == nil {
+		return
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		if t, err := os.Readlink(e.Path); err == nil {
+			e.Target = t
+		}
+	case unix.S_IFCHR, unix.S_IFBLK:
+		e.Rdev = st.Rdev
 	}
 }
 
