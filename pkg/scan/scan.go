@@ -29,7 +29,8 @@ import (
 const (
 	// ActionCreated: the file exists and did not (or was not recorded).
 	ActionCreated = "created"
-	// ActionModified: same inode, different content (or size, or file type).
+	// ActionModified: same inode and type, different content (or size, a
+	// symlink's target, a device node's number).
 	ActionModified = "modified"
 	// ActionDeleted: the file is gone.
 	ActionDeleted = "deleted"
@@ -659,9 +660,11 @@ func classify(old, cur *state.Entry) (action string, fields []string, ac *attrs.
 		attrs = true
 	}
 	switch {
-	case inode:
+	case inode || typ:
+		// Another file (a freed inode number can come back at once, as
+		// another type).
 		return ActionReplaced, fields, ac
-	case typ || content || size:
+	case content || size:
 		return ActionModified, fields, ac
 	case attrs:
 		return ActionAttributesChanged, fields, ac
