@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-fim/vigil/pkg/attrs"
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
+	"github.com/vigil-fim/vigil/pkg/mounts"
 	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/state"
 	"github.com/vigil-fim/vigil/pkg/testutil"
@@ -109,6 +110,16 @@ recursive = true
 		t.Fatalf("baseline reported %v", got)
 	}
 
+	// The mount the test's files are seen through: the loop-mounted ext4
+	// here, the guest's /mnt/ext4 there.
+	tb, err := mounts.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsMount := tb.Cover(root)
+	if fsMount == nil || fsMount.FSType != "ext4" {
+		t.Fatalf("%s is seen through %+v, want an ext4 mount", root, fsMount)
+	}
 	u := uint32(65534)
 	ovOpts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", p("ov"), p("up"), p("work"))
 	fileType := func(want string) func(t *testing.T, f *scan.Finding, x rec) {
@@ -247,7 +258,7 @@ recursive = true
 			return unix.Mount(p("fake/passwd"), p("etc/passwd"), "", unix.MS_BIND, "")
 		}, map[string]string{"etc/passwd": "shadowed"}, func(t *testing.T, f *scan.Finding, x rec) {
 			if m := f.Mount; m == nil || m.New.Mountpoint != p("etc/passwd") || !m.New.Bind || m.New.SourcePath != p("fake/passwd") ||
-				m.Old.Mountpoint != root {
+				m.Old.Mountpoint != fsMount.Mountpoint {
 				t.Errorf("mount: %+v", f.Mount)
 			}
 			if f.Changes == nil || x.s("vigil.mount.change") != "shadowed" || x.s("vigil.mount.new.source_path") != p("fake/passwd") ||
@@ -257,7 +268,7 @@ recursive = true
 		}},
 		{"umount the bind mount", []string{"umount", p("etc/passwd")}, func() error { return unix.Unmount(p("etc/passwd"), 0) },
 			map[string]string{"etc/passwd": "uncovered"}, func(t *testing.T, f *scan.Finding, x rec) {
-				if m := f.Mount; m == nil || m.Old.Mountpoint != p("etc/passwd") || m.New.Mountpoint != root {
+				if m := f.Mount; m == nil || m.Old.Mountpoint != p("etc/passwd") || m.New.Mountpoint != fsMount.Mountpoint {
 					t.Errorf("mount: %+v", f.Mount)
 				}
 				if x.s("vigil.mount.change") != "uncovered" || hasChange(x, "user-removed", "mallory") == nil {
