@@ -48,6 +48,11 @@ type Mount struct {
 	SourcePath string `json:"source_path,omitempty"`
 	// Layers are an overlay's lowerdir, upperdir (and workdir) options.
 	Layers []string `json:"layers,omitempty"`
+	// selfBind: a bind mount of a directory onto itself (SourcePath is the
+	// mountpoint): it shows what was there already, so it shadows nothing.
+	// systemd's ProtectSystem=, ProtectHome= and ReadOnlyPaths= make such
+	// mounts in a service's namespace.
+	selfBind bool
 }
 
 // Same reports whether two mounts show the same thing at the same place:
@@ -75,9 +80,9 @@ func (m *Mount) Describe() string {
 	return fmt.Sprintf("%s %s on %s", m.FSType, m.Source, m.Mountpoint)
 }
 
-// Table is a mount table: the top mount at each mountpoint.
+// Table is a mount table: the mounts at each mountpoint, top first.
 type Table struct {
-	top map[string]*Mount
+	at map[string][]*Mount
 }
 
 // Read reads /proc/self/mountinfo.
@@ -167,32 +172,22 @@ func unescape(s string) string {
 	return b.String()
 }
 
-// build keeps the top mount at each mountpoint and works out bind mounts.
+// build orders the mounts at each mountpoint, top first, and works out
+// bind mounts.
 func build(all []*Mount) *Table {
-	t := &Table{top: map[string]*Mount{}}
-	under := map[int]bool{} // ids that another mount at the same mountpoint sits on
-	at := map[string][]*Mount{}
+	t := &Table{at: map[string][]*Mount{}}
 	for _, m := range all {
-		at[m.Mountpoint] = append(at[m.Mountpoint], m)
+		t.at[m.Mountpoint] = append(t.at[m.Mountpoint], m)
 	}
-	for _, ms := range at {
-		for _, m := range ms {
-			for _, o := range ms {
-				if o != m && o.Parent == m.ID {
-					under[m.ID] = true
-				}
-			}
-		}
-	}
-	for _, m := range all {
-		if !under[m.ID] {
-			t.top[m.Mountpoint] = m // the last of several tops in file order
+	for mp, ms := range t.at {
+		if len(ms) > 1 {
+			t.at[mp] = stack(ms)
 		}
 	}
 	for _, m := range all {
 		var src *Mount
 		for _, o := range all {
-			if o.ID >= m.ID || o.Dev != m.Dev || !under2(o.Root, m.Root) || under2(m.Mountpoint, o.Mountpoint) {
+			if o.ID >= m.ID || o.Dev != m.Dev || !under2(o.Root, m.Root) || under2(m.Mountpoint, o.Mountpoint) && o.Mountpoint != m.Mountpoint {
 				continue
 			}
 			if src == nil || len(o.Root) > len(src.Root) || (len(o.Root) == len(src.Root) && len(o.Mountpoint) < len(src.Mountpoint)) {
@@ -204,8 +199,43 @@ func build(all []*Mount) *Table {
 			m.SourcePath = filepath.Join(src.Mountpoint, rel)
 		}
 		m.Bind = m.Root != "/" || src != nil
+		m.selfBind = src != nil && m.SourcePath == m.Mountpoint
 	}
 	return t
+}
+
+// stack orders the mounts at one mountpoint top first: a mount sits on the
+// one whose id is its parent; ties (none found) keep the later in file
+// order on top.
+func stack(ms []*Mount) []*Mount {
+	on := map[int]bool{} // ids another mount here sits on
+	byID := map[int]*Mount{}
+	for _, m := range ms {
+		byID[m.ID] = m
+	}
+	for _, m := range ms {
+		if byID[m.Parent] != nil && m.Parent != m.ID {
+			on[m.Parent] = true
+		}
+	}
+	var top *Mount
+	for _, m := range ms {
+		if !on[m.ID] {
+			top = m
+		}
+	}
+	out := []*Mount{}
+	seen := map[int]bool{}
+	for m := top; m != nil && !seen[m.ID]; m = byID[m.Parent] {
+		seen[m.ID] = true
+		out = append(out, m)
+	}
+	for _, m := range ms { // anything the chain did not reach, below it
+		if !seen[m.ID] {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // under2 reports whether p is root or below it (both clean and absolute).
@@ -217,15 +247,18 @@ func under2(root, p string) bool {
 }
 
 // Cover is the mount path p (clean, absolute) is seen through: the top
-// mount at the deepest mountpoint at or above it; nil when none is (a
-// table without "/", or a path outside this process's root).
+// mount at the deepest mountpoint at or above it, passing over bind mounts
+// of a directory onto itself (they show what is beneath them); nil when
+// none is (a table without "/", or a path outside this process's root).
 func (t *Table) Cover(p string) *Mount {
 	if t == nil {
 		return nil
 	}
 	for {
-		if m, ok := t.top[p]; ok {
-			return m
+		for _, m := range t.at[p] {
+			if !m.selfBind {
+				return m
+			}
 		}
 		if p == "/" || p == "." || p == "" {
 			return nil
@@ -235,4 +268,4 @@ func (t *Table) Cover(p string) *Mount {
 }
 
 // Len is the number of mountpoints.
-func (t *Table) Len() int { return len(t.top) }
+func (t *Table) Len() int { return len(t.at) }

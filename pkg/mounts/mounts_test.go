@@ -72,3 +72,34 @@ func TestReadSelf(t *testing.T) {
 		t.Errorf("no mount at /: %+v", m)
 	}
 }
+
+// A service's namespace under systemd's ProtectSystem=strict and
+// ProtectHome=read-only: "/" bound onto itself on top of the root
+// filesystem, /home and /root bound onto themselves. They show what was
+// there, so paths are covered as on the host; PrivateTmp's /tmp is another
+// directory and does cover /tmp.
+const sandboxed = `200 150 8:1 / / rw,relatime - ext4 /dev/sda1 rw
+201 200 8:1 / / ro,relatime - ext4 /dev/sda1 rw
+202 201 8:1 /home /home ro,relatime - ext4 /dev/sda1 rw
+203 201 8:1 /root /root ro,relatime - ext4 /dev/sda1 rw
+204 201 8:1 /tmp/systemd-private-abc-vigil.service-xyz/tmp /tmp rw - ext4 /dev/sda1 rw
+`
+
+func TestSelfBindsAreTransparent(t *testing.T) {
+	tb, err := Parse(strings.NewReader(sandboxed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := Parse(strings.NewReader("21 1 8:1 / / rw - ext4 /dev/sda1 rw\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/etc/passwd", "/root/.ssh/authorized_keys", "/home/alice/.ssh/authorized_keys"} {
+		if m := tb.Cover(p); !m.Same(host.Cover(p)) || m.ID != 200 {
+			t.Errorf("Cover(%s) = %+v, want the root filesystem as on the host", p, m)
+		}
+	}
+	if m := tb.Cover("/tmp/x"); m.ID != 204 || m.SourcePath != "/tmp/systemd-private-abc-vigil.service-xyz/tmp" {
+		t.Errorf("private /tmp: %+v", m)
+	}
+}
