@@ -70,10 +70,10 @@ type Sensor struct {
 	info   Info
 	rd     *ringbuf.Reader
 	// Every map syscall runs on sys, the SCHED_FIFO map thread (rtmap.go).
-	sys    *sysThread
-	watch  *rtMap
-	names  *rtMap
-	ctrs   *rtMap
+	sys   *sysThread
+	watch *rtMap
+	names *rtMap
+	ctrs  *rtMap
 	// The tracepoint object's path filters; nil in other objects.
 	basenames *rtMap
 	dirpaths  *rtMap
