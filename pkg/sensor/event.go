@@ -146,15 +146,21 @@ func Decode(b []byte) (*Event, error) {
 			Comm: cstring(r.Comm[:]),
 		},
 	}
-	if e.Match == MatchPath {
+	switch {
+	case e.Match == MatchPath, r.Flags&FlagUserPath != 0:
 		// Tracepoint object: each path is the string the process gave, then
 		// the absolute path of the directory it was relative to.
 		e.Path = userPath(p1)
 		e.Path2 = userPath(p2)
 		e.Flags |= FlagPathAbs
-	} else {
+	default:
 		e.Path = joinLeafFirst(p1, r.Flags&FlagPathAbs != 0)
 		e.Path2 = joinLeafFirst(p2, false)
+	}
+	if r.Flags&FlagStr2 != 0 {
+		// A plain string (an attribute's name, a symlink's target), or two
+		// (a mount's source and filesystem type, NUL between them).
+		e.Path2 = strings.TrimSuffix(string(p2), "\x00")
 	}
 	if len(exe) > 0 {
 		e.Proc.Exe = joinLeafFirst(exe, true)
