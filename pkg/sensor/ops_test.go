@@ -469,9 +469,37 @@ func TestTreeNodeRecords(t *testing.T) {
 		return sysPath(unix.SYS_MKNOD, filepath.Join(root, "reg"), 0o644, 0)
 	}, isNode("reg", unix.S_IFREG|0o644&^um))
 
+	// A watched path that does not exist yet, made a symlink and then a
+	// FIFO (after removing the link): reported through the watched name.
+	w := nmWatchPath(t, t.TempDir(), "ld.so.preload", false)
+	mark := coll.Mark()
+	if err := sysPath(unix.SYS_SYMLINK, "/tmp/evil.so", w.path); err != nil {
+		t.Fatal(err)
+	}
+	e := coll.WaitN(t, mark, 1, nmWithID(w.id, sensor.OpSymlink))[0]
+	t.Logf("symlink at a watched name: %s", nmDescribe(e))
+	if e.Match != sensor.MatchName || e.Path != "ld.so.preload" || e.Path2 != "/tmp/evil.so" ||
+		e.Flags&sensor.FlagStr2 == 0 || e.Dir != w.dirKey || e.File != nmKeyOf(t, w.path) ||
+		!opHookOK(e, sensor.HookVFSSymlink) {
+		t.Errorf("symlink at a watched name: %s; want match name, path ld.so.preload, path2 /tmp/evil.so", nmDescribe(e))
+	}
+	if err := os.Remove(w.path); err != nil {
+		t.Fatal(err)
+	}
+	mark = coll.Mark()
+	if err := unix.Mknodat(unix.AT_FDCWD, w.path, unix.S_IFIFO|0o600, 0); err != nil {
+		t.Fatal(err)
+	}
+	e = coll.WaitN(t, mark, 1, nmWithID(w.id, sensor.OpMknod))[0]
+	t.Logf("mknod at a watched name: %s", nmDescribe(e))
+	if e.Match != sensor.MatchName || e.Path != "ld.so.preload" || e.Mode != unix.S_IFIFO|0o600&^um ||
+		e.File != nmKeyOf(t, w.path) || !opHookOK(e, sensor.HookVFSMknod) {
+		t.Errorf("mknod at a watched name: %s; want match name, path ld.so.preload, a FIFO's mode", nmDescribe(e))
+	}
+
 	// The same in a directory nobody watches: nothing.
 	other := t.TempDir()
-	mark := coll.Mark()
+	mark = coll.Mark()
 	if err := unix.Mkdir(filepath.Join(other, "d"), 0o755); err != nil {
 		t.Fatal(err)
 	}
