@@ -137,15 +137,15 @@ func TestDecodeStr2AndUserPath(t *testing.T) {
 	if e, err = Decode(b); err != nil {
 		t.Fatal(err)
 	}
-	if e.Path != "/tmp/mnt" || e.Path2 != "/tmp/src\x00" {
-		t.Errorf("bind mount: path %q path2 %q", e.Path, e.Path2)
+	if e.Path != "/tmp/mnt" || e.Path2 != "/tmp/src" || e.FSType != "" {
+		t.Errorf("bind mount: path %q path2 %q type %q", e.Path, e.Path2, e.FSType)
 	}
 	b = record(t, rawEvent{Op: uint32(OpMount), Match: uint32(MatchMount), Flags: FlagStr2 | FlagUserPath},
 		"/etc\x00", "overlay\x00overlay\x00")
 	if e, err = Decode(b); err != nil {
 		t.Fatal(err)
 	}
-	if e.Path != "/etc" || e.Path2 != "overlay\x00overlay" {
-		t.Errorf("overlay mount: path %q path2 %q", e.Path, e.Path2)
+	if e.Path != "/etc" || e.Path2 != "overlay" || e.FSType != "overlay" {
+		t.Errorf("overlay mount: path %q path2 %q type %q", e.Path, e.Path2, e.FSType)
 	}
 }
