@@ -92,7 +92,8 @@ func (r *recorder) ready(info sensor.Info, watched, files, trees, anchors int, s
 	ev.Dict("vigil", zerolog.Dict().
 		Dict("sensor", zerolog.Dict().Str("kernel", info.Kernel).Str("object", info.Object).
 			Str("hook_type", info.HookTyp).Str("why", info.Why).Strs("hooks", info.Hooks).
-			Str("built_against", info.BTF).Strs("features", info.Features).Interface("refused", info.Refused).Interface("skipped", info.Skipped)).
+			Str("built_against", info.BTF).Strs("features", info.Features).Interface("refused", info.Refused).Interface("skipped", info.Skipped).
+			Str("map_thread", info.MapThread)).
 		Dict("watch", zerolog.Dict().Int("files", watched).Int("file_targets", files).
 			Int("trees", trees).Int("anchors", anchors)).
 		Strs("config", sources)).
@@ -347,7 +348,10 @@ func (r *recorder) startup(f *scan.Finding, rule *config.Watch) {
 	}
 	kind, more := driftKind(own)
 	ev := r.begin(time.Now(), f.Action, []string{"file"}, types, kind, more...)
-	d := zerolog.Dict().Str("path", f.Path).Str("name", baseName(f.Path)).Str("type", "file")
+	d := zerolog.Dict().Str("path", f.Path).Str("name", baseName(f.Path)).Str("type", startupFileType(f))
+	if n := f.New; n != nil && n.Type == scan.TypeSymlink {
+		d.Str("target_path", n.Target)
+	}
 	if n := f.New; n != nil {
 		d.Str("inode", strconv.FormatUint(n.Ino, 10)).Str("mode", fmt.Sprintf("%04o", n.Mode&0o7777)).
 			Str("uid", strconv.FormatUint(uint64(n.UID), 10)).Str("gid", strconv.FormatUint(uint64(n.GID), 10)).
@@ -362,6 +366,7 @@ func (r *recorder) startup(f *scan.Finding, rule *config.Watch) {
 		v.Interface("problems", f.Problems)
 	}
 	attrFields(v, f.Attributes)
+	entryFields(v, f)
 	if own != nil {
 		v.Dict("ownership", own.dict())
 	}

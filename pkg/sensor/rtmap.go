@@ -1,0 +1,113 @@
+package sensor
+
+import (
+	"runtime"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// A map syscall (lookup, update, delete, iteration) holds the CPU's
+// bpf_prog_active for its duration, and while it is held every kprobe
+// program on that CPU is skipped: the kernel counts a miss and runs
+// nothing. A kernel that preempts in kernel mode (PREEMPT_LAZY, Debian's 7.x
+// default) can preempt vigil inside such a syscall, and then the programs
+// of every task that runs on that CPU until vigil gets it back are skipped:
+// writes, renames, deletions that vigil never sees live.
+//
+// So every map syscall of the sensor runs on one OS thread scheduled
+// SCHED_FIFO (the lowest real-time priority): an ordinary task cannot
+// preempt it, and the window closes. The thread only runs map syscalls, each
+// a few microseconds, so it cannot starve anything. Where the real-time
+// policy is refused (a container without CAP_SYS_NICE, systemd's
+// RestrictRealtime=), the syscalls still run there, and the sensor says so
+// (Info.MapThread).
+type sysThread struct {
+	calls chan func()
+	// Policy is "fifo" when the thread runs SCHED_FIFO, else why not.
+	policy string
+	once   sync.Once
+}
+
+func newSysThread() *sysThread {
+	t := &sysThread{calls: make(chan func())}
+	ready := make(chan string)
+	go func() {
+		// Never unlocked: the thread ends with this goroutine, so its
+		// scheduling policy never leaks to other goroutines.
+		runtime.LockOSThread()
+		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}
+		if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+			ready <- "SCHED_FIFO refused: " + err.Error()
+		} else {
+			ready <- "fifo"
+		}
+		for f := range t.calls {
+			f()
+		}
+	}()
+	t.policy = <-ready
+	return t
+}
+
+// do runs f on the thread and waits for it.
+func (t *sysThread) do(f func()) {
+	done := make(chan struct{})
+	t.calls <- func() {
+		f()
+		close(done)
+	}
+	<-done
+}
+
+func (t *sysThread) stop() { t.once.Do(func() { close(t.calls) }) }
+
+// rtMap is an ebpf.Map whose syscalls run on the sensor's map thread.
+type rtMap struct {
+	m *ebpf.Map
+	t *sysThread
+}
+
+func (t *sysThread) wrap(m *ebpf.Map) *rtMap {
+	if m == nil {
+		return nil
+	}
+	return &rtMap{m: m, t: t}
+}
+
+func (r *rtMap) Lookup(k, v any) (err error) {
+	r.t.do(func() { err = r.m.Lookup(k, v) })
+	return err
+}
+
+func (r *rtMap) Update(k, v any, flags ebpf.MapUpdateFlags) (err error) {
+	r.t.do(func() { err = r.m.Update(k, v, flags) })
+	return err
+}
+
+func (r *rtMap) Delete(k any) (err error) {
+	r.t.do(func() { err = r.m.Delete(k) })
+	return err
+}
+
+func (r *rtMap) MaxEntries() uint32 { return r.m.MaxEntries() }
+
+// Iterate walks the map, each step on the map thread.
+func (r *rtMap) Iterate() *rtIterator {
+	var it *ebpf.MapIterator
+	r.t.do(func() { it = r.m.Iterate() })
+	return &rtIterator{it: it, t: r.t}
+}
+
+type rtIterator struct {
+	it *ebpf.MapIterator
+	t  *sysThread
+}
+
+func (i *rtIterator) Next(k, v any) (ok bool) {
+	i.t.do(func() { ok = i.it.Next(k, v) })
+	return ok
+}
+
+func (i *rtIterator) Err() error { return i.it.Err() }
