@@ -27,7 +27,8 @@ type sysThread struct {
 	calls chan func()
 	// Policy is "fifo" when the thread runs SCHED_FIFO, else why not.
 	policy string
-	once   sync.Once
+	mu     sync.RWMutex
+	closed bool
 }
 
 func newSysThread() *sysThread {
@@ -51,17 +52,31 @@ func newSysThread() *sysThread {
 	return t
 }
 
-// do runs f on the thread and waits for it.
-func (t *sysThread) do(f func()) {
+// do runs f on the thread and waits for it. After stop it runs nothing
+// and returns ErrClosed.
+func (t *sysThread) do(f func()) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closed {
+		return ErrClosed
+	}
 	done := make(chan struct{})
 	t.calls <- func() {
 		f()
 		close(done)
 	}
 	<-done
+	return nil
 }
 
-func (t *sysThread) stop() { t.once.Do(func() { close(t.calls) }) }
+func (t *sysThread) stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.closed {
+		t.closed = true
+		close(t.calls)
+	}
+}
 
 // rtMap is an ebpf.Map whose syscalls run on the sensor's map thread.
 type rtMap struct {
@@ -77,17 +92,23 @@ func (t *sysThread) wrap(m *ebpf.Map) *rtMap {
 }
 
 func (r *rtMap) Lookup(k, v any) (err error) {
-	r.t.do(func() { err = r.m.Lookup(k, v) })
+	if e := r.t.do(func() { err = r.m.Lookup(k, v) }); e != nil {
+		return e
+	}
 	return err
 }
 
 func (r *rtMap) Update(k, v any, flags ebpf.MapUpdateFlags) (err error) {
-	r.t.do(func() { err = r.m.Update(k, v, flags) })
+	if e := r.t.do(func() { err = r.m.Update(k, v, flags) }); e != nil {
+		return e
+	}
 	return err
 }
 
 func (r *rtMap) Delete(k any) (err error) {
-	r.t.do(func() { err = r.m.Delete(k) })
+	if e := r.t.do(func() { err = r.m.Delete(k) }); e != nil {
+		return e
+	}
 	return err
 }
 
@@ -96,18 +117,30 @@ func (r *rtMap) MaxEntries() uint32 { return r.m.MaxEntries() }
 // Iterate walks the map, each step on the map thread.
 func (r *rtMap) Iterate() *rtIterator {
 	var it *ebpf.MapIterator
-	r.t.do(func() { it = r.m.Iterate() })
-	return &rtIterator{it: it, t: r.t}
+	err := r.t.do(func() { it = r.m.Iterate() })
+	return &rtIterator{it: it, t: r.t, err: err}
 }
 
 type rtIterator struct {
-	it *ebpf.MapIterator
-	t  *sysThread
+	it  *ebpf.MapIterator
+	t   *sysThread
+	err error
 }
 
 func (i *rtIterator) Next(k, v any) (ok bool) {
-	i.t.do(func() { ok = i.it.Next(k, v) })
+	if i.err != nil {
+		return false
+	}
+	if err := i.t.do(func() { ok = i.it.Next(k, v) }); err != nil {
+		i.err = err
+		return false
+	}
 	return ok
 }
 
-func (i *rtIterator) Err() error { return i.it.Err() }
+func (i *rtIterator) Err() error {
+	if i.err != nil {
+		return i.err
+	}
+	return i.it.Err()
+}
