@@ -60,7 +60,8 @@ type Info struct {
 var features = map[string][]string{
 	loader.HooksKprobe: {"content:vfs", "io_uring", "rename:in-kernel-reseed", "create", "attributes",
 		"xattrs", "inode-flags", "mkdir", "symlink", "mknod", "fallocate", "mounts", "mmap", "failed-ops"},
-	loader.HooksTracepoint: {"content:fd", "rename:user-space-resolve", "create", "attributes", "mmap",
+	loader.HooksTracepoint: {"content:fd", "rename:user-space-resolve", "create", "attributes",
+		"xattrs", "inode-flags", "mkdir", "symlink", "mknod", "fallocate", "mounts", "mmap",
 		"gap:io_uring", "gap:failed-ops", "gap:path>255"},
 }
 
