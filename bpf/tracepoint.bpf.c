@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * The tracepoint object, for kernels without kprobes (and the last fallback
- * everywhere): one BTF-typed raw tracepoint at syscall exit. At exit the
+ * everywhere): one program on the raw_syscalls/sys_exit tracepoint. At exit the
  * syscall's arguments are still in the user registers and its result is
  * known, so one program serves every operation and failed calls are skipped.
  *
@@ -793,59 +793,21 @@ static __always_inline bool vg_decode(struct pt_regs *regs, long ret, struct vg_
 }
 
 /*
- * Where the kernel runs the syscall tracepoints preemptibly (7.x), a run of a
- * program preempted mid-way makes the kernel skip that program for every
- * other task's syscall exit on the same CPU until it resumes (it never runs
- * a program on a CPU where it is already running). So the program is
- * attached twice: tp_sys_exit, then tp_sys_exit_2 (the loader attaches in
- * name order, and a tracepoint calls its programs in attach order). The
- * second runs a syscall exit only when the first was skipped for it: per
- * task, the first counts the exits it ran and the second remembers the count
- * it last saw. A task loses an exit only when both copies are skipped, and
- * the second copy's skipped runs are counted as lost by the sensor.
+ * The perf-event tracepoint raw_syscalls/sys_exit, not the BTF raw
+ * tracepoint: where the kernel runs the syscall tracepoints preemptibly
+ * (7.x), a raw tracepoint program preempted mid-run makes the kernel skip
+ * it for every other task's syscall exit on that CPU until it resumes. The
+ * perf path runs its programs with preemption disabled, so a run is never
+ * interrupted by another task's. The syscall's arguments are read from the
+ * task's user registers.
  */
-struct vg_exit_seq {
-	__u64 first; /* relevant exits the first copy ran for this task */
-	__u64 seen;  /* first, as the second copy last saw it */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct vg_exit_seq);
-} exit_seq SEC(".maps");
-
-static __always_inline struct vg_exit_seq *vg_exit_seq(void)
+SEC("tp/raw_syscalls/sys_exit")
+int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return bpf_task_storage_get(&exit_seq, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-}
-
-SEC("tp_btf/sys_exit")
-int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
-{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	struct vg_req r;
-	if (!vg_decode(regs, ret, &r))
+	if (!vg_decode(regs, ctx->ret, &r))
 		return 0;
-	struct vg_exit_seq *q = vg_exit_seq();
-	if (q)
-		q->first++;
-	vg_handle(&r);
-	return 0;
-}
-
-SEC("tp_btf/sys_exit")
-int BPF_PROG(tp_sys_exit_2, struct pt_regs *regs, long ret)
-{
-	struct vg_req r;
-	if (!vg_decode(regs, ret, &r))
-		return 0;
-	struct vg_exit_seq *q = vg_exit_seq();
-	if (!q || q->first != q->seen) {
-		if (q)
-			q->seen = q->first; /* the first copy ran this exit */
-		return 0;
-	}
 	vg_handle(&r);
 	return 0;
 }

@@ -16,7 +16,6 @@ const (
 	MapCounters  = "counters"
 	MapDirpaths  = "dirpaths" // only in vigil-tp.o
 	MapEvents    = "events"
-	MapExitSeq   = "exit_seq" // only in vigil-tp.o
 	MapNames     = "names"
 	MapPending   = "pending"
 	MapScratch   = "scratch"

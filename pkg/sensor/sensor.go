@@ -398,17 +398,11 @@ func (s *Sensor) Counters() (Counters, error) {
 		}
 	}
 	// Runs the kernel skipped: a program is not run on a CPU where it is
-	// already running. Where syscall tracepoints run preemptibly (Linux
-	// 7.x), a tracepoint program preempted mid-run makes every other task's
-	// syscall exit on that CPU skip it until it resumes. The tracepoint
-	// object attaches its program twice (NAME, then NAME_2, which runs an
-	// exit only when NAME was skipped for it); what the last copy skipped is
-	// never seen, and is counted here as lost so that the agent reports and
-	// recovers it (docs/kernels.md).
+	// already running (or, for a perf-event tracepoint, where any tracing
+	// program is). What a program skipped is never seen, and is counted
+	// here as lost so that the agent reports and recovers it
+	// (docs/kernels.md).
 	for name, p := range s.loaded.Coll.Programs {
-		if _, covered := s.loaded.Coll.Programs[name+"_2"]; covered {
-			continue
-		}
 		st, err := p.Stats()
 		if err != nil {
 			return Counters{}, fmt.Errorf("reading program %s's statistics: %w", name, err)
