@@ -484,8 +484,8 @@ func TestTreeNodeRecords(t *testing.T) {
 	}, func(e *sensor.Event) bool {
 		return isNode("d/chr", unix.S_IFCHR|0o600&^um)(e) && e.Arg1 == major<<20|minor
 	})
-	// mknod of type 0 makes a regular file.
-	check("mknod regular", sensor.OpMknod, sensor.HookVFSMknod, "reg", func() error {
+	// mknod of type 0 makes a regular file: through vfs_create, not vfs_mknod.
+	check("mknod regular", sensor.OpMknod, sensor.HookVFSCreate, "reg", func() error {
 		return sysPath(unix.SYS_MKNOD, filepath.Join(root, "reg"), 0o644, 0)
 	}, isNode("reg", unix.S_IFREG|0o644&^um))
 
