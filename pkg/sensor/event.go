@@ -72,8 +72,14 @@ type Event struct {
 	AttrUID, AttrGID uint32
 	Proc             Process
 	// Path is relative to Dir ("passwd", "a/b/file"), absolute when
-	// FlagPathAbs is set. Path2 is, for a rename, the source.
+	// FlagPathAbs is set. Path2 is, for a rename or a link, the source.
+	// With FlagStr2 Path2 is a plain string, never joined or resolved: an
+	// xattr's name (setxattr, removexattr), a symlink's target as given
+	// (symlink), or a mount's source (mount, with FSType beside it).
 	Path, Path2 string
+	// FSType is, for a mount, the filesystem type when the kernel knew it
+	// ("overlay", "tmpfs"; "" for a bind or a move).
+	FSType string
 }
 
 // Process is who did it, read in the kernel when the hook ran.
@@ -146,15 +152,29 @@ func Decode(b []byte) (*Event, error) {
 			Comm: cstring(r.Comm[:]),
 		},
 	}
-	if e.Match == MatchPath {
+	switch {
+	case e.Match == MatchPath, e.Match == MatchMount && r.Flags&FlagUserPath != 0:
 		// Tracepoint object: each path is the string the process gave, then
 		// the absolute path of the directory it was relative to.
 		e.Path = userPath(p1)
 		e.Path2 = userPath(p2)
 		e.Flags |= FlagPathAbs
-	} else {
+	case e.Match == MatchMount:
+		// A mountpoint is absolute, from the actor's root; one without
+		// FlagPathAbs is kept as the kernel gave it (relative components).
+		e.Path = joinLeafFirst(p1, r.Flags&FlagPathAbs != 0)
+	default:
 		e.Path = joinLeafFirst(p1, r.Flags&FlagPathAbs != 0)
 		e.Path2 = joinLeafFirst(p2, false)
+	}
+	if r.Flags&FlagStr2 != 0 {
+		// A plain string: an xattr's name, a symlink's target, or a mount's
+		// source then its filesystem type.
+		first, rest, _ := bytes.Cut(p2, []byte{0})
+		e.Path2 = string(first)
+		if e.Op == OpMount || e.Match == MatchMount {
+			e.FSType = cstring(rest)
+		}
 	}
 	if len(exe) > 0 {
 		e.Proc.Exe = joinLeafFirst(exe, true)
