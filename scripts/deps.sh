@@ -23,6 +23,8 @@ PACKAGES=(
 	mount
 	# the attribute tests (pkg/attrs, pkg/agent, host): setfacl, setcap, chattr
 	acl libcap2-bin e2fsprogs
+	# issue 14's live table test (pkg/agent, host): setfattr; fallocate, mknod, mount are util-linux and coreutils
+	attr
 	# the shadow suite for the host-only agent tests (useradd --root ...)
 	passwd
 	# syslog and RELP output tests (pkg/output, cmd/vigil; privileged tier): a real receiver and relay
