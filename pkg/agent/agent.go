@@ -515,8 +515,9 @@ func (a *Agent) handleMount(co *coalescer, e *sensor.Event) {
 		a.notWatched("follow", p)
 	}
 	if a.opt.Log.GetLevel() <= zerolog.DebugLevel {
-		a.opt.Log.Debug().Str("op", e.Op.String()).Str("path", e.Path).Str("source", e.Path2).
-			Str("fs_type", e.FSType).Uint32("mnt_ns", e.Proc.MntNS).Int("covers", len(chs)).Msg("mount record")
+		source, fsType := e.MountSource()
+		a.opt.Log.Debug().Str("op", e.Op.String()).Str("path", e.Path).Str("source", source).
+			Str("fs_type", fsType).Uint32("mnt_ns", e.Proc.MntNS).Int("covers", len(chs)).Msg("mount record")
 	}
 	for _, ch := range chs {
 		single := &burst{change: ch, events: []*sensor.Event{e}, last: e, count: 1}

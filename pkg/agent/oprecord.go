@@ -103,11 +103,12 @@ func mountDict(e *sensor.Event) *zerolog.Event {
 		d.Str("operation", "mount").Strs("flags", mountFlagNames(e.Arg1))
 	}
 	d.Str("state", "shadowed")
-	if e.Path2 != "" {
-		d.Str("source", e.Path2)
+	source, fsType := e.MountSource()
+	if source != "" {
+		d.Str("source", source)
 	}
-	if e.FSType != "" {
-		d.Str("fs_type", e.FSType)
+	if fsType != "" {
+		d.Str("fs_type", fsType)
 	}
 	return d
 }

@@ -75,11 +75,17 @@ type Event struct {
 	// FlagPathAbs is set. Path2 is, for a rename or a link, the source.
 	// With FlagStr2 Path2 is a plain string, never joined or resolved: an
 	// xattr's name (setxattr, removexattr), a symlink's target as given
-	// (symlink), or a mount's source (mount, with FSType beside it).
+	// (symlink), or a mount's source and filesystem type, NUL between them
+	// (MountSource splits them).
 	Path, Path2 string
-	// FSType is, for a mount, the filesystem type when the kernel knew it
-	// ("overlay", "tmpfs"; "" for a bind or a move).
-	FSType string
+}
+
+// MountSource is a mount record's source as given (the bound path, the
+// device, "overlay") and its filesystem type when the kernel knew it ("" for
+// a bind or a move): Path2's two strings.
+func (e *Event) MountSource() (source, fsType string) {
+	source, fsType, _ = strings.Cut(e.Path2, "\x00")
+	return source, strings.TrimSuffix(fsType, "\x00")
 }
 
 // Process is who did it, read in the kernel when the hook ran.
@@ -153,28 +159,20 @@ func Decode(b []byte) (*Event, error) {
 		},
 	}
 	switch {
-	case e.Match == MatchPath, e.Match == MatchMount && r.Flags&FlagUserPath != 0:
+	case e.Match == MatchPath, r.Flags&FlagUserPath != 0:
 		// Tracepoint object: each path is the string the process gave, then
 		// the absolute path of the directory it was relative to.
 		e.Path = userPath(p1)
 		e.Path2 = userPath(p2)
 		e.Flags |= FlagPathAbs
-	case e.Match == MatchMount:
-		// A mountpoint is absolute, from the actor's root; one without
-		// FlagPathAbs is kept as the kernel gave it (relative components).
-		e.Path = joinLeafFirst(p1, r.Flags&FlagPathAbs != 0)
 	default:
 		e.Path = joinLeafFirst(p1, r.Flags&FlagPathAbs != 0)
 		e.Path2 = joinLeafFirst(p2, false)
 	}
 	if r.Flags&FlagStr2 != 0 {
-		// A plain string: an xattr's name, a symlink's target, or a mount's
-		// source then its filesystem type.
-		first, rest, _ := bytes.Cut(p2, []byte{0})
-		e.Path2 = string(first)
-		if e.Op == OpMount || e.Match == MatchMount {
-			e.FSType = cstring(rest)
-		}
+		// A plain string (an attribute's name, a symlink's target), or two
+		// (a mount's source and filesystem type, NUL between them).
+		e.Path2 = strings.TrimSuffix(string(p2), "\x00")
 	}
 	if len(exe) > 0 {
 		e.Proc.Exe = joinLeafFirst(exe, true)
