@@ -77,7 +77,8 @@ XLOAD_TESTS='sensor ^(TestObjectChoice|TestWriteRecord|TestRenameOverWatchedFile
 agent ^(TestAtomicReplaceAddsUser|TestChmodChown|TestTreeCreateExclude)$'
 MANIFEST=$HERE/../elf/manifest.json
 # modules the guest needs for its disk; missing or built-in ones are skipped
-BASE_MODULES="virtio_pci virtio_blk crc32c_intel crc32c_generic ext4"
+# (and overlay: issue 14's live test mounts an overlay over a watched tree)
+BASE_MODULES="virtio_pci virtio_blk crc32c_intel crc32c_generic ext4 overlay"
 export PATH=$PATH:/usr/sbin:/sbin
 
 die() {

@@ -3,6 +3,7 @@
 package agent_test
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -156,7 +157,7 @@ recursive = true
 	ops := []op14{
 		{name: "setfacl -m u:nobody:rw", feature: "setxattr",
 			tool:        []string{"setfacl", "-m", "u:nobody:rw", shadow},
-			syscalls:    []string{"setxattr", shadow, attrs.XattrACLAccess, string(acl(true))},
+			syscalls:    []string{"setxattr", shadow, attrs.XattrACLAccess, hex.EncodeToString(acl(true))},
 			unsupported: notSupported,
 			want:        map[string]string{shadow: "attributes-changed"},
 			check: both(xattrName(attrs.XattrACLAccess, "set"), func(t *testing.T, x rec) {
@@ -168,7 +169,7 @@ recursive = true
 			})},
 		{name: "setfacl -x u:nobody", feature: "setxattr",
 			tool:        []string{"setfacl", "-x", "u:nobody", shadow},
-			syscalls:    []string{"setxattr", shadow, attrs.XattrACLAccess, string(acl(false))},
+			syscalls:    []string{"setxattr", shadow, attrs.XattrACLAccess, hex.EncodeToString(acl(false))},
 			unsupported: notSupported,
 			want:        map[string]string{shadow: "attributes-changed"},
 			check: both(xattrName(attrs.XattrACLAccess, "set"), func(t *testing.T, x rec) {
@@ -179,7 +180,7 @@ recursive = true
 		{name: "setcap cap_setuid+ep", feature: "setxattr",
 			tool: []string{"setcap", "cap_setuid+ep", tool},
 			syscalls: []string{"setxattr", tool, attrs.XattrCapability,
-				string(attrs.EncodeCaps(&attrs.Caps{Permitted: 1 << 7, Effective: true}))},
+				hex.EncodeToString(attrs.EncodeCaps(&attrs.Caps{Permitted: 1 << 7, Effective: true}))},
 			want: map[string]string{tool: "attributes-changed"},
 			check: both(xattrName(attrs.XattrCapability, "set"), func(t *testing.T, x rec) {
 				if js(x, "vigil.capabilities.root_equivalent") != `["cap_setuid"]` || js(x, "vigil.capabilities.added") != `["cap_setuid"]` {
@@ -224,7 +225,7 @@ recursive = true
 			}},
 		{name: "setfattr user.token", feature: "setxattr",
 			tool:        []string{"setfattr", "-n", "user.token", "-v", testutil.XattrSecret0, p("tree/notes")},
-			syscalls:    []string{"setxattr", p("tree/notes"), "user.token", testutil.XattrSecret0},
+			syscalls:    []string{"setxattr", p("tree/notes"), "user.token", hex.EncodeToString([]byte(testutil.XattrSecret0))},
 			unsupported: notSupported,
 			want:        map[string]string{p("tree/notes"): "attributes-changed"},
 			check: both(xattrName("user.token", "set"), func(t *testing.T, x rec) {
@@ -233,9 +234,10 @@ recursive = true
 				}
 			})},
 		{name: "setfattr security.selinux", feature: "setxattr",
-			tool:     []string{"setfattr", "-n", attrs.XattrSELinux, "-v", "system_u:object_r:shadow_t:s0", p("tree/notes")},
-			syscalls: []string{"setxattr", p("tree/notes"), attrs.XattrSELinux, "system_u:object_r:shadow_t:s0"},
-			want:     map[string]string{p("tree/notes"): "attributes-changed"},
+			tool: []string{"setfattr", "-n", attrs.XattrSELinux, "-v", "system_u:object_r:shadow_t:s0", p("tree/notes")},
+			syscalls: []string{"setxattr", p("tree/notes"), attrs.XattrSELinux,
+				hex.EncodeToString([]byte("system_u:object_r:shadow_t:s0"))},
+			want: map[string]string{p("tree/notes"): "attributes-changed"},
 			check: both(xattrName(attrs.XattrSELinux, "set"), func(t *testing.T, x rec) {
 				if !strings.Contains(js(x, "vigil.labels"), `"new":"system_u:object_r:shadow_t:s0"`) {
 					t.Errorf("the label's new value is missing: %s", x)
@@ -497,8 +499,11 @@ func childSyscall(spec string) int {
 	}
 	var err error
 	switch a[0] {
-	case "setxattr":
-		err = unix.Setxattr(a[1], a[2], []byte(a[3]), 0)
+	case "setxattr": // the value in hex: an ACL or a capability holds NULs
+		var v []byte
+		if v, err = hex.DecodeString(a[3]); err == nil {
+			err = unix.Setxattr(a[1], a[2], v, 0)
+		}
 	case "removexattr":
 		err = unix.Removexattr(a[1], a[2])
 	case "setflags":
