@@ -85,8 +85,11 @@ struct vg_pending {
 	__u32 depth;
 	__u32 reseeded; /* file2 was added to the map at entry */
 	__u32 drop_file; /* on success, file leaves the map (VG_DROP_*) */
-	__u32 _pad;
+	__u16 ret_ptr;	 /* the function returns a pointer (ERR_PTR on failure), not an int */
+	__u16 fill_file; /* a creation: file, and mode, are the new inode's, read at return */
+	__u64 mnt;	 /* struct vfsmount * of dentry: the path is walked absolute */
 	char name2[VG_NAME_MAX];
+	char str3[32]; /* a mount's filesystem type: path2's second string */
 };
 
 struct {
@@ -579,17 +582,42 @@ static __always_inline void vg_pend_store(struct vg_pending *p)
 	bpf_map_update_elem(&pending, &id, p, BPF_ANY);
 }
 
+#define VG_MAX_ERRNO 4095
+
 /*
  * Finish the calling task's pending operation with the function's result:
  * keep the map in step (drop a replaced or deleted inode, undo a reseed that
- * did not happen) and emit the record.
+ * did not happen) and emit the record. ret is the return register: an int
+ * (its low 32 bits count) unless the pending operation says the function
+ * returns a pointer (vfs_mkdir since 6.15: the new dentry, or ERR_PTR). abs
+ * (a constant at each call site) walks the path absolute through its mount:
+ * mounts and unmounts. hook is the operation the caller ends: a pending one
+ * of another hook is stale and dropped.
  */
-static __always_inline int vg_finish(long ret)
+static __always_inline int vg_finish_any(long ret, bool abs, __u32 hook)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct vg_pending *p = bpf_map_lookup_elem(&pending, &id);
 	if (!p)
 		return 0;
+	if (p->hook != hook) {
+		/* Left by another hook whose end never came (an operation that
+		 * failed before it, on a kernel where that end is not seen): stale. */
+		bpf_map_delete_elem(&pending, &id);
+		return 0;
+	}
+	struct dentry *d = (struct dentry *)p->dentry;
+	if (p->ret_ptr) {
+		if ((unsigned long)ret >= (unsigned long)-VG_MAX_ERRNO) {
+			/* an error pointer: the errno */
+		} else {
+			if (ret)
+				d = (struct dentry *)ret; /* the dentry the file system made */
+			ret = 0;
+		}
+	} else {
+		ret = (int)ret;
+	}
 	struct vg_scratch *s = vg_begin(p->op, p->hook);
 	if (!s) {
 		bpf_map_delete_elem(&pending, &id);
@@ -623,12 +651,34 @@ static __always_inline int vg_finish(long ret)
 		if (p->drop_file && p->file.ino && (p->drop_file != VG_DROP_GONE || gone))
 			bpf_map_delete_elem(&watched, &p->file);
 	}
+	if (p->fill_file && ret == 0 && d) {
+		struct inode *inode = BPF_CORE_READ(d, d_inode);
+		if (inode) {
+			vg_inode_key(inode, &e->file);
+			e->mode = BPF_CORE_READ(inode, i_mode);
+		}
+	}
 	__u32 off = 0;
 	bool trunc = false;
-	struct dentry *d = (struct dentry *)p->dentry;
-	if (d)
+	if (abs && d && p->mnt) {
+		e->path_len = vg_put_abs(s, &off, d, (struct vfsmount *)p->mnt, &trunc);
+		e->flags |= VG_F_PATH_ABS;
+	} else if (d) {
 		e->path_len = vg_put_rel(s, &off, d, p->depth, &trunc);
-	if (p->name2[0]) {
+	}
+	if (p->flags & VG_F_STR2) {
+		/* A string, not a path: put even when empty (a mount's source may
+		 * be), then a mount's filesystem type. */
+		int n = vg_put_str(s, &off, p->name2);
+		if (n > 0) {
+			e->path2_len = n;
+			if (p->op == VG_OP_MOUNT || p->op == VG_OP_UMOUNT) {
+				n = vg_put_str(s, &off, p->str3);
+				if (n > 0)
+					e->path2_len += n;
+			}
+		}
+	} else if (p->name2[0]) {
 		int n = vg_put_str(s, &off, p->name2);
 		if (n > 0)
 			e->path2_len = n;
@@ -637,6 +687,57 @@ static __always_inline int vg_finish(long ret)
 		e->flags |= VG_F_PATH_TRUNC;
 	bpf_map_delete_elem(&pending, &id);
 	return vg_emit(s, off);
+}
+
+static __always_inline int vg_finish(long ret, __u32 hook)
+{
+	return vg_finish_any(ret, false, hook);
+}
+
+/*
+ * An operation on the file at dentry d (its extended attributes, its inode
+ * flags, or a name created or removed in a watched place): matched by inode,
+ * by watched name or by a watched ancestor, and left pending for its
+ * function's return. NULL when it concerns nothing watched.
+ */
+static __always_inline struct vg_pending *vg_pend_dentry(struct dentry *d, __u32 op, __u32 hook)
+{
+	vg_count_hit(hook);
+	if (!d || vg_is_self())
+		return NULL;
+	struct vg_scratch *s = vg_scratch();
+	if (!s)
+		return NULL;
+	struct vg_hit hit = {};
+	if (!vg_match_dentry(d, &hit, true, s))
+		return NULL;
+	struct vg_pending *p = vg_pend(s, op, hook, &hit);
+	p->dentry = (__u64)d;
+	return p;
+}
+
+/* A mount change: not matched here (user space knows which watched paths
+ * lie at or below a mountpoint), so every one is pending. */
+static __always_inline struct vg_pending *vg_pend_mount(__u32 op, __u32 hook)
+{
+	vg_count_hit(hook);
+	if (vg_is_self())
+		return NULL;
+	struct vg_scratch *s = vg_scratch();
+	if (!s)
+		return NULL;
+	struct vg_hit hit = {.match = VG_M_MOUNT};
+	struct vg_pending *p = vg_pend(s, op, hook, &hit);
+	p->flags |= VG_F_STR2;
+	return p;
+}
+
+/* A mount's source (its device name) and filesystem type, as strings. */
+static __always_inline void vg_mount_source(struct vg_pending *p, struct vfsmount *vfsmnt)
+{
+	struct mount *m = container_of(vfsmnt, struct mount, mnt);
+	bpf_probe_read_kernel_str(p->name2, sizeof(p->name2), BPF_CORE_READ(m, mnt_devname));
+	bpf_probe_read_kernel_str(p->str3, sizeof(p->str3), BPF_CORE_READ(vfsmnt, mnt_sb, s_type, name));
 }
 
 #endif

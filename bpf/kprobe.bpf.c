@@ -41,6 +41,44 @@ const volatile __u32 vg_arg_unlink_dentry = VG_ARG_UNSET; /* vfs_unlink */
 const volatile __u32 vg_arg_link_old = VG_ARG_UNSET;	/* vfs_link */
 const volatile __u32 vg_arg_link_dir = VG_ARG_UNSET;
 const volatile __u32 vg_arg_link_new = VG_ARG_UNSET;
+const volatile __u32 vg_arg_setxattr_dentry = VG_ARG_UNSET; /* vfs_setxattr */
+const volatile __u32 vg_arg_setxattr_name = VG_ARG_UNSET;
+const volatile __u32 vg_arg_rmxattr_dentry = VG_ARG_UNSET; /* vfs_removexattr */
+const volatile __u32 vg_arg_rmxattr_name = VG_ARG_UNSET;
+const volatile __u32 vg_arg_setacl_dentry = VG_ARG_UNSET; /* vfs_set_acl (6.2+) */
+const volatile __u32 vg_arg_setacl_name = VG_ARG_UNSET;
+const volatile __u32 vg_arg_rmacl_dentry = VG_ARG_UNSET; /* vfs_remove_acl (6.2+) */
+const volatile __u32 vg_arg_rmacl_name = VG_ARG_UNSET;
+const volatile __u32 vg_arg_fileattr_dentry = VG_ARG_UNSET; /* vfs_fileattr_set (5.13+) */
+const volatile __u32 vg_arg_fileattr_fa = VG_ARG_UNSET;
+const volatile __u32 vg_arg_ioctl_file = VG_ARG_UNSET; /* security_file_ioctl (before 5.13) */
+const volatile __u32 vg_arg_ioctl_cmd = VG_ARG_UNSET;
+const volatile __u32 vg_arg_ioctl_arg = VG_ARG_UNSET;
+const volatile __u32 vg_arg_mkdir_dentry = VG_ARG_UNSET; /* vfs_mkdir */
+const volatile __u32 vg_arg_rmdir_dentry = VG_ARG_UNSET; /* security_inode_rmdir */
+const volatile __u32 vg_arg_delete_dentry = VG_ARG_UNSET; /* d_delete */
+const volatile __u32 vg_arg_symlink_dentry = VG_ARG_UNSET; /* vfs_symlink */
+const volatile __u32 vg_arg_symlink_target = VG_ARG_UNSET;
+const volatile __u32 vg_arg_mknod_dentry = VG_ARG_UNSET; /* vfs_mknod */
+const volatile __u32 vg_arg_mknod_dev = VG_ARG_UNSET;
+const volatile __u32 vg_arg_falloc_file = VG_ARG_UNSET; /* vfs_fallocate */
+const volatile __u32 vg_arg_falloc_mode = VG_ARG_UNSET;
+const volatile __u32 vg_arg_falloc_len = VG_ARG_UNSET;
+const volatile __u32 vg_arg_mount_dev = VG_ARG_UNSET; /* path_mount */
+const volatile __u32 vg_arg_mount_path = VG_ARG_UNSET;
+const volatile __u32 vg_arg_mount_type = VG_ARG_UNSET;
+const volatile __u32 vg_arg_mount_flags = VG_ARG_UNSET;
+const volatile __u32 vg_arg_move_from = VG_ARG_UNSET; /* security_move_mount */
+const volatile __u32 vg_arg_move_to = VG_ARG_UNSET;
+const volatile __u32 vg_arg_umount_path = VG_ARG_UNSET; /* path_umount */
+const volatile __u32 vg_arg_umount_flags = VG_ARG_UNSET;
+
+/*
+ * Whether a hooked function returns a pointer rather than an int, also read
+ * from the kernel's prototype by the loader (pkg/loader/args.go): vfs_mkdir
+ * returns the new dentry (or ERR_PTR) since 6.15.
+ */
+const volatile __u32 vg_retptr_mkdir = 0;
 
 /*
  * One argument register of the kprobe's pt_regs, with its offset in the load
@@ -211,7 +249,7 @@ int kp_notify_change(struct pt_regs *ctx)
 SEC("kretprobe/notify_change")
 int BPF_KRETPROBE(kr_notify_change, int ret)
 {
-	return vg_finish(ret);
+	return vg_finish(ret, VG_H_NOTIFY_CHANGE);
 }
 
 /*
@@ -275,7 +313,7 @@ int kp_vfs_rename(struct pt_regs *ctx)
 SEC("kretprobe/vfs_rename")
 int BPF_KRETPROBE(kr_vfs_rename, int ret) /* the VFS returns int */
 {
-	return vg_finish(ret);
+	return vg_finish(ret, VG_H_VFS_RENAME);
 }
 
 SEC("kprobe/vfs_unlink")
@@ -302,7 +340,7 @@ int kp_vfs_unlink(struct pt_regs *ctx)
 SEC("kretprobe/vfs_unlink")
 int BPF_KRETPROBE(kr_vfs_unlink, int ret) /* the VFS returns int */
 {
-	return vg_finish(ret);
+	return vg_finish(ret, VG_H_VFS_UNLINK);
 }
 
 /* A new name for an inode: a watched file's, or a new name in a watched place. */
@@ -346,5 +384,361 @@ int kp_vfs_link(struct pt_regs *ctx)
 SEC("kretprobe/vfs_link")
 int BPF_KRETPROBE(kr_vfs_link, int ret) /* the VFS returns int */
 {
-	return vg_finish(ret);
+	return vg_finish(ret, VG_H_VFS_LINK);
+}
+
+/*
+ * Extended attributes: file capabilities (security.capability), SELinux and
+ * SMACK labels, user.* and trusted.* values, and (before 6.2) POSIX ACLs.
+ * The record names the attribute; user space reads and compares its value.
+ */
+SEC("kprobe/vfs_setxattr")
+int kp_vfs_setxattr(struct pt_regs *ctx)
+{
+	struct vg_pending *p = vg_pend_dentry((struct dentry *)VG_ARG(ctx, setxattr_dentry),
+					      VG_OP_SETXATTR, VG_H_VFS_SETXATTR);
+	if (!p)
+		return 0;
+	p->flags |= VG_F_STR2;
+	bpf_probe_read_kernel_str(p->name2, sizeof(p->name2), (void *)VG_ARG(ctx, setxattr_name));
+	vg_pend_store(p);
+	return 0;
+}
+
+SEC("kretprobe/vfs_setxattr")
+int BPF_KRETPROBE(kr_vfs_setxattr, int ret)
+{
+	return vg_finish(ret, VG_H_VFS_SETXATTR);
+}
+
+SEC("kprobe/vfs_removexattr")
+int kp_vfs_removexattr(struct pt_regs *ctx)
+{
+	struct vg_pending *p = vg_pend_dentry((struct dentry *)VG_ARG(ctx, rmxattr_dentry),
+					      VG_OP_REMOVEXATTR, VG_H_VFS_REMOVEXATTR);
+	if (!p)
+		return 0;
+	p->flags |= VG_F_STR2;
+	bpf_probe_read_kernel_str(p->name2, sizeof(p->name2), (void *)VG_ARG(ctx, rmxattr_name));
+	vg_pend_store(p);
+	return 0;
+}
+
+SEC("kretprobe/vfs_removexattr")
+int BPF_KRETPROBE(kr_vfs_removexattr, int ret)
+{
+	return vg_finish(ret, VG_H_VFS_REMOVEXATTR);
+}
+
+/* POSIX ACLs since 6.2: setxattr(2) of system.posix_acl_* comes here, not to
+ * vfs_setxattr. Reported as the same xattr operations, under the ACL's name.
+ * Left out by the loader where the kernel lacks them. */
+SEC("kprobe/vfs_set_acl")
+int kp_vfs_set_acl(struct pt_regs *ctx)
+{
+	struct vg_pending *p = vg_pend_dentry((struct dentry *)VG_ARG(ctx, setacl_dentry),
+					      VG_OP_SETXATTR, VG_H_VFS_SET_ACL);
+	if (!p)
+		return 0;
+	p->flags |= VG_F_STR2;
+	bpf_probe_read_kernel_str(p->name2, sizeof(p->name2), (void *)VG_ARG(ctx, setacl_name));
+	vg_pend_store(p);
+	return 0;
+}
+
+SEC("kretprobe/vfs_set_acl")
+int BPF_KRETPROBE(kr_vfs_set_acl, int ret)
+{
+	return vg_finish(ret, VG_H_VFS_SET_ACL);
+}
+
+SEC("kprobe/vfs_remove_acl")
+int kp_vfs_remove_acl(struct pt_regs *ctx)
+{
+	struct vg_pending *p = vg_pend_dentry((struct dentry *)VG_ARG(ctx, rmacl_dentry),
+					      VG_OP_REMOVEXATTR, VG_H_VFS_REMOVE_ACL);
+	if (!p)
+		return 0;
+	p->flags |= VG_F_STR2;
+	bpf_probe_read_kernel_str(p->name2, sizeof(p->name2), (void *)VG_ARG(ctx, rmacl_name));
+	vg_pend_store(p);
+	return 0;
+}
+
+SEC("kretprobe/vfs_remove_acl")
+int BPF_KRETPROBE(kr_vfs_remove_acl, int ret)
+{
+	return vg_finish(ret, VG_H_VFS_REMOVE_ACL);
+}
+
+/*
+ * Inode flags (chattr: immutable, append-only, ...). struct fileattr became
+ * struct file_kattr in 6.17 with the same members; whichever the kernel has
+ * is read. Both ioctls fill both members, so both are reported.
+ */
+struct fileattr___vg {
+	__u32 flags;
+	__u32 fsx_xflags;
+} __attribute__((preserve_access_index));
+
+struct file_kattr___vg {
+	__u32 flags;
+	__u32 fsx_xflags;
+} __attribute__((preserve_access_index));
+
+SEC("kprobe/vfs_fileattr_set")
+int kp_fileattr_set(struct pt_regs *ctx)
+{
+	struct vg_pending *p = vg_pend_dentry((struct dentry *)VG_ARG(ctx, fileattr_dentry),
+					      VG_OP_SETFLAGS, VG_H_FILEATTR_SET);
+	if (!p)
+		return 0;
+	void *fa = (void *)VG_ARG(ctx, fileattr_fa);
+	if (bpf_core_type_exists(struct file_kattr___vg)) {
+		struct file_kattr___vg *k = fa;
+		p->arg1 = BPF_CORE_READ(k, flags);
+		p->arg2 = BPF_CORE_READ(k, fsx_xflags);
+	} else {
+		struct fileattr___vg *k = fa;
+		p->arg1 = BPF_CORE_READ(k, flags);
+		p->arg2 = BPF_CORE_READ(k, fsx_xflags);
+	}
+	p->flags |= VG_F_FLAGS | VG_F_XFLAGS;
+	vg_pend_store(p);
+	return 0;
+}
+
+SEC("kretprobe/vfs_fileattr_set")
+int BPF_KRETPROBE(kr_fileattr_set, int ret)
+{
+	return vg_finish(ret, VG_H_FILEATTR_SET);
+}
+
+/* Before 5.13 each file system sets inode flags in its own ioctl. The
+ * ioctl's security hook sees every ioctl with its file, command and
+ * argument (vfs_ioctl is inlined into the syscall there), the syscall's
+ * return its result: only FS_IOC_SETFLAGS and FS_IOC_FSSETXATTR are looked
+ * at. The loader hooks these only where vfs_fileattr_set does not exist. */
+#define FS_IOC_SETFLAGS 0x40086602
+#define FS_IOC_FSSETXATTR 0x401c5820
+
+SEC("kprobe/security_file_ioctl")
+int kp_file_ioctl(struct pt_regs *ctx)
+{
+	__u32 cmd = VG_ARG(ctx, ioctl_cmd);
+	if (cmd != FS_IOC_SETFLAGS && cmd != FS_IOC_FSSETXATTR)
+		return 0;
+	struct file *file = (struct file *)VG_ARG(ctx, ioctl_file);
+	struct vg_pending *p = vg_pend_dentry(BPF_CORE_READ(file, f_path.dentry), VG_OP_SETFLAGS,
+					      VG_H_FILEATTR_SET);
+	if (!p)
+		return 0;
+	__u32 v = 0;
+	/* int flags, or struct fsxattr whose first member is fsx_xflags */
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)VG_ARG(ctx, ioctl_arg)) == 0) {
+		if (cmd == FS_IOC_SETFLAGS) {
+			p->arg1 = v;
+			p->flags |= VG_F_FLAGS;
+		} else {
+			p->arg2 = v;
+			p->flags |= VG_F_XFLAGS;
+		}
+	}
+	vg_pend_store(p);
+	return 0;
+}
+
+SEC("kretprobe/__x64_sys_ioctl")
+int BPF_KRETPROBE(kr_sys_ioctl, long ret)
+{
+	return vg_finish(ret, VG_H_FILEATTR_SET);
+}
+
+/*
+ * Names created in a watched place other than by open: directories,
+ * symbolic links (with their target), FIFOs, sockets and device nodes (with
+ * their number). The new inode and its mode are read at return.
+ */
+SEC("kprobe/vfs_mkdir")
+int kp_vfs_mkdir(struct pt_regs *ctx)
+{
+	struct vg_pending *p =
+		vg_pend_dentry((struct dentry *)VG_ARG(ctx, mkdir_dentry), VG_OP_MKDIR, VG_H_VFS_MKDIR);
+	if (!p)
+		return 0;
+	p->fill_file = 1;
+	p->ret_ptr = vg_retptr_mkdir != 0;
+	vg_pend_store(p);
+	return 0;
+}
+
+SEC("kretprobe/vfs_mkdir")
+int BPF_KRETPROBE(kr_vfs_mkdir, long ret)
+{
+	return vg_finish(ret, VG_H_VFS_MKDIR);
+}
+
+/* rmdir: matched at its security hook, which every kernel calls from
+ * vfs_rmdir (5.10 inlines vfs_rmdir into do_rmdir, so a probe on it never
+ * runs there), and reported when the directory's dentry is deleted, which
+ * happens only on success. vfs_rmdir's return, where it is seen, ends a
+ * failed one. */
+SEC("kprobe/security_inode_rmdir")
+int kp_vfs_rmdir(struct pt_regs *ctx)
+{
+	struct dentry *d = (struct dentry *)VG_ARG(ctx, rmdir_dentry);
+	struct vg_pending *p = vg_pend_dentry(d, VG_OP_RMDIR, VG_H_VFS_RMDIR);
+	if (!p)
+		return 0;
+	p->inode = (__u64)BPF_CORE_READ(d, d_inode);
+	p->drop_file = VG_DROP_GONE;
+	vg_pend_store(p);
+	return 0;
+}
+
+SEC("kprobe/d_delete")
+int kp_d_delete(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct vg_pending *p = bpf_map_lookup_elem(&pending, &id);
+	if (!p || p->op != VG_OP_RMDIR || p->dentry != VG_ARG(ctx, delete_dentry))
+		return 0;
+	return vg_finish(0, VG_H_VFS_RMDIR);
+}
+
+SEC("kretprobe/vfs_rmdir")
+int BPF_KRETPROBE(kr_vfs_rmdir, int ret)
+{
+	return vg_finish(ret, VG_H_VFS_RMDIR);
+}
+
+SEC("kprobe/vfs_symlink")
+int kp_vfs_symlink(struct pt_regs *ctx)
+{
+	struct vg_pending *p = vg_pend_dentry((struct dentry *)VG_ARG(ctx, symlink_dentry), VG_OP_SYMLINK,
+					      VG_H_VFS_SYMLINK);
+	if (!p)
+		return 0;
+	p->fill_file = 1;
+	p->flags |= VG_F_STR2;
+	bpf_probe_read_kernel_str(p->name2, sizeof(p->name2), (void *)VG_ARG(ctx, symlink_target));
+	vg_pend_store(p);
+	return 0;
+}
+
+SEC("kretprobe/vfs_symlink")
+int BPF_KRETPROBE(kr_vfs_symlink, int ret)
+{
+	return vg_finish(ret, VG_H_VFS_SYMLINK);
+}
+
+SEC("kprobe/vfs_mknod")
+int kp_vfs_mknod(struct pt_regs *ctx)
+{
+	struct vg_pending *p =
+		vg_pend_dentry((struct dentry *)VG_ARG(ctx, mknod_dentry), VG_OP_MKNOD, VG_H_VFS_MKNOD);
+	if (!p)
+		return 0;
+	p->fill_file = 1;
+	p->arg1 = (__u32)VG_ARG(ctx, mknod_dev);
+	vg_pend_store(p);
+	return 0;
+}
+
+SEC("kretprobe/vfs_mknod")
+int BPF_KRETPROBE(kr_vfs_mknod, int ret)
+{
+	return vg_finish(ret, VG_H_VFS_MKNOD);
+}
+
+/* fallocate: punching a hole, zeroing, collapsing or inserting a range
+ * changes content without a write. */
+SEC("kprobe/vfs_fallocate")
+int kp_vfs_fallocate(struct pt_regs *ctx)
+{
+	return vg_file_op_attr((struct file *)VG_ARG(ctx, falloc_file), VG_OP_WRITE, VG_H_VFS_FALLOCATE,
+			       VG_ARG(ctx, falloc_len), (__u32)VG_ARG(ctx, falloc_mode), 0, 0, 0);
+}
+
+/*
+ * Mounts: a mount over a watched file, or over a directory at or above
+ * watched paths, changes what every reader of those paths sees. Every
+ * mount change is reported with its mountpoint's absolute path; user space
+ * knows which watched paths lie at or below it.
+ */
+SEC("kprobe/path_mount")
+int kp_path_mount(struct pt_regs *ctx)
+{
+	struct vg_pending *p = vg_pend_mount(VG_OP_MOUNT, VG_H_PATH_MOUNT);
+	if (!p)
+		return 0;
+	struct path *path = (struct path *)VG_ARG(ctx, mount_path);
+	p->dentry = (__u64)BPF_CORE_READ(path, dentry);
+	p->mnt = (__u64)BPF_CORE_READ(path, mnt);
+	p->arg1 = VG_ARG(ctx, mount_flags);
+	const char *dev = (const char *)VG_ARG(ctx, mount_dev);
+	const char *type = (const char *)VG_ARG(ctx, mount_type);
+	if (dev)
+		bpf_probe_read_kernel_str(p->name2, sizeof(p->name2), dev);
+	if (type)
+		bpf_probe_read_kernel_str(p->str3, sizeof(p->str3), type);
+	vg_pend_store(p);
+	return 0;
+}
+
+SEC("kretprobe/path_mount")
+int BPF_KRETPROBE(kr_path_mount, int ret)
+{
+	return vg_finish_any(ret, true, VG_H_PATH_MOUNT);
+}
+
+/* move_mount(2), how the new mount API (and util-linux 2.39+'s mount)
+ * attaches a mount: the security hook has both paths, the syscall's return
+ * the result. The MOVE_MOUNT_* flags are not seen here (arg1 is 0). */
+SEC("kprobe/security_move_mount")
+int kp_move_mount(struct pt_regs *ctx)
+{
+	struct vg_pending *p = vg_pend_mount(VG_OP_MOUNT, VG_H_MOVE_MOUNT);
+	if (!p)
+		return 0;
+	struct path *from = (struct path *)VG_ARG(ctx, move_from);
+	struct path *to = (struct path *)VG_ARG(ctx, move_to);
+	p->flags |= VG_F_MOVE_MOUNT;
+	p->dentry = (__u64)BPF_CORE_READ(to, dentry);
+	p->mnt = (__u64)BPF_CORE_READ(to, mnt);
+	vg_mount_source(p, BPF_CORE_READ(from, mnt));
+	vg_pend_store(p);
+	return 0;
+}
+
+SEC("kretprobe/__x64_sys_move_mount")
+int BPF_KRETPROBE(kr_move_mount, long ret)
+{
+	return vg_finish_any(ret, true, VG_H_MOVE_MOUNT);
+}
+
+/* An unmount uncovers its mountpoint: reported with the mountpoint's path
+ * (read at entry, in the parent mount) and what was mounted there. */
+SEC("kprobe/path_umount")
+int kp_path_umount(struct pt_regs *ctx)
+{
+	struct vg_pending *p = vg_pend_mount(VG_OP_UMOUNT, VG_H_PATH_UMOUNT);
+	if (!p)
+		return 0;
+	struct path *path = (struct path *)VG_ARG(ctx, umount_path);
+	struct vfsmount *vfsmnt = BPF_CORE_READ(path, mnt);
+	struct mount *m = container_of(vfsmnt, struct mount, mnt);
+	struct mount *parent = BPF_CORE_READ(m, mnt_parent);
+	p->dentry = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
+	p->mnt = (__u64)&parent->mnt;
+	p->arg1 = (__u32)VG_ARG(ctx, umount_flags);
+	vg_mount_source(p, vfsmnt);
+	vg_pend_store(p);
+	return 0;
+}
+
+SEC("kretprobe/path_umount")
+int BPF_KRETPROBE(kr_path_umount, int ret)
+{
+	return vg_finish_any(ret, true, VG_H_PATH_UMOUNT);
 }

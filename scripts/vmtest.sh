@@ -71,9 +71,10 @@ JOBS=${VMTEST_JOBS:-1}
 DISK_MB=${VMTEST_DISK_MB:-64}
 ARGS=${VMTEST_ARGS:-}
 RUNS=${VMTEST_RUNS:-kprobe tracepoint xload}
-# The cross-load run's core cases (write, rename-over, unlink, chmod, create in a tree),
+# The cross-load run's core cases (write, rename-over, unlink, chmod, create in a tree, and
+# issue 14's operations: xattrs, ACLs, flags, mkdir, rmdir, symlink, mknod, fallocate, mounts),
 # per test binary: "<binary> <-test.run regexp>". TestObjectChoice asserts the forced object.
-XLOAD_TESTS='sensor ^(TestObjectChoice|TestWriteRecord|TestRenameOverWatchedFile|TestUnlinkWatched|TestSetattrWatched|TestRecursiveCreateDeep)$
+XLOAD_TESTS='sensor ^(TestObjectChoice|TestWriteRecord|TestRenameOverWatchedFile|TestUnlinkWatched|TestSetattrWatched|TestRecursiveCreateDeep|TestGrantOperations)$
 agent ^(TestAtomicReplaceAddsUser|TestChmodChown|TestTreeCreateExclude)$'
 MANIFEST=$HERE/../elf/manifest.json
 # modules the guest needs for its disk; missing or built-in ones are skipped

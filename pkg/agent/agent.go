@@ -515,7 +515,7 @@ func (a *Agent) handleMount(co *coalescer, e *sensor.Event) {
 		a.notWatched("follow", p)
 	}
 	if a.opt.Log.GetLevel() <= zerolog.DebugLevel {
-		source, fsType := e.MountSource()
+		source, fsType := e.Path2, e.FSType
 		a.opt.Log.Debug().Str("op", e.Op.String()).Str("path", e.Path).Str("source", source).
 			Str("fs_type", fsType).Uint32("mnt_ns", e.Proc.MntNS).Int("covers", len(chs)).Msg("mount record")
 	}

@@ -103,7 +103,7 @@ func mountDict(e *sensor.Event) *zerolog.Event {
 		d.Str("operation", "mount").Strs("flags", mountFlagNames(e.Arg1))
 	}
 	d.Str("state", "shadowed")
-	source, fsType := e.MountSource()
+	source, fsType := e.Path2, e.FSType
 	if source != "" {
 		d.Str("source", source)
 	}

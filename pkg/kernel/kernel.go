@@ -75,6 +75,8 @@ func ParseRelease(release string) (Version, error) {
 type Func struct {
 	Name   string
 	Params []string
+	// Ret is the return type, rendered the same way ("int", "struct dentry *").
+	Ret string
 }
 
 // Funcs looks kernel functions up by name. It returns ErrNoFunc when the
@@ -156,7 +158,7 @@ func (s SpecFuncs) Func(name string) (*Func, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: BTF type is %T, not a function prototype", name, fn.Type)
 	}
-	out := &Func{Name: name}
+	out := &Func{Name: name, Ret: TypeString(proto.Return)}
 	for _, p := range proto.Params {
 		out.Params = append(out.Params, TypeString(p.Type))
 	}

@@ -50,6 +50,49 @@ var argVars = map[string]argVar{
 	VarArgLinkOld:      {"vfs_link", "struct dentry *", 0},
 	VarArgLinkDir:      {"vfs_link", "struct inode *", 0},
 	VarArgLinkNew:      {"vfs_link", "struct dentry *", 1},
+
+	VarArgSetxattrDentry: {"vfs_setxattr", "struct dentry *", 0},
+	VarArgSetxattrName:   {"vfs_setxattr", "char *", 0},
+	VarArgRmxattrDentry:  {"vfs_removexattr", "struct dentry *", 0},
+	VarArgRmxattrName:    {"vfs_removexattr", "char *", 0},
+	VarArgSetaclDentry:   {"vfs_set_acl", "struct dentry *", 0},
+	VarArgSetaclName:     {"vfs_set_acl", "char *", 0},
+	VarArgRmaclDentry:    {"vfs_remove_acl", "struct dentry *", 0},
+	VarArgRmaclName:      {"vfs_remove_acl", "char *", 0},
+	VarArgFileattrDentry: {"vfs_fileattr_set", "struct dentry *", 0},
+	// struct fileattr became struct file_kattr in 6.17.
+	VarArgFileattrFa:    {"vfs_fileattr_set", "struct fileattr *|struct file_kattr *", 0},
+	VarArgIoctlFile:     {"security_file_ioctl", "struct file *", 0},
+	VarArgIoctlCmd:      {"security_file_ioctl", "unsigned int", 0},
+	VarArgIoctlArg:      {"security_file_ioctl", "long unsigned int", 0},
+	VarArgMkdirDentry:   {"vfs_mkdir", "struct dentry *", 0},
+	VarArgRmdirDentry:   {"security_inode_rmdir", "struct dentry *", 0},
+	VarArgDeleteDentry:  {"d_delete", "struct dentry *", 0},
+	VarArgSymlinkDentry: {"vfs_symlink", "struct dentry *", 0},
+	VarArgSymlinkTarget: {"vfs_symlink", "char *", 0},
+	VarArgMknodDentry:   {"vfs_mknod", "struct dentry *", 0},
+	VarArgMknodDev:      {"vfs_mknod", "dev_t", 0},
+	VarArgFallocFile:    {"vfs_fallocate", "struct file *", 0},
+	VarArgFallocMode:    {"vfs_fallocate", "int", 0},
+	VarArgFallocLen:     {"vfs_fallocate", "loff_t", 1},
+	VarArgMountDev:      {"path_mount", "char *", 0},
+	VarArgMountPath:     {"path_mount", "struct path *", 0},
+	VarArgMountType:     {"path_mount", "char *", 1},
+	VarArgMountFlags:    {"path_mount", "long unsigned int", 0},
+	VarArgMoveFrom:      {"security_move_mount", "struct path *", 0},
+	VarArgMoveTo:        {"security_move_mount", "struct path *", 1},
+	VarArgUmountPath:    {"path_umount", "struct path *", 0},
+	VarArgUmountFlags:   {"path_umount", "int", 0},
+}
+
+// retPtrPrefix starts the name of every variable that says whether a
+// hooked function returns a pointer (1) or an int (0).
+const retPtrPrefix = "vg_retptr_"
+
+// retPtrVars names, for each such variable, its function. vfs_mkdir
+// returns the new dentry since 6.15.
+var retPtrVars = map[string]string{
+	VarRetptrMkdir: "vfs_mkdir",
 }
 
 func ordinal(n int) string {
@@ -72,7 +115,7 @@ func (a argVar) position(funcs kernel.Funcs) (int, error) {
 	}
 	seen := 0
 	for i, p := range fn.Params {
-		if p != a.Type {
+		if !a.matches(p) {
 			continue
 		}
 		if seen == a.Nth {
@@ -88,21 +131,58 @@ func (a argVar) position(funcs kernel.Funcs) (int, error) {
 		a.Func, strings.Join(fn.Params, ", "), ordinal(a.Nth), a.Type)
 }
 
+// matches says whether a parameter's C type is the one a stands for (Type
+// may list the spellings of several kernels, separated by "|").
+func (a argVar) matches(typ string) bool {
+	for _, t := range strings.Split(a.Type, "|") {
+		if t == typ {
+			return true
+		}
+	}
+	return false
+}
+
 // setArgs sets every argument variable of spec from the kernel's
-// prototypes. An object variable that argVars does not describe refuses the
-// object: it would run unset.
-func setArgs(spec *ebpf.CollectionSpec, funcs kernel.Funcs) error {
+// prototypes, and every return-kind variable. An object variable that
+// argVars or retPtrVars does not describe refuses the object: it would run
+// unset. Variables of the functions in skip (hooks left out on this kernel,
+// whose programs are gone) stay unset.
+func setArgs(spec *ebpf.CollectionSpec, funcs kernel.Funcs, skip map[string]bool) error {
 	names := make([]string, 0, len(spec.Variables))
 	for n := range spec.Variables {
-		if strings.HasPrefix(n, argPrefix) {
+		if strings.HasPrefix(n, argPrefix) || strings.HasPrefix(n, retPtrPrefix) {
 			names = append(names, n)
 		}
 	}
 	sort.Strings(names)
 	for _, n := range names {
+		if strings.HasPrefix(n, retPtrPrefix) {
+			fname, ok := retPtrVars[n]
+			if !ok {
+				return fmt.Errorf("object variable %s: pkg/loader/args.go does not say which function it is", n)
+			}
+			if skip[fname] {
+				continue
+			}
+			fn, err := funcs.Func(fname)
+			if err != nil {
+				return fmt.Errorf("return kind %s: %w", n, err)
+			}
+			v := uint32(0)
+			if strings.HasSuffix(fn.Ret, "*") {
+				v = 1
+			}
+			if err := spec.Variables[n].Set(v); err != nil {
+				return fmt.Errorf("setting %s: %w", n, err)
+			}
+			continue
+		}
 		a, ok := argVars[n]
 		if !ok {
 			return fmt.Errorf("object variable %s: pkg/loader/args.go does not say which argument it is", n)
+		}
+		if skip[a.Func] {
+			continue
 		}
 		pos, err := a.position(funcs)
 		if err != nil {

@@ -42,6 +42,8 @@ type Loaded struct {
 	Why     string
 	Hooks   []string // attach points, e.g. "kprobe/vfs_write"
 	Refused []Refusal
+	// Skipped lists the object's hooks left out on this kernel (Prune).
+	Skipped []Skip
 	Coll    *ebpf.Collection
 	links   []link.Link
 	// Attached records, per attach point, the program and link the kernel
@@ -169,6 +171,10 @@ func try(c Candidate, f *kernel.Facts, opt Options) (*Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
+	skipped, err := Prune(spec, f.Funcs)
+	if err != nil {
+		return nil, fmt.Errorf("verifying against kernel BTF: %w", err)
+	}
 	if err := Check(c.Object, spec, f); err != nil {
 		return nil, fmt.Errorf("verifying against kernel BTF: %w", err)
 	}
@@ -186,7 +192,7 @@ func try(c Candidate, f *kernel.Facts, opt Options) (*Loaded, error) {
 		}
 		return nil, fmt.Errorf("loading: %w", err)
 	}
-	l := &Loaded{Object: c.Object, Coll: coll}
+	l := &Loaded{Object: c.Object, Coll: coll, Skipped: skipped}
 	names := make([]string, 0, len(spec.Programs))
 	for n := range spec.Programs {
 		names = append(names, n)

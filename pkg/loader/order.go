@@ -13,6 +13,7 @@
 package loader
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 
@@ -152,6 +153,14 @@ func Check(o elf.Object, spec *ebpf.CollectionSpec, f *kernel.Facts) error {
 	if f.Funcs == nil || f.Spec == nil {
 		return fmt.Errorf("kernel %s: no BTF to verify against", f.Release)
 	}
+	skip, err := Prune(spec, f.Funcs)
+	if err != nil {
+		return err
+	}
+	skipFuncs := map[string]bool{}
+	for _, s := range skip {
+		skipFuncs[s.Func] = true
+	}
 	hooked, err := HookedFuncs(spec)
 	if err != nil {
 		return err
@@ -161,8 +170,96 @@ func Check(o elf.Object, spec *ebpf.CollectionSpec, f *kernel.Facts) error {
 			return fmt.Errorf("hooked function: %w", err)
 		}
 	}
-	if err := setArgs(spec, f.Funcs); err != nil {
+	if err := setArgs(spec, f.Funcs, skipFuncs); err != nil {
 		return err
 	}
 	return checkCORE(spec, f.Spec)
+}
+
+// Skip is a hook an object has that is left out on the running kernel, and why.
+type Skip struct {
+	Func   string `json:"func"`
+	Reason string `json:"reason"`
+}
+
+// optionalFuncs are hooked functions that some supported kernels lack,
+// with what stands in for them there. Any other hooked function the
+// kernel lacks refuses the object.
+var optionalFuncs = map[string]string{
+	"vfs_set_acl":         "absent before 6.2: POSIX ACLs are written through vfs_setxattr there (hooked)",
+	"vfs_remove_acl":      "absent before 6.2: POSIX ACLs are removed through vfs_removexattr there (hooked)",
+	"vfs_fileattr_set":    "absent before 5.13: inode flags are set in each file system's ioctl there (security_file_ioctl is hooked)",
+	"security_file_ioctl": "absent: inode flag changes are not seen",
+	"__x64_sys_ioctl":     "absent: inode flag changes are not seen",
+}
+
+// onlyWithout names hooks used only where another is absent: the ioctl
+// hooks stand in for vfs_fileattr_set on kernels before 5.13, and would
+// only add a look at every ioctl elsewhere.
+var onlyWithout = map[string]string{
+	"security_file_ioctl": "vfs_fileattr_set",
+	"__x64_sys_ioctl":     "vfs_fileattr_set",
+}
+
+// Prune removes from spec the programs of the hooks the running kernel
+// does without (optionalFuncs, onlyWithout) and says which and why. It is
+// idempotent: Check calls it, and so may a caller that wants the list.
+func Prune(spec *ebpf.CollectionSpec, funcs kernel.Funcs) ([]Skip, error) {
+	has := func(name string) (bool, error) {
+		_, err := funcs.Func(name)
+		if err == nil {
+			return true, nil
+		}
+		if errors.Is(err, kernel.ErrNoFunc) {
+			return false, nil
+		}
+		return false, err
+	}
+	var skip []Skip
+	names := make([]string, 0, len(optionalFuncs))
+	for n := range optionalFuncs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, fn := range names {
+		ok, err := has(fn)
+		if err != nil {
+			return nil, err
+		}
+		reason := ""
+		if !ok {
+			reason = optionalFuncs[fn]
+		} else if other, only := onlyWithout[fn]; only {
+			if present, err := has(other); err != nil {
+				return nil, err
+			} else if present {
+				reason = other + " is hooked on this kernel"
+			}
+		}
+		if reason == "" {
+			continue
+		}
+		// The object hooks fn if a program attaches to it or, once pruned,
+		// an argument variable still names it.
+		mentioned := false
+		for name, p := range spec.Programs {
+			ap, err := pointOf(p)
+			if err != nil {
+				return nil, err
+			}
+			if ap.target == fn {
+				delete(spec.Programs, name)
+				mentioned = true
+			}
+		}
+		for v, a := range argVars {
+			if _, ok := spec.Variables[v]; ok && a.Func == fn {
+				mentioned = true
+			}
+		}
+		if mentioned {
+			skip = append(skip, Skip{Func: fn, Reason: reason})
+		}
+	}
+	return skip, nil
 }

@@ -72,20 +72,13 @@ type Event struct {
 	AttrUID, AttrGID uint32
 	Proc             Process
 	// Path is relative to Dir ("passwd", "a/b/file"), absolute when
-	// FlagPathAbs is set. Path2 is, for a rename or a link, the source.
-	// With FlagStr2 Path2 is a plain string, never joined or resolved: an
-	// xattr's name (setxattr, removexattr), a symlink's target as given
-	// (symlink), or a mount's source and filesystem type, NUL between them
-	// (MountSource splits them).
+	// FlagPathAbs is set. Path2 is, for a rename, the source; with FlagStr2
+	// it is a string, not a path: an xattr's name, a symlink's target, a
+	// mount's source.
 	Path, Path2 string
-}
-
-// MountSource is a mount record's source as given (the bound path, the
-// device, "overlay") and its filesystem type when the kernel knew it ("" for
-// a bind or a move): Path2's two strings.
-func (e *Event) MountSource() (source, fsType string) {
-	source, fsType, _ = strings.Cut(e.Path2, "\x00")
-	return source, strings.TrimSuffix(fsType, "\x00")
+	// FSType is, for a mount (FlagStr2), path2's second string: the mounted
+	// file system's type, where known.
+	FSType string
 }
 
 // Process is who did it, read in the kernel when the hook ran.
@@ -158,21 +151,21 @@ func Decode(b []byte) (*Event, error) {
 			Comm: cstring(r.Comm[:]),
 		},
 	}
-	switch {
-	case e.Match == MatchPath, r.Flags&FlagUserPath != 0:
+	if e.Match == MatchPath || r.Flags&FlagUserPath != 0 {
 		// Tracepoint object: each path is the string the process gave, then
 		// the absolute path of the directory it was relative to.
 		e.Path = userPath(p1)
 		e.Path2 = userPath(p2)
 		e.Flags |= FlagPathAbs
-	default:
+	} else {
 		e.Path = joinLeafFirst(p1, r.Flags&FlagPathAbs != 0)
 		e.Path2 = joinLeafFirst(p2, false)
 	}
 	if r.Flags&FlagStr2 != 0 {
-		// A plain string (an attribute's name, a symlink's target), or two
-		// (a mount's source and filesystem type, NUL between them).
-		e.Path2 = strings.TrimSuffix(string(p2), "\x00")
+		// Strings, not a path: the first, then (a mount's) the second.
+		first, rest, _ := bytes.Cut(p2, []byte{0})
+		e.Path2 = string(first)
+		e.FSType = cstring(rest)
 	}
 	if len(exe) > 0 {
 		e.Proc.Exe = joinLeafFirst(exe, true)

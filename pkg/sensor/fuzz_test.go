@@ -70,8 +70,8 @@ func FuzzDecode(f *testing.F) {
 		}
 		// A path is its bytes with NULs turned into separators, plus a
 		// leading root and, for a process's path, one joining separator.
-		if src, typ := e.MountSource(); len(src)+len(typ) > int(lens.p2)+2 {
-			t.Fatalf("source and type longer than the record declares: %q %q", src, typ)
+		if len(e.Path2)+len(e.FSType) > int(lens.p2)+2 {
+			t.Fatalf("source and type longer than the record declares: %q %q", e.Path2, e.FSType)
 		}
 		if len(e.Path) > int(lens.p1)+2 || len(e.Path2) > int(lens.p2)+2 || len(e.Proc.Exe) > int(lens.exe)+1 || len(e.Proc.Comm) > 16 {
 			t.Fatalf("strings longer than the record declares: %q %q %q %q", e.Path, e.Path2, e.Proc.Exe, e.Proc.Comm)

@@ -46,7 +46,9 @@ type Info struct {
 	Why     string           `json:"why"`
 	Hooks   []string         `json:"hooks"`
 	Refused []loader.Refusal `json:"refused,omitempty"`
-	BTF     string           `json:"built_against"`
+	// Skipped lists the object's hooks left out on this kernel, and why.
+	Skipped []loader.Skip `json:"skipped,omitempty"`
+	BTF     string        `json:"built_against"`
 	// Features names what this object can and cannot see (docs/kernels.md).
 	Features []string `json:"features"`
 }
@@ -54,7 +56,7 @@ type Info struct {
 // features lists, per hook type, what the object sees and its documented gaps.
 var features = map[string][]string{
 	loader.HooksKprobe: {"content:vfs", "io_uring", "rename:in-kernel-reseed", "create", "attributes",
-		"mmap", "failed-ops"},
+		"xattrs", "inode-flags", "mkdir", "symlink", "mknod", "fallocate", "mounts", "mmap", "failed-ops"},
 	loader.HooksTracepoint: {"content:fd", "rename:user-space-resolve", "create", "attributes", "mmap",
 		"gap:io_uring", "gap:failed-ops", "gap:path>255"},
 }
@@ -110,7 +112,7 @@ func NewWithFacts(facts *kernel.Facts, opt loader.Options) (*Sensor, error) {
 		dirpaths:  l.Coll.Maps[loader.MapDirpaths],
 		info: Info{
 			Kernel: facts.Release, Object: l.Object.Name, HookTyp: l.Object.Hooks,
-			Why: l.Why, Hooks: l.Hooks, Refused: l.Refused, BTF: l.Object.BTF,
+			Why: l.Why, Hooks: l.Hooks, Refused: l.Refused, Skipped: l.Skipped, BTF: l.Object.BTF,
 			Features: features[l.Object.Hooks],
 		},
 	}

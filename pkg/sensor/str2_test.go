@@ -43,13 +43,8 @@ func TestDecodeIssue14(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p2 := e.Path2
-			var fsty string
-			if e.Op == OpMount {
-				p2, fsty = e.MountSource()
-			}
-			if e.Path != tc.path || p2 != tc.path2 || fsty != tc.fsty {
-				t.Fatalf("path %q path2 %q fstype %q, want %q %q %q", e.Path, p2, fsty, tc.path, tc.path2, tc.fsty)
+			if e.Path != tc.path || e.Path2 != tc.path2 || e.FSType != tc.fsty {
+				t.Fatalf("path %q path2 %q fstype %q, want %q %q %q", e.Path, e.Path2, e.FSType, tc.path, tc.path2, tc.fsty)
 			}
 			if got := e.Flags&FlagPathAbs != 0; got != tc.abs {
 				t.Fatalf("absolute %v, want %v", got, tc.abs)
