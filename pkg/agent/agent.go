@@ -453,6 +453,15 @@ func (a *Agent) drain(co *coalescer) {
 }
 
 func (a *Agent) handle(co *coalescer, e *sensor.Event) {
+	if e.Ret != 0 {
+		// A failed operation (the kprobe objects report them with their
+		// error): nothing changed, nothing to report or follow.
+		if a.opt.Log.GetLevel() <= zerolog.DebugLevel {
+			a.opt.Log.Debug().Str("op", e.Op.String()).Int64("ret", e.Ret).Str("path", e.Path).
+				Str("comm", e.Proc.Comm).Msg("failed operation dropped")
+		}
+		return
+	}
 	if e.Match == sensor.MatchMount {
 		a.handleMount(co, e)
 		return
