@@ -282,7 +282,7 @@ recursive = true
 			tool: []string{"mknod", p("tree/null"), "c", "1", "3"}, guestTool: []string{"mknod", p("tree/null"), "c", "1", "3"},
 			want: map[string]string{p("tree/null"): "created"},
 			check: func(t *testing.T, x rec) {
-				if x.s("file.type") != "char_device" || x.s("vigil.device.type") != "char" ||
+				if x.s("file.type") != "char_device" || x.s("vigil.device.type") != "char_device" ||
 					x.s("vigil.device.major") != "1" || x.s("vigil.device.minor") != "3" {
 					t.Errorf("the device node's record: %s", x)
 				}
@@ -301,9 +301,9 @@ recursive = true
 			}},
 		{name: "mount --bind over a watched file", feature: "mount",
 			tool: []string{"mount", "--bind", fake, passwd}, guestTool: []string{"mount", "-o", "bind", fake, passwd},
-			want: map[string]string{passwd: "mounted-over"},
+			want: map[string]string{passwd: "shadowed"},
 			check: func(t *testing.T, x rec) {
-				if x.s("vigil.mount.mountpoint") != passwd || x.s("vigil.mount.state") != "shadowed" {
+				if x.s("vigil.mount.mountpoint") != passwd || x.s("vigil.mount.change") != "shadowed" {
 					t.Errorf("vigil.mount: %s", x)
 				}
 				if op := x.s("vigil.mount.operation"); op == "mount" && (x.s("vigil.mount.source") != fake ||
@@ -326,9 +326,9 @@ recursive = true
 			}},
 		{name: "umount the bind", feature: "umount",
 			tool: []string{"umount", passwd}, guestTool: []string{"umount", passwd},
-			want: map[string]string{passwd: "unmounted"},
+			want: map[string]string{passwd: "uncovered"},
 			check: func(t *testing.T, x rec) {
-				if x.s("vigil.mount.state") != "uncovered" || hasChange(x, "user-removed", "evil") == nil ||
+				if x.s("vigil.mount.change") != "uncovered" || hasChange(x, "user-removed", "evil") == nil ||
 					hasChange(x, "user-removed", "evil2") == nil {
 					t.Errorf("the uncovered passwd compared with the fake: %s", x)
 				}
@@ -336,12 +336,12 @@ recursive = true
 		{name: "mount -t overlay over a watched directory", feature: "mount",
 			tool:      []string{"mount", "-t", "overlay", "overlay", "-o", ovlOpts, ovl},
 			guestTool: []string{"mount", "-t", "overlay", "overlay", "-o", ovlOpts, ovl},
-			want:      map[string]string{p("ovl/conf"): "mounted-over", p("ovl/planted"): "mounted-over"},
+			want:      map[string]string{p("ovl/conf"): "shadowed", p("ovl/planted"): "shadowed"},
 			check: func(t *testing.T, x rec) {
-				if x.s("vigil.mount.mountpoint") != ovl || x.s("vigil.mount.state") != "shadowed" {
+				if x.s("vigil.mount.mountpoint") != ovl || x.s("vigil.mount.change") != "shadowed" {
 					t.Errorf("vigil.mount: %s", x)
 				}
-				if x.s("vigil.mount.operation") == "mount" && x.s("vigil.mount.fs_type") != "overlay" {
+				if x.s("vigil.mount.operation") == "mount" && x.s("vigil.mount.fstype") != "overlay" {
 					t.Errorf("the overlay's type: %s", x)
 				}
 			},
@@ -355,9 +355,9 @@ recursive = true
 			}},
 		{name: "umount the overlay", feature: "umount",
 			tool: []string{"umount", ovl}, guestTool: []string{"umount", ovl},
-			want: map[string]string{p("ovl/conf"): "unmounted", p("ovl/planted"): "unmounted", p("ovl/new"): "unmounted"},
+			want: map[string]string{p("ovl/conf"): "uncovered", p("ovl/planted"): "uncovered", p("ovl/new"): "uncovered"},
 			check: func(t *testing.T, x rec) {
-				if x.s("vigil.mount.state") != "uncovered" {
+				if x.s("vigil.mount.change") != "uncovered" {
 					t.Errorf("vigil.mount: %s", x)
 				}
 			}},

@@ -62,8 +62,8 @@ func nonNilStrs(s []string) []string {
 	return s
 }
 
-// deviceDict is vigil.device for a device node: its type and its major
-// and minor numbers, as it is now, or (gone already) as mknod made it.
+// deviceDict is vigil.device for a device node: its type (as file.type)
+// and its major and minor numbers, as it is now, or (gone already) as mknod made it.
 func deviceDict(e *sensor.Event, sn *seen) *zerolog.Event {
 	var mode uint32
 	var major, minor uint32
@@ -80,9 +80,9 @@ func deviceDict(e *sensor.Event, sn *seen) *zerolog.Event {
 	var typ string
 	switch mode & unix.S_IFMT {
 	case unix.S_IFCHR:
-		typ = "char"
+		typ = "char_device"
 	case unix.S_IFBLK:
-		typ = "block"
+		typ = "block_device"
 	default:
 		return nil
 	}
@@ -95,20 +95,19 @@ func mountDict(e *sensor.Event) *zerolog.Event {
 	d := zerolog.Dict().Str("mountpoint", e.Path)
 	switch {
 	case e.Op == sensor.OpUmount:
-		d.Str("operation", "umount").Str("state", "uncovered").Strs("flags", umountFlagNames(e.Arg1))
-		return d
+		d.Str("operation", "umount").Str("change", "uncovered").Strs("flags", umountFlagNames(e.Arg1))
 	case e.Flags&sensor.FlagMoveMount != 0:
-		d.Str("operation", "move_mount").Strs("flags", moveMountFlagNames(e.Arg1))
+		d.Str("operation", "move_mount").Str("change", "shadowed").Strs("flags", moveMountFlagNames(e.Arg1))
 	default:
-		d.Str("operation", "mount").Strs("flags", mountFlagNames(e.Arg1))
+		d.Str("operation", "mount").Str("change", "shadowed").Strs("flags", mountFlagNames(e.Arg1))
 	}
-	d.Str("state", "shadowed")
-	source, fsType := e.Path2, e.FSType
-	if source != "" {
-		d.Str("source", source)
+	// The mount made, or (umount, where the object knows it) the one that
+	// went.
+	if e.Path2 != "" {
+		d.Str("source", e.Path2)
 	}
-	if fsType != "" {
-		d.Str("fs_type", fsType)
+	if e.FSType != "" {
+		d.Str("fstype", e.FSType)
 	}
 	return d
 }

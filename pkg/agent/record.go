@@ -124,7 +124,7 @@ func (r *recorder) lost(kernel, skipped, dropped uint64, entries int, all bool, 
 var actionTypes = map[string][]string{
 	"created": {"creation"}, "deleted": {"deletion"}, "modified": {"change"}, "replaced": {"change"},
 	"renamed": {"change"}, "attributes-changed": {"change"}, "linked": {"change"},
-	"mounted-over": {"change"}, "unmounted": {"change"},
+	"shadowed": {"change"}, "uncovered": {"change"},
 }
 
 func (r *recorder) change(ch watch.Change, b *burst, sn *seen) {

@@ -23,12 +23,13 @@ const (
 	ActionRenamed           Action = "renamed"
 	ActionDeleted           Action = "deleted"
 	ActionLinked            Action = "linked"
-	// ActionMountedOver: a mount now covers the watched path (on it, or
-	// on a directory above it): readers see another file, or none.
-	ActionMountedOver Action = "mounted-over"
-	// ActionUnmounted: the mount that covered the watched path went;
+	// ActionShadowed: a mount now covers the watched path (on it, or
+	// on a directory above it): readers see another file, or none. The
+	// baseline comparison names the same change alike (pkg/scan).
+	ActionShadowed Action = "shadowed"
+	// ActionUncovered: the mount that covered the watched path went;
 	// readers see what it hid.
-	ActionUnmounted Action = "unmounted"
+	ActionUncovered Action = "uncovered"
 )
 
 // Change is what a sensor record means for the watch set: which file, what

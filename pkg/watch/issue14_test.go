@@ -128,7 +128,7 @@ func TestMountFile(t *testing.T) {
 	if len(cs) != 1 {
 		t.Fatalf("changes %+v", cs)
 	}
-	wantChange(t, cs[0], true, ActionMountedOver, f.path)
+	wantChange(t, cs[0], true, ActionShadowed, f.path)
 	if cs[0].File.Key != keyOf(t, f.path) || cs[0].Gone {
 		t.Fatalf("change %+v file %+v", cs[0], cs[0].File)
 	}
@@ -144,7 +144,7 @@ func TestMountFile(t *testing.T) {
 	if len(cs) != 1 || !cs[0].Gone {
 		t.Fatalf("changes %+v", cs)
 	}
-	wantChange(t, cs[0], true, ActionMountedOver, f.path)
+	wantChange(t, cs[0], true, ActionShadowed, f.path)
 	newDir := dirKeyOf(t, f.dir)
 	if f.k.names[nameKey{newDir, "passwd"}] != f.id {
 		t.Fatal("the name did not move to the directory now at the parent")
@@ -160,7 +160,7 @@ func TestMountFile(t *testing.T) {
 	if len(cs) != 1 || cs[0].Gone {
 		t.Fatalf("changes %+v", cs)
 	}
-	wantChange(t, cs[0], true, ActionUnmounted, f.path)
+	wantChange(t, cs[0], true, ActionUncovered, f.path)
 	if f.k.names[nameKey{f.dirKey, "passwd"}] != f.id || fileAt(t, f.s, f.path).Key != now {
 		t.Fatal("not back on the uncovered directory and file")
 	}
@@ -179,7 +179,7 @@ func TestMountTree(t *testing.T) {
 	cs := f.s.Mount(mountEvent(f.s, sensor.OpMount, f.root))
 	got := map[string]Change{}
 	for _, c := range cs {
-		if c.Action != ActionMountedOver {
+		if c.Action != ActionShadowed {
 			t.Fatalf("change %+v", c)
 		}
 		got[c.File.Path] = c

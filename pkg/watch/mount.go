@@ -34,9 +34,9 @@ func (s *Set) MountNS() uint32 {
 // that vigil's readers see, and is ignored; so is a failed one.
 //
 // For a mount in vigil's namespace, every watched path at or below the
-// mountpoint gets one Change: ActionMountedOver for a mount (the path is
+// mountpoint gets one Change: ActionShadowed for a mount (the path is
 // shadowed: readers now see what the mount shows there, or nothing),
-// ActionUnmounted for an umount (the path is uncovered: readers see again
+// ActionUncovered for an umount (the path is uncovered: readers see again
 // what the mount hid). The watch set follows what readers now see: each
 // such file is re-keyed to the inode now at its path (so later writes to
 // the visible file are seen, and its content is compared with the
@@ -63,9 +63,9 @@ func (s *Set) Mount(e *sensor.Event) []Change {
 	if !filepath.IsAbs(mp) {
 		return nil
 	}
-	action := ActionMountedOver
+	action := ActionShadowed
 	if e.Op == sensor.OpUmount {
-		action = ActionUnmounted
+		action = ActionUncovered
 	}
 	ids := make([]uint64, 0, len(s.targets))
 	for id := range s.targets {

@@ -43,7 +43,7 @@ func TestMountReal(t *testing.T) {
 	}
 	defer unix.Unmount(p("etc/passwd"), unix.MNT_DETACH)
 	cs := s.Mount(mountEvent(s, sensor.OpMount, p("etc/passwd")))
-	if len(cs) != 1 || cs[0].Action != ActionMountedOver || cs[0].File.Key != keyOf(t, p("fake")) {
+	if len(cs) != 1 || cs[0].Action != ActionShadowed || cs[0].File.Key != keyOf(t, p("fake")) {
 		t.Fatalf("bind: %+v", cs)
 	}
 	wantNoEntry(t, k, oldPasswd)
@@ -79,7 +79,7 @@ func TestMountReal(t *testing.T) {
 			t.Fatalf("umount %s: no changes", m)
 		}
 		for _, c := range cs {
-			if c.Action != ActionUnmounted {
+			if c.Action != ActionUncovered {
 				t.Fatalf("umount %s: %+v", m, c)
 			}
 		}
