@@ -250,6 +250,9 @@ type seen struct {
 	attrs *attrs.Changes
 	// target is a symlink's target (never followed).
 	target string
+	// goneMode is, for a file that is gone, its mode when last seen (0:
+	// unknown): its file.type.
+	goneMode uint32
 }
 
 // fileMeta is what the agent last compared of a file besides its content:
@@ -544,6 +547,7 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 	f := ch.File
 	var sn seen
 	if ch.Gone {
+		sn.goneMode = a.meta[f.Path].mode
 		delete(a.states, f.Path)
 		delete(a.meta, f.Path)
 		a.persistAbsent(f)

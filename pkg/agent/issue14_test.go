@@ -261,7 +261,12 @@ recursive = true
 			}},
 		{name: "rmdir", feature: "rmdir",
 			tool: []string{"rmdir", p("tree/d")}, guestTool: []string{"rmdir", p("tree/d")},
-			want: map[string]string{p("tree/d"): "deleted"}},
+			want: map[string]string{p("tree/d"): "deleted"},
+			check: func(t *testing.T, x rec) {
+				if x.s("file.type") != "dir" {
+					t.Errorf("file.type of a removed directory: %s", x)
+				}
+			}},
 		{name: "ln -s", feature: "symlink",
 			tool: []string{"ln", "-s", "../../etc/shadow", p("tree/evil")}, guestTool: []string{"ln", "-s", "../../etc/shadow", p("tree/evil")},
 			want: map[string]string{p("tree/evil"): "created"},
@@ -289,7 +294,12 @@ recursive = true
 			}},
 		{name: "unlink the device node", feature: "unlink",
 			tool: []string{"rm", p("tree/null")}, guestTool: []string{"rm", p("tree/null")},
-			want: map[string]string{p("tree/null"): "deleted"}},
+			want: map[string]string{p("tree/null"): "deleted"},
+			check: func(t *testing.T, x rec) {
+				if x.s("file.type") != "char_device" {
+					t.Errorf("file.type of a removed device node, as last seen: %s", x)
+				}
+			}},
 		{name: "fallocate --punch-hole", feature: "fallocate",
 			tool:     []string{"fallocate", "--punch-hole", "--offset", "4096", "--length", "8192", data},
 			syscalls: []string{"punch", data, "4096", "8192"},

@@ -206,7 +206,9 @@ func (r *recorder) fileDict(f *watch.File, target string, e *sensor.Event, sn *s
 	typ := "file"
 	if info != nil {
 		typ = fileType(info.Mode)
-	} else if e != nil && e.Op == sensor.OpMkdir {
+	} else if sn.goneMode != 0 {
+		typ = fileType(sn.goneMode) // gone: as it was when last seen
+	} else if e != nil && (e.Op == sensor.OpMkdir || e.Op == sensor.OpRmdir) {
 		typ = "dir"
 	} else if e != nil && e.Op == sensor.OpSymlink {
 		typ = "symlink"
