@@ -253,6 +253,9 @@ type seen struct {
 	// goneMode is, for a file that is gone, its mode when last seen (0:
 	// unknown): its file.type.
 	goneMode uint32
+	// link is set when a symlink at the path appeared, went or was
+	// retargeted since the path was last seen live.
+	link *linkChange
 }
 
 // fileMeta is what the agent last compared of a file besides its content:
@@ -260,6 +263,16 @@ type seen struct {
 type fileMeta struct {
 	attrs *attrs.Set
 	mode  uint32
+	// target is a symlink's target when seen live (targetKnown).
+	target      string
+	targetKnown bool
+}
+
+// linkChange is a symlink that appeared, went or points elsewhere since
+// last seen (vigil.symlink).
+type linkChange struct {
+	old, new       string
+	oldLink, isNew bool
 }
 
 // special reports whether a mode is of anything but a regular file.
@@ -289,12 +302,21 @@ func (a *Agent) observe(f *watch.File, created bool) seen {
 		if hadMeta {
 			sn.attrs = attrs.Diff(prevMeta.attrs, curAttrs, prevMeta.mode, o.st.Mode)
 		}
-		if curAttrs != nil || !hadMeta {
-			a.meta[f.Path] = fileMeta{attrs: curAttrs, mode: o.st.Mode}
-		}
-		if o.st.Mode&syscall.S_IFMT == syscall.S_IFLNK {
+		isLink := o.st.Mode&syscall.S_IFMT == syscall.S_IFLNK
+		if isLink {
 			sn.target, _ = os.Readlink(f.Path)
 		}
+		if hadMeta && prevMeta.targetKnown {
+			wasLink := prevMeta.mode&syscall.S_IFMT == syscall.S_IFLNK
+			if (wasLink || isLink) && (wasLink != isLink || prevMeta.target != sn.target) {
+				sn.link = &linkChange{old: prevMeta.target, new: sn.target, oldLink: wasLink, isNew: isLink}
+			}
+		}
+		m := fileMeta{attrs: curAttrs, mode: o.st.Mode, target: sn.target, targetKnown: true}
+		if curAttrs == nil && hadMeta {
+			m.attrs = prevMeta.attrs // unreadable now: compare with the last read next time
+		}
+		a.meta[f.Path] = m
 	} else {
 		delete(a.meta, f.Path)
 	}

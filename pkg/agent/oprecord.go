@@ -50,6 +50,17 @@ func opFields(v *zerolog.Event, b *burst, e *sensor.Event, sn *seen) {
 	if d := deviceDict(e, sn); d != nil {
 		v.Dict("device", d)
 	}
+	if l := sn.link; l != nil {
+		// As the baseline comparison's vigil.symlink has it.
+		d := zerolog.Dict()
+		if l.oldLink {
+			d.Str("old_target", l.old)
+		}
+		if l.isNew {
+			d.Str("new_target", l.new)
+		}
+		v.Dict("symlink", d)
+	}
 	if modes, length := fallocated(b); modes != nil {
 		v.Dict("fallocate", zerolog.Dict().Strs("mode", modes).Uint64("length", length))
 	}
