@@ -21,6 +21,7 @@ enum vg_limit {
 /* Record types: the first field of every record. */
 enum vg_type {
 	VG_T_FILE = 1,
+	VG_T_CGROUP = 2, /* a cgroup was created: struct vg_cgroup_event */
 };
 
 /* What happened to the file. */
@@ -90,6 +91,12 @@ enum vg_hook {
 	VG_H_MOVE_MOUNT,     /* move_mount(2): the new mount API's attach */
 	VG_H_PATH_UMOUNT,
 	VG_H_MAX,
+};
+
+/* Package-manager lineage flags (struct vg_event.pkg_flags, struct vg_lineage.flags). */
+enum vg_pkg_flag {
+	VG_P_SCRIPT = 1 << 0, /* the actor is below the manager's root process (a maintainer
+			       * script, a helper), not the root itself */
 };
 
 /* Watch entry flags (struct vg_watch.flags). */
@@ -166,7 +173,8 @@ struct vg_event {
 	__u32 mode;	     /* setattr: the new mode; create: the new file's mode */
 	__u32 attr_uid;	     /* setattr: the new owner */
 	__u32 attr_gid;
-	__u32 _pad1;
+	__u32 pkg_root;	     /* tgid of the package manager at the root of the actor's
+			      * lineage; 0 when the actor is below none */
 	__u32 pid;
 	__u32 tid;
 	__u32 ppid;
@@ -182,6 +190,26 @@ struct vg_event {
 	__u16 path_len;
 	__u16 path2_len;
 	__u16 exe_len;
+	__u8 pkg_mgr;	/* which manager: the id user space gave its comm in pkg_comms */
+	__u8 pkg_flags; /* VG_P_* */
+};
+
+/* A package manager's process tree, kept per tgid by the kernel (map lineage). */
+struct vg_lineage {
+	__u32 root; /* tgid of the manager process at the root */
+	__u8 mgr;   /* pkg_comms id */
+	__u8 flags; /* VG_P_* */
+	__u16 _pad;
+};
+
+/* A cgroup created (tp_btf/cgroup_mkdir): its id and level, then its path
+ * (NUL-terminated, relative to its hierarchy's root, starting with "/"),
+ * path_len bytes with the NUL. */
+struct vg_cgroup_event {
+	struct vg_hdr hdr;
+	__u64 id;
+	__u32 level;
+	__u16 path_len;
 	__u16 _pad;
 };
 
@@ -208,10 +236,15 @@ const enum vg_hook *vg_keep_hook __attribute__((unused));
 const enum vg_watch_flag *vg_keep_watch_flag __attribute__((unused));
 const enum vg_flag *vg_keep_flag __attribute__((unused));
 const enum vg_limit *vg_keep_limit __attribute__((unused));
+const enum vg_pkg_flag *vg_keep_pkg_flag __attribute__((unused));
+const struct vg_lineage *vg_keep_lineage __attribute__((unused));
+const struct vg_cgroup_event *vg_keep_cgroup_event __attribute__((unused));
 
 _Static_assert(sizeof(struct vg_key) == 16, "vg_key layout");
 _Static_assert(sizeof(struct vg_name_key) == 24, "vg_name_key layout");
 _Static_assert(sizeof(struct vg_watch) == 24, "vg_watch layout");
 _Static_assert(sizeof(struct vg_hdr) == 16, "vg_hdr layout");
 _Static_assert(sizeof(struct vg_event) == 216, "vg_event layout");
+_Static_assert(sizeof(struct vg_lineage) == 8, "vg_lineage layout");
+_Static_assert(sizeof(struct vg_cgroup_event) == 32, "vg_cgroup_event layout");
 #endif

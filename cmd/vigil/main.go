@@ -356,6 +356,9 @@ func cmdScan(args []string, stdout, stderr io.Writer) int {
 		for _, l := range f.Attributes.Lines() {
 			fmt.Fprintf(stdout, "    %s\n", l)
 		}
+		for _, l := range scan.EntryLines(&f) {
+			fmt.Fprintf(stdout, "    %s\n", l)
+		}
 	}
 	// Newly watched files are not changes: listed, recorded with -update,
 	// and they leave the exit status alone.

@@ -746,7 +746,7 @@ func (a *Agent) startup() error {
 			a.states[f.Path] = e.State
 			// The attributes just compared with the baseline (scan.Run
 			// updated it): live changes are diffed from these.
-			a.meta[f.Path] = fileMeta{attrs: e.Attrs, mode: e.Mode}
+			a.meta[f.Path] = fileMeta{attrs: e.Attrs, mode: e.Mode, target: e.Target, targetKnown: true}
 			a.followIncludes(&f, e.State)
 			continue
 		}

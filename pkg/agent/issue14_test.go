@@ -287,7 +287,7 @@ recursive = true
 			tool: []string{"mknod", p("tree/null"), "c", "1", "3"}, guestTool: []string{"mknod", p("tree/null"), "c", "1", "3"},
 			want: map[string]string{p("tree/null"): "created"},
 			check: func(t *testing.T, x rec) {
-				if x.s("file.type") != "char_device" || x.s("vigil.device.type") != "char_device" ||
+				if x.s("file.type") != "char-device" || x.s("vigil.device.type") != "char-device" ||
 					x.s("vigil.device.major") != "1" || x.s("vigil.device.minor") != "3" {
 					t.Errorf("the device node's record: %s", x)
 				}
@@ -296,7 +296,7 @@ recursive = true
 			tool: []string{"rm", p("tree/null")}, guestTool: []string{"rm", p("tree/null")},
 			want: map[string]string{p("tree/null"): "deleted"},
 			check: func(t *testing.T, x rec) {
-				if x.s("file.type") != "char_device" {
+				if x.s("file.type") != "char-device" {
 					t.Errorf("file.type of a removed device node, as last seen: %s", x)
 				}
 			}},

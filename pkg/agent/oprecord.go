@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigil-fim/vigil/pkg/attrs"
+	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/sensor"
 )
 
@@ -88,13 +89,8 @@ func deviceDict(e *sensor.Event, sn *seen) *zerolog.Event {
 	default:
 		return nil
 	}
-	var typ string
-	switch mode & unix.S_IFMT {
-	case unix.S_IFCHR:
-		typ = "char_device"
-	case unix.S_IFBLK:
-		typ = "block_device"
-	default:
+	typ := fileType(mode)
+	if typ != scan.TypeCharDevice && typ != scan.TypeBlockDevice {
 		return nil
 	}
 	return zerolog.Dict().Str("type", typ).Uint32("major", major).Uint32("minor", minor)

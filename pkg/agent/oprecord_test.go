@@ -46,7 +46,7 @@ func TestIssue14Records(t *testing.T) {
 			want: map[string]string{"vigil.inode_flags.requested": `["immutable","append-only"]`}},
 		{name: "mknod c 1 3, gone", action: watch.ActionCreated,
 			e:    sensor.Event{Op: sensor.OpMknod, Mode: syscall.S_IFCHR | 0o600, Arg1: 1<<20 | 3},
-			want: map[string]string{"file.type": "char_device", "vigil.device.type": "char_device", "vigil.device.major": "1", "vigil.device.minor": "3"}},
+			want: map[string]string{"file.type": "char-device", "vigil.device.type": "char-device", "vigil.device.major": "1", "vigil.device.minor": "3"}},
 		{name: "mknod p", action: watch.ActionCreated,
 			e:    sensor.Event{Op: sensor.OpMknod, Mode: syscall.S_IFIFO | 0o600},
 			want: map[string]string{"file.type": "fifo", "vigil.device": ""}},

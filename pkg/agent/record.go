@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
@@ -373,7 +372,10 @@ func (r *recorder) startup(f *scan.Finding, rule *config.Watch) {
 	}
 	kind, more := driftKind(own)
 	ev := r.begin(time.Now(), f.Action, []string{"file"}, types, kind, more...)
-	d := zerolog.Dict().Str("path", f.Path).Str("name", baseName(f.Path)).Str("type", "file")
+	d := zerolog.Dict().Str("path", f.Path).Str("name", baseName(f.Path)).Str("type", startupFileType(f))
+	if n := f.New; n != nil && n.Type == scan.TypeSymlink {
+		d.Str("target_path", n.Target)
+	}
 	if n := f.New; n != nil {
 		d.Str("inode", strconv.FormatUint(n.Ino, 10)).Str("mode", fmt.Sprintf("%04o", n.Mode&0o7777)).
 			Str("uid", strconv.FormatUint(uint64(n.UID), 10)).Str("gid", strconv.FormatUint(uint64(n.GID), 10)).
@@ -388,6 +390,7 @@ func (r *recorder) startup(f *scan.Finding, rule *config.Watch) {
 		v.Interface("problems", f.Problems)
 	}
 	attrFields(v, f.Attributes)
+	entryFields(v, f)
 	if own != nil {
 		v.Dict("ownership", own.dict())
 	}
@@ -439,22 +442,12 @@ func (r *recorder) identity() (string, uint64) {
 	return r.hostID, r.lastSeq
 }
 
-// fileType is ECS file.type for a mode's type bits: file, dir, symlink,
-// and, beyond ECS's examples, fifo, char_device, block_device, socket.
+// fileType is file.type for a mode's type bits, named as the baseline
+// comparison names them (scan.FileType): file, dir, symlink (ECS's), fifo,
+// socket, char-device, block-device.
 func fileType(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		return "dir"
-	case unix.S_IFLNK:
-		return "symlink"
-	case unix.S_IFIFO:
-		return "fifo"
-	case unix.S_IFCHR:
-		return "char_device"
-	case unix.S_IFBLK:
-		return "block_device"
-	case unix.S_IFSOCK:
-		return "socket"
+	if t := scan.FileType(mode); t != "" {
+		return t
 	}
-	return "file"
+	return scan.TypeFile
 }

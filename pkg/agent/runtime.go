@@ -401,6 +401,7 @@ func (a *Agent) reload(co *coalescer, ticker *time.Ticker) ReloadResult {
 	res.Config = cur.Sources
 	res.RestartNeeded = restartKeys(a.cfg, cur)
 
+	prevRules := append(append([]config.Watch(nil), a.cfg.Watch...), a.rt.includes...)
 	rules := append(append([]config.Watch(nil), cur.Watch...), a.rt.includes...)
 	rr := a.set.Replace(rules)
 	res.RulesKept, res.RulesAdded, res.RulesRemoved = rr.Kept, rr.Added, rr.Removed
@@ -449,6 +450,14 @@ func (a *Agent) reload(co *coalescer, ticker *time.Ticker) ReloadResult {
 		if err := scan.SaveRules(a.store.st, cur.Watch, a.cfg.Sensor.MaxDepth); err != nil {
 			res.Problems = append(res.Problems, err.Error())
 		}
+		// The new trees' directories, symlinks and other entries the watch
+		// set does not observe get their baseline too.
+		added, err := scan.RecordEntries(rules, prevRules, a.cfg.Sensor.MaxDepth, a.store.st, a.opt.Key)
+		if err != nil {
+			res.Problems = append(res.Problems, err.Error())
+		}
+		res.WatchAdded = append(res.WatchAdded, added...)
+		sort.Strings(res.WatchAdded)
 	}
 	for p := range a.states {
 		if !watched[p] {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"os"
 	"syscall"
 	"time"
 
@@ -51,9 +52,26 @@ func (w *storeWriter) observed(f *watch.File, cur consumer.State, sum string, st
 		e.MtimeNS, e.CtimeNS, e.SHA256 = st.Mtim.Nano(), st.Ctim.Nano(), sum
 		e.Attrs = set
 	}
+	typeFields(&e, st)
 	w.pending = append(w.pending, e)
 	if len(w.pending) >= maxPending {
 		w.flush()
+	}
+}
+
+// typeFields records what scan.Scan records of a symlink (its target, read
+// with readlink, never followed) and of a device node (its number).
+func typeFields(e *state.Entry, st *syscall.Stat_t) {
+	if st == nil {
+		return
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		if t, err := os.Readlink(e.Path); err == nil {
+			e.Target = t
+		}
+	case unix.S_IFCHR, unix.S_IFBLK:
+		e.Rdev = st.Rdev
 	}
 }
 

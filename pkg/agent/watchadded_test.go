@@ -80,9 +80,10 @@ func TestNewlyWatchedIsNotCreated(t *testing.T) {
 		t.Errorf("groups reported added: %s", x)
 	}
 	wa := r.since(0, func(x rec) bool { return x.s("event.action") == "watch-added" })
-	if len(wa) != 1 || strings.Join(added(wa[0]), " ") != old+" "+grp || wa[0].s("event.kind") != "state" ||
-		wa[0].s("vigil.watch_added.count") != "2" {
-		t.Errorf("want one watch-added record naming %s and %s: %v", old, grp, wa)
+	// The directory is an entry of its rule too.
+	if len(wa) != 1 || strings.Join(added(wa[0]), " ") != drop+" "+old+" "+grp || wa[0].s("event.kind") != "state" ||
+		wa[0].s("vigil.watch_added.count") != "3" {
+		t.Errorf("want one watch-added record naming %s, %s and %s: %v", drop, old, grp, wa)
 	}
 	ready := r.find(func(x rec) bool { return x.s("event.action") == "agent-ready" })
 	if seq := func(x rec) float64 { f, _ := x.get("event.sequence").(float64); return f }; len(wa) == 1 && ready != nil && seq(wa[0]) > seq(ready) {

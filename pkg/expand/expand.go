@@ -125,12 +125,18 @@ func MaxDepth(maxDepth int) int {
 	return maxDepth
 }
 
-// Walk calls fn with every regular file below root (a resolved directory)
-// that rule r reaches: to Depth(r, maxDepth) levels, symlinks not followed,
-// excluded paths and directories left out. A directory that cannot be read
-// is returned as a problem and skipped: what it holds is neither watched file
+// Walk calls fn with every entry below root (a resolved directory) that
+// rule r reaches, and root itself: to Depth(r, maxDepth) levels, symlinks
+// not followed, excluded paths and directories left out. typ is the entry's
+// type as its directory lists it (fs.DirEntry.Type: 0 for a regular file,
+// fs.ModeDir, fs.ModeSymlink, fs.ModeNamedPipe, fs.ModeSocket,
+// fs.ModeDevice, with fs.ModeCharDevice for a character device). A
+// directory at the depth limit is listed (it is an entry of a directory
+// the rule reaches) but not entered. A directory that cannot be read is
+// returned as a problem and skipped: what it holds is neither watched file
 // by file nor, by the scan, reported deleted; the walk goes on elsewhere.
-func Walk(r *config.Watch, root string, maxDepth int, fn func(path string)) []error {
+// Nothing is left out for its number: a tree's every entry is listed.
+func Walk(r *config.Watch, root string, maxDepth int, fn func(path string, typ fs.FileMode)) []error {
 	depth := Depth(r, maxDepth)
 	var errs []error
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -147,14 +153,9 @@ func Walk(r *config.Watch, root string, maxDepth int, fn func(path string)) []er
 			}
 			return nil
 		}
-		if d.IsDir() {
-			if p != root && Level(root, p) >= depth {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.Type().IsRegular() {
-			fn(p)
+		fn(p, d.Type())
+		if d.IsDir() && p != root && Level(root, p) >= depth {
+			return filepath.SkipDir
 		}
 		return nil
 	})

@@ -6,10 +6,10 @@ import (
 	"github.com/vigil-fim/vigil/pkg/config"
 )
 
-// Scope answers "would the rules list this path if it were a regular
-// file?", so that a stored path missing from the expansion can be told
-// apart: a file gone from a watched place (deleted) or a path no longer
-// watched (pruned).
+// Scope answers "would the rules list this path if it existed?" (as any
+// type of entry: Walk lists them all), so that a stored path missing from
+// the expansion can be told apart: an entry gone from a watched place
+// (deleted) or a path no longer watched (pruned).
 type Scope struct {
 	maxDepth int
 	rules    []scopeRule
@@ -49,7 +49,7 @@ func NewScope(rules []config.Watch, maxDepth int) *Scope {
 	return s
 }
 
-// Covers reports whether a rule would list p as a regular file.
+// Covers reports whether a rule would list p.
 func (s *Scope) Covers(p string) bool {
 	for i := range s.rules {
 		sr := &s.rules[i]

@@ -3,6 +3,7 @@ package scan
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -47,6 +48,12 @@ func scanTree(tb testing.TB, root string, n int) (baseline, rescan float64) {
 	defer s.Close()
 	cons := testConsumers(tb)
 	rules := []config.Watch{{Path: root, Recursive: true}}
+	// Every entry is a target: the n files and the directories.
+	entries := 0
+	filepath.WalkDir(root, func(string, fs.DirEntry, error) error { entries++; return nil })
+	if entries < n {
+		tb.Fatalf("%d entries under %s, want at least %d", entries, root, n)
+	}
 	for i, want := range []bool{true, false} {
 		start := time.Now()
 		res, err := Run(context.Background(), rules, 16, s, cons, ScanOptions{})
@@ -54,7 +61,7 @@ func scanTree(tb testing.TB, root string, n int) (baseline, rescan float64) {
 			tb.Fatal(err)
 		}
 		rate := float64(res.Files) / time.Since(start).Seconds()
-		if res.Baseline != want || res.Files != n || len(res.Findings) != 0 || len(res.Errors) != 0 {
+		if res.Baseline != want || res.Files != entries || len(res.Findings) != 0 || len(res.Errors) != 0 {
 			tb.Fatalf("scan %d: baseline=%v files=%d findings=%d errors=%v", i, res.Baseline, res.Files, len(res.Findings), res.Errors)
 		}
 		if i == 0 {

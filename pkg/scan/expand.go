@@ -6,6 +6,8 @@
 package scan
 
 import (
+	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 
@@ -22,13 +24,20 @@ type Target struct {
 	Kind string `json:"kind"`
 	// Link is the configured path when Path was reached through a symlink.
 	Link string `json:"link,omitempty"`
+	// Type is the entry's type when it was listed (expand.Walk's typ: 0
+	// for a regular file, fs.ModeDir, fs.ModeSymlink, ...); a configured
+	// path's is what lstat said then (0 when absent). The scan reads the
+	// path again whatever it says: it is for callers that tell entries
+	// apart (the live watch set holds regular files and absent paths).
+	Type fs.FileMode `json:"-"`
 }
 
-// Expand turns watch rules into concrete files, as the agent's watch set
+// Expand turns watch rules into concrete paths, as the agent's watch set
 // does (pkg/expand): a file; a missing path (a target that reads as
-// absent); a directory (its regular files: direct children, or every level
-// to maxDepth when recursive); a glob (each match now, a file or a
-// directory as above). The result is sorted by path, each path once (the
+// absent); a directory (the directory itself and every entry in it, of any
+// type: files, directories, symlinks, FIFOs, sockets, device nodes; direct
+// children, or every level to maxDepth when recursive); a glob (each match
+// now, a file or a directory as above). The result is sorted by path, each path once (the
 // first rule naming it sets its kind). Problems (an unreadable
 // directory...) are returned alongside; expansion goes on.
 func Expand(rules []config.Watch, maxDepth int) ([]Target, []error) {
@@ -51,12 +60,12 @@ func (e *expander) fail(r *config.Watch, err error) {
 	e.errs = append(e.errs, expand.Problem(r, err))
 }
 
-func (e *expander) add(r *config.Watch, path, link string) {
+func (e *expander) add(r *config.Watch, path, link string, typ fs.FileMode) {
 	if e.seen[path] {
 		return
 	}
 	e.seen[path] = true
-	e.out = append(e.out, Target{Path: path, Kind: expand.KindOf(r, path, link, expand.Infer), Link: link})
+	e.out = append(e.out, Target{Path: path, Kind: expand.KindOf(r, path, link, expand.Infer), Link: link, Type: typ})
 }
 
 func (e *expander) rule(r *config.Watch) {
@@ -75,7 +84,11 @@ func (e *expander) rule(r *config.Watch) {
 			continue
 		}
 		real, link := expand.Resolve(root.Path)
-		e.add(r, real, link)
+		var typ fs.FileMode
+		if st, err := os.Lstat(real); err == nil {
+			typ = st.Mode().Type()
+		}
+		e.add(r, real, link, typ)
 	}
 }
 
@@ -85,7 +98,7 @@ func (e *expander) dir(r *config.Watch, dir string) {
 		e.fail(r, err)
 		return
 	}
-	for _, err := range expand.Walk(r, root, e.maxDepth, func(p string) { e.add(r, p, "") }) {
+	for _, err := range expand.Walk(r, root, e.maxDepth, func(p string, typ fs.FileMode) { e.add(r, p, "", typ) }) {
 		e.fail(r, err)
 	}
 }

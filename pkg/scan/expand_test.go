@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -49,19 +50,32 @@ func TestExpand(t *testing.T) {
 	if len(errs) != 0 {
 		t.Errorf("errors: %v", errs)
 	}
+	dir, sym := fs.ModeDir, fs.ModeSymlink
 	want := []Target{
 		{Path: p("etc/conf"), Kind: "hash", Link: p("etc/conf.link")},
 		{Path: p("etc/group"), Kind: "diff"},
 		{Path: p("etc/missing"), Kind: "hash"},
 		{Path: p("etc/passwd"), Kind: "passwd"},
+		// A directory's every entry, itself included, whatever its type.
+		{Path: p("flat"), Kind: "hash", Type: dir},
+		{Path: p("flat/fifo"), Kind: "hash", Type: fs.ModeNamedPipe},
+		{Path: p("flat/link"), Kind: "hash", Type: sym}, // the link, not followed
 		{Path: p("flat/one"), Kind: "hash"},
+		{Path: p("flat/sub"), Kind: "hash", Type: dir}, // listed, not entered
+		{Path: p("globdir/m1"), Kind: "hash", Type: dir},
 		{Path: p("globdir/m1/f"), Kind: "hash"},
+		{Path: p("globdir/m2"), Kind: "hash", Type: dir},
 		{Path: p("globdir/m2/g"), Kind: "hash"},
 		{Path: p("home/alice/.ssh/authorized_keys"), Kind: "authorized_keys"},
 		{Path: p("home/bob/.ssh/authorized_keys"), Kind: "authorized_keys"},
+		{Path: p("tree"), Kind: "hash", Type: dir},
 		{Path: p("tree/a"), Kind: "hash"},
+		{Path: p("tree/cache"), Kind: "hash", Type: dir}, // its content is excluded, not itself
+		{Path: p("tree/l1"), Kind: "hash", Type: dir},
 		{Path: p("tree/l1/b"), Kind: "hash"},
+		{Path: p("tree/l1/l2"), Kind: "hash", Type: dir},
 		{Path: p("tree/l1/l2/c"), Kind: "hash"},
+		{Path: p("tree/l1/l2/l3"), Kind: "hash", Type: dir}, // at depth 3: listed, not entered
 		// tree/l1/l2/l3/d is at depth 4 > 3
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -79,7 +93,7 @@ func TestExpand(t *testing.T) {
 	for rel, want := range map[string]bool{
 		"tree/gone": true, "tree/l1/l2/gone": true, "tree/l1/l2/l3/gone": false,
 		"tree/x.log": false, "tree/tmp/x": false, "tree/cache/big": false, "tree/l1/cache/ok": true,
-		"flat/gone": true, "flat/sub/two": false,
+		"flat/gone": true, "flat/sub/two": false, "flat/sub": true, "tree/l1/l2/l3": true, "tree": true,
 		"home/carol/.ssh/authorized_keys": true, "home/bob/.ssh/id_rsa": false,
 		"globdir/m3/h": true, "globdir/m1/sub/h": false, "globdir/other/h": false,
 		"etc/passwd": true, "etc/shadow": false, "elsewhere/x": false,

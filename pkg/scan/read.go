@@ -31,6 +31,8 @@ type observation struct {
 	// holds only its first MaxContent bytes, and must not be parsed as if
 	// it were the file.
 	oversize bool
+	// target is a symlink's target (readlink).
+	target string
 	// attrs are the file's ACLs, capability, flags, labels and xattrs.
 	attrs *attrs.Set
 }
@@ -47,40 +49,79 @@ func newReader(key []byte) *reader { return &reader{h: sha256.New(), key: key} }
 
 const openFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
 
-// read observes path: it never follows a final symlink (a symlink is
-// observed as itself, attributes only), never blocks on a FIFO, leaves the
-// access time alone when allowed to (O_NOATIME), reads a regular file once
-// for both its content and its hash, and reports non-regular files by
-// their attributes only. A path that does not exist is absent; other
-// failures are errors.
+// readTries bounds how often read looks again at a path whose file changed
+// type or inode between lstat and open.
+const readTries = 3
+
+// read observes path without ever following a final symlink or opening
+// anything but a regular file or a directory: it lstats the path first. A
+// symlink is its target (readlink) and its own xattrs; a FIFO, socket or
+// device node is its stat and xattrs (opening a device can have effects,
+// and a FIFO or socket holds nothing to compare). A regular file is read
+// once for both its content and its hash, a directory for its inode flags,
+// leaving the access time alone when allowed to (O_NOATIME). A path that
+// does not exist is absent; other failures are errors.
 func (r *reader) read(path string, o *observation) error {
+	for try := 1; ; try++ {
+		err := r.readOnce(path, o)
+		if err != errRaced {
+			return err
+		}
+		if try == readTries {
+			return fmt.Errorf("%s: changed %d times while being read", path, readTries)
+		}
+	}
+}
+
+// errRaced: the path named another file at open than at lstat.
+var errRaced = errors.New("raced")
+
+func (r *reader) readOnce(path string, o *observation) error {
 	*o = observation{}
+	if err := unix.Lstat(path, &o.st); err != nil {
+		if err == unix.ENOENT || err == unix.ENOTDIR {
+			o.absent = true
+			return nil
+		}
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	var err error
+	switch o.st.Mode & unix.S_IFMT {
+	case unix.S_IFREG, unix.S_IFDIR:
+	case unix.S_IFLNK:
+		if o.target, err = readlink(path, int(o.st.Size)); err != nil {
+			if err == unix.ENOENT || err == unix.EINVAL {
+				return errRaced // gone, or no longer a symlink
+			}
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		fallthrough
+	default:
+		if o.attrs, err = attrs.ReadPath(path, r.key); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return errRaced
+			}
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
+	}
+	lst := o.st
 	fd, err := openNoEINTR(path, openFlags|unix.O_NOATIME)
 	if err == unix.EPERM { // O_NOATIME needs ownership or CAP_FOWNER
 		fd, err = openNoEINTR(path, openFlags)
 	}
 	switch {
-	case err == unix.ENOENT || err == unix.ENOTDIR:
-		o.absent = true
-		return nil
-	case err == unix.ELOOP: // the path is a symlink
-		if err := unix.Lstat(path, &o.st); err != nil {
-			if err == unix.ENOENT || err == unix.ENOTDIR {
-				o.absent = true
-				return nil
-			}
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		if o.attrs, err = attrs.ReadPath(path, r.key); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		return nil
+	case err == unix.ENOENT || err == unix.ENOTDIR || err == unix.ELOOP || err == unix.ENXIO:
+		return errRaced // gone, or now a symlink or a socket
 	case err != nil:
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	defer unix.Close(fd)
 	if err := unix.Fstat(fd, &o.st); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
+	}
+	if o.st.Dev != lst.Dev || o.st.Ino != lst.Ino || o.st.Mode&unix.S_IFMT != lst.Mode&unix.S_IFMT {
+		return errRaced
 	}
 	typ := o.st.Mode & unix.S_IFMT
 	if o.attrs, err = attrs.ReadFd(fd, typ == unix.S_IFREG || typ == unix.S_IFDIR, r.key); err != nil {
@@ -145,6 +186,23 @@ func (r *reader) read(path string, o *observation) error {
 		r.buf = nil // do not keep a large buffer per worker
 	}
 	return nil
+}
+
+// readlink is a symlink's target; size is its st_size (a hint: a target
+// that grew since is read again with a larger buffer).
+func readlink(path string, size int) (string, error) {
+	n := max(size+1, 128)
+	for {
+		b := make([]byte, n)
+		m, err := unix.Readlink(path, b)
+		if err != nil {
+			return "", err
+		}
+		if m < n {
+			return string(b[:m]), nil
+		}
+		n *= 2
+	}
 }
 
 func openNoEINTR(path string, flags int) (int, error) {

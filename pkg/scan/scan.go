@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"sort"
@@ -27,7 +29,8 @@ import (
 const (
 	// ActionCreated: the file exists and did not (or was not recorded).
 	ActionCreated = "created"
-	// ActionModified: same inode, different content (or size, or file type).
+	// ActionModified: same inode and type, different content (or size, a
+	// symlink's target, a device node's number).
 	ActionModified = "modified"
 	// ActionDeleted: the file is gone.
 	ActionDeleted = "deleted"
@@ -37,6 +40,16 @@ const (
 	// ActionReplaced: the path now names another inode (a rename over it,
 	// delete and re-create), or something that is no longer a regular file.
 	ActionReplaced = "replaced"
+	// ActionShadowed: the path is now seen through a mount made at or
+	// below the mount it was seen through (a bind mount over a watched
+	// file, an overlay over a watched directory): Finding.Mount.
+	ActionShadowed = "shadowed"
+	// ActionUncovered: the mount the path was seen through is gone; the
+	// path is seen through the mount below it again.
+	ActionUncovered = "uncovered"
+	// ActionRemounted: the path is seen through another mount at the same
+	// mountpoint (another source, filesystem type or root).
+	ActionRemounted = "remounted"
 )
 
 // Meta keys of the store.
@@ -85,6 +98,8 @@ type ScanOptions struct {
 
 // Attrs are a file's attributes as recorded.
 type Attrs struct {
+	// Type is the file's type: FileType of Mode.
+	Type    string `json:"type"`
 	Dev     uint64 `json:"dev"`
 	Ino     uint64 `json:"ino"`
 	Size    int64  `json:"size"`
@@ -94,14 +109,62 @@ type Attrs struct {
 	MtimeNS int64  `json:"mtime_ns"`
 	CtimeNS int64  `json:"ctime_ns"`
 	SHA256  string `json:"sha256,omitempty"`
+	// Target is a symlink's target (readlink; never followed).
+	Target string `json:"target,omitempty"`
+	// Major and Minor are a device node's numbers (nil for other types).
+	Major *uint32 `json:"major,omitempty"`
+	Minor *uint32 `json:"minor,omitempty"`
+}
+
+// File types of Attrs.Type.
+const (
+	TypeFile        = "file"
+	TypeDir         = "dir"
+	TypeSymlink     = "symlink"
+	TypeFIFO        = "fifo"
+	TypeSocket      = "socket"
+	TypeCharDevice  = "char-device"
+	TypeBlockDevice = "block-device"
+)
+
+// FileType names the type in a st_mode: file, dir, symlink, fifo, socket,
+// char-device or block-device ("" for none of these).
+func FileType(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return TypeFile
+	case unix.S_IFDIR:
+		return TypeDir
+	case unix.S_IFLNK:
+		return TypeSymlink
+	case unix.S_IFIFO:
+		return TypeFIFO
+	case unix.S_IFSOCK:
+		return TypeSocket
+	case unix.S_IFCHR:
+		return TypeCharDevice
+	case unix.S_IFBLK:
+		return TypeBlockDevice
+	}
+	return ""
+}
+
+func isDevice(mode uint32) bool {
+	t := mode & unix.S_IFMT
+	return t == unix.S_IFCHR || t == unix.S_IFBLK
 }
 
 func attrsOf(e *state.Entry) *Attrs {
 	if e == nil || e.Absent {
 		return nil
 	}
-	return &Attrs{Dev: e.Dev, Ino: e.Ino, Size: e.Size, Mode: e.Mode, UID: e.UID, GID: e.GID,
-		MtimeNS: e.MtimeNS, CtimeNS: e.CtimeNS, SHA256: e.SHA256}
+	a := &Attrs{Type: FileType(e.Mode), Dev: e.Dev, Ino: e.Ino, Size: e.Size, Mode: e.Mode, UID: e.UID, GID: e.GID,
+		MtimeNS: e.MtimeNS, CtimeNS: e.CtimeNS, SHA256: e.SHA256, Target: e.Target}
+	if isDevice(e.Mode) {
+		maj, min := unix.Major(e.Rdev), unix.Minor(e.Rdev)
+		a.Major, a.Minor = &maj, &min
+	}
+	return a
 }
 
 // Finding is one changed path.
@@ -111,13 +174,18 @@ type Finding struct {
 	// Action is one of the Action* constants.
 	Action string `json:"action"`
 	// Fields name what differs between Old and New: "inode", "dev",
-	// "type", "content", "size", "mode", "uid", "gid", "mtime" (in this order).
+	// "type", "content", "target", "rdev", "size", "mode", "uid", "gid",
+	// "mtime" (in this order), then the attribute parts (attrs.Changes
+	// Fields) and "mount".
 	Fields []string `json:"fields,omitempty"`
 	// Changes are the consumer's semantic changes (stored state vs new).
 	Changes []consumer.Change `json:"changes,omitempty"`
 	// Attributes are the changes of ACLs, file capability, inode flags,
 	// labels and other xattrs (their names are in Fields too).
 	Attributes *attrs.Changes `json:"attributes,omitempty"`
+	// Mount is the change of the mount the path is seen through, for
+	// the shadowed, uncovered and remounted actions.
+	Mount *MountChange `json:"mount,omitempty"`
 	// Problems are the consumer's complaints about the new content.
 	Problems []consumer.Problem `json:"problems,omitempty"`
 	// Old and New are the recorded and the observed attributes (nil when absent).
@@ -141,6 +209,11 @@ type Result struct {
 	// (MetaRules) covered: newly watched, not new. They are recorded
 	// (with Update) and reported here, not as created; sorted.
 	Added []string
+	// Upgraded counts the entries a store written by an older vigil never
+	// kept (a tree's directories, symlinks, FIFOs, sockets and device
+	// nodes, before schema 3): recorded quietly (with Update), not
+	// reported created.
+	Upgraded int
 	// Errors are per-file problems (unreadable files, consumer errors):
 	// the scan went on, and their records were left as they were.
 	Errors []error
@@ -178,6 +251,12 @@ type scanner struct {
 	// a store written before MetaRules, or a baseline).
 	prev   *expand.Scope
 	absent map[string]consumer.State // absent state by kind
+	// upgrading: the store predates records of non-regular entries
+	// (state.MetaUpgradeEntries): those without a record are recorded
+	// quietly.
+	upgrading bool
+	// mounts compares the mounts the targets are seen through.
+	mounts *mountScan
 }
 
 // Scan reads every target, compares it with its record and reports what
@@ -230,6 +309,18 @@ func Scan(ctx context.Context, targets []Target, store *state.Store, cons map[st
 		if err := store.SetMeta(metaBaselineRunning, nowNS()); err != nil {
 			return s.res, fmt.Errorf("scan: starting the baseline: %w", err)
 		}
+	} else {
+		up, err := store.Meta(state.MetaUpgradeEntries)
+		if err != nil {
+			return s.res, err
+		}
+		// A writable open marked an older store; a read-only one left it
+		// as it was.
+		s.upgrading = up != nil || (store.ReadOnly() && store.Schema() < 3)
+	}
+	if s.mounts, err = newMountScan(store, s.res.Baseline); err != nil {
+		// Compared and recorded without mounts; the recorded ones stay.
+		s.res.Errors = append(s.res.Errors, err)
 	}
 
 	if err := s.targets(ctx, ts, workers); err != nil {
@@ -243,6 +334,16 @@ func Scan(ctx context.Context, targets []Target, store *state.Store, cons map[st
 	if s.write && opts.Rules != nil {
 		if err := SaveRules(store, opts.Rules, opts.MaxDepth); err != nil {
 			return s.res, err
+		}
+	}
+	if s.write {
+		if err := s.mounts.save(store); err != nil {
+			return s.res, err
+		}
+		if s.upgrading {
+			if err := store.DeleteMeta(state.MetaUpgradeEntries); err != nil {
+				return s.res, err
+			}
 		}
 	}
 	if s.res.Baseline {
@@ -414,6 +515,10 @@ func observe(r *reader, t *Target, c consumer.Consumer, now int64) (it item) {
 	it.e.Size, it.e.Mode, it.e.UID, it.e.GID = info.Size, info.Mode, info.UID, info.GID
 	it.e.MtimeNS, it.e.CtimeNS = info.MtimeNS, info.CtimeNS
 	it.e.Attrs = o.attrs
+	it.e.Target = o.target
+	if isDevice(o.st.Mode) {
+		it.e.Rdev = o.st.Rdev
+	}
 	if !o.regular {
 		return it // attributes only
 	}
@@ -471,12 +576,25 @@ func (s *scanner) flush(chunk []item) error {
 		if had {
 			op = &old
 		}
-		if !had && !it.e.Absent && s.prev != nil && !s.prev.Covers(it.e.Path) {
+		mc := s.mounts.change(it.e.Path)
+		switch {
+		case !had && !it.e.Absent && s.prev != nil && !s.prev.Covers(it.e.Path):
 			// Newly watched: an existing file the previous rules did not
 			// name is given its baseline, not reported created.
 			s.res.Added = append(s.res.Added, it.e.Path)
-		} else if !s.res.Baseline {
-			if f := s.finding(op, &it.e, it.problems); f != nil {
+		case !had && !it.e.Absent && s.upgrading && it.e.Mode&unix.S_IFMT != unix.S_IFREG && mc == nil:
+			// Never kept by the vigil that wrote the store: recorded now.
+			s.res.Upgraded++
+		case !s.res.Baseline:
+			f := s.finding(op, &it.e, it.problems)
+			if mc != nil {
+				if f == nil {
+					f = &Finding{Path: it.e.Path, Kind: it.e.Kind, Old: attrsOf(op), New: attrsOf(&it.e), Problems: it.problems}
+				}
+				f.Action, f.Mount = mc.Action, mc
+				f.Fields = append(f.Fields, "mount")
+			}
+			if f != nil {
 				s.res.Findings = append(s.res.Findings, *f)
 			}
 		}
@@ -524,20 +642,29 @@ func classify(old, cur *state.Entry) (action string, fields []string, ac *attrs.
 	diff(old.Dev != cur.Dev, "dev")
 	typ := diff(old.Mode&unix.S_IFMT != cur.Mode&unix.S_IFMT, "type")
 	content := diff(old.SHA256 != cur.SHA256, "content")
-	size := diff(old.Size != cur.Size, "size")
+	content = diff(old.Target != cur.Target, "target") || content
+	content = diff(isDevice(old.Mode) && isDevice(cur.Mode) && old.Rdev != cur.Rdev, "rdev") || content
+	// A directory's size and mtime change with every entry added or
+	// removed, and each entry has its own record; a symlink's size is its
+	// target's length.
+	dir := old.Mode&unix.S_IFMT == unix.S_IFDIR && cur.Mode&unix.S_IFMT == unix.S_IFDIR
+	link := old.Mode&unix.S_IFMT == unix.S_IFLNK && cur.Mode&unix.S_IFMT == unix.S_IFLNK
+	size := diff(old.Size != cur.Size && !dir && !link, "size")
 	attrs := diff(old.Mode&0o7777 != cur.Mode&0o7777, "mode")
 	attrs = diff(old.UID != cur.UID, "uid") || attrs
 	attrs = diff(old.GID != cur.GID, "gid") || attrs
-	attrs = diff(old.MtimeNS != cur.MtimeNS, "mtime") || attrs
+	attrs = diff(old.MtimeNS != cur.MtimeNS && !dir, "mtime") || attrs
 	ac = attrsDiff(old, cur)
 	if ac != nil {
 		fields = append(fields, ac.Fields()...)
 		attrs = true
 	}
 	switch {
-	case inode:
+	case inode || typ:
+		// Another file (a freed inode number can come back at once, as
+		// another type).
 		return ActionReplaced, fields, ac
-	case typ || content || size:
+	case content || size:
 		return ActionModified, fields, ac
 	case attrs:
 		return ActionAttributesChanged, fields, ac
@@ -598,9 +725,22 @@ func (s *scanner) absentState(kind, path string) consumer.State {
 }
 
 // stale handles the records of paths that are not targets: a file gone
-// from a watched place is reported deleted (or replaced, when something
-// that is not a regular file took its name); a path no rule covers any
-// more is pruned. With Update (or a baseline) their records go.
+// from a watched place is reported deleted (so is one whose directory is
+// now a symlink or another non-directory: the tree no longer reaches it,
+// and the entry that took the directory's name has its own finding); a
+// path no rule covers any more is pruned. With Update (or a baseline)
+// their records go.
+// behindNonDir reports whether a directory above p is a target that is
+// not a directory (a symlink that took a directory's name).
+func behindNonDir(p string, types map[string]fs.FileMode) bool {
+	for d := filepath.Dir(p); d != p && d != "/" && d != "."; p, d = d, filepath.Dir(d) {
+		if typ, ok := types[d]; ok {
+			return !typ.IsDir()
+		}
+	}
+	return false
+}
+
 func (s *scanner) stale(ts []Target) error {
 	stored, err := s.store.Paths()
 	if err != nil {
@@ -638,29 +778,26 @@ func (s *scanner) stale(ts []Target) error {
 		if err != nil {
 			return err
 		}
+		types := make(map[string]fs.FileMode, len(ts))
+		for _, t := range ts {
+			types[t.Path] = t.Type
+		}
 		for _, p := range covered {
 			old := olds[p]
 			var st unix.Stat_t
 			err := unix.Lstat(p, &st)
 			switch {
-			case err == unix.ENOENT || err == unix.ENOTDIR:
+			case err == unix.ENOENT || err == unix.ENOTDIR || behindNonDir(p, types):
 				if !old.Absent {
 					s.res.Findings = append(s.res.Findings, Finding{Path: p, Kind: old.Kind, Action: ActionDeleted, Old: attrsOf(&old)})
 				}
 				remove = append(remove, p)
 			case err != nil:
 				s.res.Errors = append(s.res.Errors, fmt.Errorf("%s: %w", p, err))
-			case st.Mode&unix.S_IFMT != unix.S_IFREG:
-				cur := state.Entry{Path: p, Dev: st.Dev, Ino: st.Ino, Size: st.Size, Mode: st.Mode, UID: st.Uid, GID: st.Gid,
-					MtimeNS: st.Mtim.Nano(), CtimeNS: st.Ctim.Nano()}
-				_, fields, _ := classify(&old, &cur)
-				s.res.Findings = append(s.res.Findings, Finding{Path: p, Kind: old.Kind, Action: ActionReplaced, Fields: fields,
-					Old: attrsOf(&old), New: attrsOf(&cur)})
-				remove = append(remove, p)
 			default:
-				// A regular file the expansion did not list (created
-				// since, or under an unreadable directory): leave its
-				// record for the next scan.
+				// A file the expansion did not list (created since, or
+				// under an unreadable directory): leave its record for
+				// the next scan.
 			}
 		}
 	}

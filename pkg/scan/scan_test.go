@@ -129,12 +129,14 @@ func expectFindings(t *testing.T, f *fixture, res Result, want ...string) {
 func TestBaselineThenNoChange(t *testing.T) {
 	f := newFixture(t)
 	res := f.baseline(t)
-	// passwd, motd, later (absent), a.conf, sub/b.conf, flat/x, authorized_keys
-	if res.Files != 7 || res.Absent != 1 || res.Written != 7 {
-		t.Errorf("baseline: files %d absent %d written %d, want 7 1 7", res.Files, res.Absent, res.Written)
+	// passwd, motd, later (absent), a.conf, sub/b.conf, flat/x,
+	// authorized_keys, and the directories srv/app, srv/app/sub, flat and
+	// flat/deeper (listed, not entered: the rule is not recursive)
+	if res.Files != 11 || res.Absent != 1 || res.Written != 11 {
+		t.Errorf("baseline: files %d absent %d written %d, want 11 1 11", res.Files, res.Absent, res.Written)
 	}
-	if n, _ := f.store.Len(); n != 7 {
-		t.Errorf("store holds %d records, want 7", n)
+	if n, _ := f.store.Len(); n != 11 {
+		t.Errorf("store holds %d records, want 11", n)
 	}
 	if v, _ := f.store.Meta(MetaBaselineNS); v == nil {
 		t.Error("baseline time not recorded")
@@ -254,7 +256,11 @@ func TestCreated(t *testing.T) {
 	writeFile(t, f.p("home/bob/.ssh/authorized_keys"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bob@host\n")
 	writeFile(t, f.p("etc/later"), passwdText)
 	res := f.run(t, true)
-	expectFindings(t, f, res, "created etc/later", "created home/bob/.ssh/authorized_keys", "created srv/app/sub/deep/new.conf")
+	// The new directory is an entry of the tree too; the directories it and
+	// the other new files went into are not changed by them (their size and
+	// mtime are not compared).
+	expectFindings(t, f, res, "created etc/later", "created home/bob/.ssh/authorized_keys", "created srv/app/sub/deep",
+		"created srv/app/sub/deep/new.conf")
 	byPath := map[string]Finding{}
 	for _, x := range res.Findings {
 		byPath[x.Path] = x
@@ -312,23 +318,23 @@ func TestPrunedWhenNoLongerWatched(t *testing.T) {
 	f.rules[2].Exclude = append(f.rules[2].Exclude, "sub")
 	res := f.run(t, false)
 	expectFindings(t, f, res)
-	if res.Pruned != 2 {
-		t.Errorf("pruned %d, want 2", res.Pruned)
+	if res.Pruned != 3 { // passwd, and sub with b.conf
+		t.Errorf("pruned %d, want 3", res.Pruned)
 	}
 	if _, ok, _ := f.store.Get(f.p("etc/passwd")); !ok {
 		t.Error("a scan without Update pruned the store")
 	}
 	res = f.run(t, true)
-	if res.Pruned != 2 || len(res.Findings) != 0 {
+	if res.Pruned != 3 || len(res.Findings) != 0 {
 		t.Errorf("pruned %d, findings %v", res.Pruned, f.summary(res))
 	}
-	for _, rel := range []string{"etc/passwd", "srv/app/sub/b.conf"} {
+	for _, rel := range []string{"etc/passwd", "srv/app/sub", "srv/app/sub/b.conf"} {
 		if _, ok, _ := f.store.Get(f.p(rel)); ok {
 			t.Errorf("%s still recorded", rel)
 		}
 	}
-	if n, _ := f.store.Len(); n != 5 {
-		t.Errorf("%d records, want 5", n)
+	if n, _ := f.store.Len(); n != 8 {
+		t.Errorf("%d records, want 8", n)
 	}
 }
 
@@ -364,7 +370,7 @@ func TestWithoutUpdateTheStoreIsUnchanged(t *testing.T) {
 		t.Error("scans without Update modified the store file")
 	}
 	reopen()
-	if len(r1.Findings) != 24 || r1.Written != 0 {
+	if len(r1.Findings) != 25 || r1.Written != 0 { // with the directory srv/app/many
 		t.Errorf("%d findings (%v), written %d", len(r1.Findings), f.summary(r1), r1.Written)
 	}
 	j1, _ := json.Marshal(r1.Findings)
@@ -456,7 +462,7 @@ func TestRecordsWithoutBaselineAreCompared(t *testing.T) {
 	if res.Baseline {
 		t.Fatal("treated as a baseline")
 	}
-	if len(res.Findings) != 6 { // motd replaced, 5 created
+	if len(res.Findings) != 10 { // motd replaced, 5 files and 4 directories created
 		t.Errorf("findings %v", f.summary(res))
 	}
 }
@@ -468,7 +474,7 @@ func TestProgressAndErrors(t *testing.T) {
 	if err != nil || !res.Baseline {
 		t.Fatal(err, res.Baseline)
 	}
-	if s := buf.String(); !strings.Contains(s, "100%") || !strings.Contains(s, "7/7 files") || !strings.HasSuffix(s, "\n") {
+	if s := buf.String(); !strings.Contains(s, "100%") || !strings.Contains(s, "11/11 files") || !strings.HasSuffix(s, "\n") {
 		t.Errorf("progress output %q", s)
 	}
 	if _, err := Scan(context.Background(), []Target{{Path: f.p("etc/motd"), Kind: "nope"}}, f.store, f.cons, ScanOptions{}); err == nil {
@@ -537,7 +543,7 @@ func TestSmallBatchesManyWorkers(t *testing.T) {
 	rules := []config.Watch{{Path: root, Recursive: true}}
 	opts := ScanOptions{Batch: 3, Workers: 8, Update: true}
 	res, err := Run(context.Background(), rules, 0, s, cons, opts)
-	if err != nil || !res.Baseline || res.Written != n {
+	if err != nil || !res.Baseline || res.Written != n+5 { // and the root and its 4 directories
 		t.Fatalf("baseline: %v %v written %d", err, res.Baseline, res.Written)
 	}
 	var want []string
@@ -624,11 +630,11 @@ func TestNewlyWatched(t *testing.T) {
 
 	res := f.run(t, false) // without Update: reported, not recorded
 	expectFindings(t, f, res, "created srv/app/fresh.conf")
-	if want := []string{f.p("etc/group"), f.p("opt/tool/t.conf")}; !reflect.DeepEqual(res.Added, want) {
+	if want := []string{f.p("etc/group"), f.p("opt/tool"), f.p("opt/tool/t.conf")}; !reflect.DeepEqual(res.Added, want) {
 		t.Fatalf("added %q, want %q", res.Added, want)
 	}
 	res = f.run(t, true)
-	if len(res.Added) != 2 || len(res.Findings) != 1 {
+	if len(res.Added) != 3 || len(res.Findings) != 1 {
 		t.Fatalf("with update: added %q, findings %q", res.Added, f.summary(res))
 	}
 	// Recorded, rules and all: a clean run, then a creation in the new tree.

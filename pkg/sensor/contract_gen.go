@@ -62,7 +62,7 @@ type rawEvent struct {
 	Mode      uint32
 	AttrUID   uint32
 	AttrGID   uint32
-	_         uint32
+	PkgRoot   uint32
 	PID       uint32
 	TID       uint32
 	PPID      uint32
@@ -78,7 +78,8 @@ type rawEvent struct {
 	PathLen   uint16
 	Path2Len  uint16
 	ExeLen    uint16
-	_         uint16
+	PkgMgr    uint8
+	PkgFlags  uint8
 }
 
 // rawCounters are one CPU's counters, indexed by Hook (struct vg_counters).
@@ -92,7 +93,8 @@ type rawCounters struct {
 
 // Record types: rawHeader.Type (enum vg_type).
 const (
-	typeFile = 1 // VG_T_FILE
+	typeFile   = 1 // VG_T_FILE
+	typeCgroup = 2 // VG_T_CGROUP
 )
 
 // Op is what happened to a file (enum vg_op).

@@ -26,7 +26,19 @@ const StoreFile = "state.db"
 // misread. Version 2 added Entry.Attrs: a version 1 store opens, its
 // records have no Attrs (never recorded, so nothing is compared), the next
 // comparison records them quietly, and a writable open marks it version 2.
-const SchemaVersion = 2
+// Version 3 records every entry of a watched tree, not only its regular
+// files (directories, symlinks with Entry.Target, FIFOs, sockets, device
+// nodes with Entry.Rdev), and the mounts the watched paths are seen
+// through (meta "mounts", written by pkg/scan): a writable open of an
+// older store marks it version 3 and sets MetaUpgradeEntries, so that the
+// next comparison records the entries an older vigil never kept quietly
+// instead of reporting each one created.
+const SchemaVersion = 3
+
+// MetaUpgradeEntries is set (to the version upgraded from) when an older
+// store is upgraded to version 3, and removed by the first complete
+// comparison that records what that version did not keep (pkg/scan).
+const MetaUpgradeEntries = "upgrade_entries"
 
 // DefaultLockTimeout is how long Open waits for another process's lock.
 const DefaultLockTimeout = time.Second
@@ -101,6 +113,12 @@ type Entry struct {
 	// xattrs (values as keyed fingerprints); nil when never recorded (a
 	// version 1 store, or the agent could not read them).
 	Attrs *attrs.Set `json:"attrs,omitempty"`
+	// Target is a symlink's target as readlink(2) returns it (the link is
+	// never followed).
+	Target string `json:"target,omitempty"`
+	// Rdev is a device node's device number (st_rdev, the kernel's
+	// encoding: unix.Major and unix.Minor split it).
+	Rdev uint64 `json:"rdev,omitempty"`
 	// Absent marks a watched path with no file.
 	Absent bool `json:"absent,omitempty"`
 	// UpdatedNS is when the record was written, ns since the epoch.
@@ -137,6 +155,8 @@ type Store struct {
 	db       *bolt.DB
 	path     string
 	readOnly bool
+	// schema is the version the store had when opened (before an upgrade).
+	schema int
 }
 
 // Open opens the store at path, creating it (and its directory, 0700) when
@@ -251,6 +271,7 @@ func (s *Store) init() error {
 		if n > SchemaVersion {
 			return fmt.Errorf("state store %s: %w: version %d is newer than this vigil's %d (written by a newer vigil?)", s.path, ErrSchema, n, SchemaVersion)
 		}
+		s.schema = n
 		return nil
 	}
 	fresh := false
@@ -287,8 +308,10 @@ func (s *Store) init() error {
 }
 
 // upgrade marks an older store as this version. Every older layout is a
-// subset of this one (version 1 records have no Attrs), so no record is
-// rewritten: the next comparison fills what is missing.
+// subset of this one (version 1 records have no Attrs, versions 1 and 2
+// have no records of a tree's non-regular entries), so no record is
+// rewritten: the next comparison fills what is missing, told so by
+// MetaUpgradeEntries for what it must record quietly.
 func (s *Store) upgrade() error {
 	old := false
 	if err := s.db.View(func(tx *bolt.Tx) error {
@@ -300,12 +323,31 @@ func (s *Store) upgrade() error {
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
-		if n, _ := strconv.Atoi(string(meta.Get(keySchema))); n >= SchemaVersion {
+		n, _ := strconv.Atoi(string(meta.Get(keySchema)))
+		if n >= SchemaVersion {
 			return nil
+		}
+		if n < 3 {
+			if err := meta.Put([]byte(MetaUpgradeEntries), []byte(strconv.Itoa(n))); err != nil {
+				return err
+			}
 		}
 		return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
 	})
 }
+
+// Schema is the schema version the store had when it was opened: older
+// than SchemaVersion for a store this open upgraded (or a read-only open
+// left as it was), SchemaVersion for a new or current one.
+func (s *Store) Schema() int {
+	if s.schema == 0 {
+		return SchemaVersion
+	}
+	return s.schema
+}
+
+// ReadOnly reports whether the store was opened read-only.
+func (s *Store) ReadOnly() bool { return s.readOnly }
 
 // Path returns the store's file name.
 func (s *Store) Path() string { return s.path }

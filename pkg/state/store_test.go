@@ -44,7 +44,7 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 	if s.Path() != p {
 		t.Errorf("Path() = %q", s.Path())
 	}
-	if v, err := s.Meta("schema"); err != nil || string(v) != "2" {
+	if v, err := s.Meta("schema"); err != nil || string(v) != "3" {
 		t.Errorf("schema = %q, %v", v, err)
 	}
 }
@@ -289,7 +289,7 @@ func TestSchemaVersion(t *testing.T) {
 	for _, c := range []struct {
 		version string
 		ok      bool
-	}{{"1", true}, {"2", true}, {"3", false}, {"0", false}, {"x", false}} {
+	}{{"1", true}, {"2", true}, {"3", true}, {"4", false}, {"0", false}, {"x", false}} {
 		p := filepath.Join(t.TempDir(), StoreFile)
 		openT(t, p).Close()
 		db, err := bolt.Open(p, 0o600, nil)
@@ -315,8 +315,11 @@ func TestSchemaVersion(t *testing.T) {
 }
 
 // TestSchemaUpgrade: a version 1 store (records without attrs) opens; a
-// read-only open leaves it at 1, a writable one marks it 2; its records
-// read back with no Attrs (never recorded), and new records keep theirs.
+// read-only open leaves it at 1 (Schema says 1), a writable one marks it 3
+// and sets MetaUpgradeEntries to the version it came from; its records
+// read back with no Attrs (never recorded), and new records keep theirs
+// (and a symlink's target, a device's number). A current store is not
+// marked.
 func TestSchemaUpgrade(t *testing.T) {
 	p := filepath.Join(t.TempDir(), StoreFile)
 	openT(t, p).Close()
@@ -337,13 +340,39 @@ func TestSchemaUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := ro.Meta("schema"); string(v) != "1" {
-		t.Errorf("read-only open changed the schema to %q", v)
+	if v, _ := ro.Meta("schema"); string(v) != "1" || ro.Schema() != 1 {
+		t.Errorf("read-only open changed the schema to %q (Schema %d)", v, ro.Schema())
+	}
+	if v, _ := ro.Meta(MetaUpgradeEntries); v != nil {
+		t.Errorf("read-only open marked the upgrade: %q", v)
 	}
 	ro.Close()
 	s := openT(t, p)
-	if v, _ := s.Meta("schema"); string(v) != "2" {
-		t.Errorf("schema after a writable open = %q, want 2", v)
+	if v, _ := s.Meta("schema"); string(v) != "3" || s.Schema() != 1 {
+		t.Errorf("schema after a writable open = %q (Schema %d), want 3 (1)", v, s.Schema())
+	}
+	if v, _ := s.Meta(MetaUpgradeEntries); string(v) != "1" {
+		t.Errorf("upgrade mark %q, want 1", v)
+	}
+	if err := s.Put(Entry{Path: "/etc/link", Kind: "hash", Mode: 0o120777, Target: "../x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(Entry{Path: "/etc/null", Kind: "hash", Mode: 0o20666, Rdev: 0x103}); err != nil {
+		t.Fatal(err)
+	}
+	if l, _, _ := s.Get("/etc/link"); l.Target != "../x" {
+		t.Errorf("symlink record %+v", l)
+	}
+	if d, _, _ := s.Get("/etc/null"); d.Rdev != 0x103 {
+		t.Errorf("device record %+v", d)
+	}
+	if err := s.DeleteMeta(MetaUpgradeEntries); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openT(t, p)
+	if v, _ := s.Meta(MetaUpgradeEntries); v != nil || s.Schema() != 3 {
+		t.Errorf("a current store was marked again: %q (Schema %d)", v, s.Schema())
 	}
 	e, ok, err := s.Get("/etc/old")
 	if err != nil || !ok || e.Attrs != nil || e.Size != 3 {

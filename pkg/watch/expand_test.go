@@ -56,8 +56,18 @@ func TestExpansionShared(t *testing.T) {
 
 	type file struct{ Path, Kind, Link string }
 	var fromScan, fromSet []file
+	// The scan lists every entry of a tree, directories included; the
+	// watch set's files are the rest (directories listed here).
+	var scanDirs []string
 	for _, tg := range targets {
+		if tg.Type.IsDir() {
+			scanDirs = append(scanDirs, tg.Path)
+			continue
+		}
 		fromScan = append(fromScan, file{tg.Path, tg.Kind, tg.Link})
+	}
+	if want := []string{p("tree"), p("tree/locked"), p("tree/ok")}; !reflect.DeepEqual(scanDirs, want) {
+		t.Errorf("scan lists directories %v, want %v", scanDirs, want)
 	}
 	for _, f := range s.Files() {
 		fromSet = append(fromSet, file{f.Path, f.Kind, f.Link})

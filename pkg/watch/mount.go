@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -128,8 +129,10 @@ func (s *Set) Mount(e *sensor.Event) []Change {
 			continue
 		}
 		var found []string
-		expand.Walk(&t.Rule.Watch, root, s.maxDepth-expand.Level(t.Path, root), func(p string) {
-			if s.byPath[p] == nil && !s.outside(t, p) {
+		expand.Walk(&t.Rule.Watch, root, s.maxDepth-expand.Level(t.Path, root), func(p string, typ fs.FileMode) {
+			// The files it brings, as addDir seeds a tree's (its other
+			// entries are in the baseline; made live, they are members).
+			if typ.IsRegular() && s.byPath[p] == nil && !s.outside(t, p) {
 				found = append(found, p)
 			}
 		})

@@ -7,6 +7,7 @@ package watch
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -252,7 +253,11 @@ func (s *Set) addDir(r *Rule, dir string) error {
 	if err := s.watchDir(t); err != nil {
 		return err
 	}
-	for _, err := range expand.Walk(&r.Watch, real, s.maxDepth, func(p string) { s.seedTreeFile(t, p) }) {
+	for _, err := range expand.Walk(&r.Watch, real, s.maxDepth, func(p string, typ fs.FileMode) {
+		if typ.IsRegular() {
+			s.seedTreeFile(t, p)
+		}
+	}) {
 		s.problems = append(s.problems, expand.Problem(&r.Watch, err))
 	}
 	return nil
