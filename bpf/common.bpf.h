@@ -608,9 +608,25 @@ static __always_inline struct vg_pending *vg_pend(struct vg_scratch *s, __u32 op
 	return p;
 }
 
-static __always_inline void vg_pend_store(struct vg_pending *p)
+/*
+ * A mount, move_mount or umount pends under its own key (the task's id with
+ * a bit no task id has): a mount runs other hooked functions inside it (an
+ * overlay's fill_super makes, renames and removes entries and sets xattrs
+ * in its work directory), and their ends must neither take nor drop it.
+ */
+#define VG_PENDING_MOUNT (1ULL << 63)
+
+static __always_inline __u64 vg_pending_key(__u32 op)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	if (op == VG_OP_MOUNT || op == VG_OP_UMOUNT)
+		id |= VG_PENDING_MOUNT;
+	return id;
+}
+
+static __always_inline void vg_pend_store(struct vg_pending *p)
+{
+	__u64 id = vg_pending_key(p->op);
 	bpf_map_update_elem(&pending, &id, p, BPF_ANY);
 }
 
@@ -629,6 +645,8 @@ static __always_inline void vg_pend_store(struct vg_pending *p)
 static __always_inline int vg_finish_any(long ret, bool abs, __u32 hook)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	if (hook == VG_H_PATH_MOUNT || hook == VG_H_MOVE_MOUNT || hook == VG_H_PATH_UMOUNT)
+		id |= VG_PENDING_MOUNT; /* vg_pending_key */
 	struct vg_pending *p = bpf_map_lookup_elem(&pending, &id);
 	if (!p)
 		return 0;

@@ -166,6 +166,10 @@ func (s *Sensor) Read() (*Event, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A path record is matched here (resolve: the new ops, mkdir,
+		// rmdir, symlink, mknod, setxattr, removexattr and setflags, like the
+		// others, by their target path). A mount record (MatchMount) is not
+		// matched at all: the watch set decides what a mountpoint covers.
 		if e.Match == MatchPath && !s.resolve(e) {
 			s.mu.Lock()
 			s.unmatched++
