@@ -416,52 +416,29 @@ recursive = true
 			}
 			continue
 		}
-		// skippedGap: a record of the path came back recovered (re-read after
-		// the kernel lost records): accepted only as the documented 7.x gap,
-		// every loss a program run the kernel skipped (docs/kernels.md).
-		skippedGap := func(path string) bool {
-			if len(r.since(mark, func(x rec) bool { return x.s("file.path") == path && x.s("vigil.origin") == "recovered" })) == 0 {
-				return false
-			}
-			r.wait(t, mark, "the events-lost record after a recovery", func(x rec) bool { return x.s("event.action") == "events-lost" })
-			skipped, ok := skippedOnly(r)
-			if !ok {
-				t.Errorf("%s: %s came back recovered, and not every loss was a skipped program run", op.name, path)
-				return false
-			}
-			knownGap(t, skipped, op.name+": "+path+" came back recovered (its change there, without its actor)")
-			return true
-		}
 		for path, action := range op.want {
 			x := r.wait(t, mark, op.name+": "+action+" "+path, func(x rec) bool {
 				return x.s("file.path") == path && (x.s("vigil.origin") == "recovered" ||
 					x.s("event.action") == action && x.s("vigil.origin") == "live")
 			})
 			if x.s("vigil.origin") == "recovered" {
-				if !skippedGap(path) {
-					t.Errorf("%s: not the live record of %s (pid %d): %s", op.name, name, pid, x)
-				}
+				t.Errorf("%s: not the live record of %s (pid %d): %s", op.name, name, pid, x)
 				continue
 			}
 			if x.s("process.pid") != fmt.Sprint(pid) || x.s("process.name") != name {
 				t.Errorf("%s: not the live record of %s (pid %d): %s", op.name, name, pid, x)
 			}
-			if op.check != nil && !skippedGap(path) {
+			if op.check != nil {
 				op.check(t, x)
 			}
 		}
 		// Exactly these: nothing else by this operation's actor under the
 		// directory (the sentinel's record follows every record the
 		// operation caused; a coalesced write of an earlier operation may
-		// still come, by its own actor), and nothing recovered but for the
-		// documented gap.
+		// still come, by its own actor), and nothing recovered.
 		var got []rec
 		for _, x := range afterSentinel(t, r, mark, dir, i) {
 			if x.s("vigil.origin") == "recovered" {
-				if skipped, ok := skippedOnly(r); ok {
-					knownGap(t, skipped, op.name+": a recovered record beside the live one")
-					continue
-				}
 				got = append(got, x)
 			} else if x.s("process.pid") == fmt.Sprint(pid) {
 				got = append(got, x)
