@@ -184,7 +184,7 @@ func TestMountTree(t *testing.T) {
 		}
 		got[c.File.Path] = c
 	}
-	if len(got) != 3 || !got[filepath.Join(f.root, "sub", "page.html")].Gone ||
+	if len(got) != 4 || !got[filepath.Join(f.root, "sub", "page.html")].Gone || !got[filepath.Join(f.root, "sub")].Gone ||
 		got[filepath.Join(f.root, "index.html")].Gone || got[filepath.Join(f.root, "planted")].File == nil {
 		t.Fatalf("changes %+v", cs)
 	}

@@ -130,9 +130,8 @@ func (s *Set) Mount(e *sensor.Event) []Change {
 		}
 		var found []string
 		expand.Walk(&t.Rule.Watch, root, s.maxDepth-expand.Level(t.Path, root), func(p string, typ fs.FileMode) {
-			// The files it brings, as addDir seeds a tree's (its other
-			// entries are in the baseline; made live, they are members).
-			if typ.IsRegular() && s.byPath[p] == nil && !s.outside(t, p) {
+			// The entries it brings, as addDir seeds a tree's.
+			if p != root && s.byPath[p] == nil && !s.outside(t, p) {
 				found = append(found, p)
 			}
 		})

@@ -253,8 +253,11 @@ func (s *Set) addDir(r *Rule, dir string) error {
 	if err := s.watchDir(t); err != nil {
 		return err
 	}
+	// Every entry below the root is a member: files, and the directories,
+	// symbolic links, FIFOs, sockets and device nodes whose own changes
+	// (chmod, xattrs, rmdir, unlink) are reported like a file's.
 	for _, err := range expand.Walk(&r.Watch, real, s.maxDepth, func(p string, typ fs.FileMode) {
-		if typ.IsRegular() {
+		if p != real {
 			s.seedTreeFile(t, p)
 		}
 	}) {
