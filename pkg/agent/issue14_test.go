@@ -89,6 +89,14 @@ func testIssue14Live(t *testing.T, fsName, dir string) {
 	if err := os.Mkdir(p("ovl-work"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A directory and a symlink that are in the tree before vigil starts:
+	// their own changes are reported as a file's.
+	if err := os.Mkdir(p("tree/old"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("notes", p("tree/oldlink")); err != nil {
+		t.Fatal(err)
+	}
 	cfgText := fmt.Sprintf(`
 [agent]
 state_dir = %q
@@ -265,6 +273,30 @@ recursive = true
 			check: func(t *testing.T, x rec) {
 				if x.s("file.type") != "dir" {
 					t.Errorf("file.type of a removed directory: %s", x)
+				}
+			}},
+		{name: "chmod of a directory there at start", feature: "attributes",
+			tool: []string{"chmod", "0700", p("tree/old")}, guestTool: []string{"chmod", "0700", p("tree/old")},
+			want: map[string]string{p("tree/old"): "attributes-changed"},
+			check: func(t *testing.T, x rec) {
+				if x.s("file.type") != "dir" || x.s("file.mode") != "0700" {
+					t.Errorf("chmod of a tree's existing directory: %s", x)
+				}
+			}},
+		{name: "rmdir of a directory there at start", feature: "rmdir",
+			tool: []string{"rmdir", p("tree/old")}, guestTool: []string{"rmdir", p("tree/old")},
+			want: map[string]string{p("tree/old"): "deleted"},
+			check: func(t *testing.T, x rec) {
+				if x.s("file.type") != "dir" {
+					t.Errorf("file.type of a removed existing directory: %s", x)
+				}
+			}},
+		{name: "rm of a symlink there at start", feature: "unlink",
+			tool: []string{"rm", p("tree/oldlink")}, guestTool: []string{"rm", p("tree/oldlink")},
+			want: map[string]string{p("tree/oldlink"): "deleted"},
+			check: func(t *testing.T, x rec) {
+				if x.s("file.type") != "symlink" {
+					t.Errorf("file.type of a removed existing symlink: %s", x)
 				}
 			}},
 		{name: "ln -s", feature: "symlink",
