@@ -51,8 +51,8 @@ type Info struct {
 	BTF     string        `json:"built_against"`
 	// Features names what this object can and cannot see (docs/kernels.md).
 	Features []string `json:"features"`
-	// MapThread says how the map syscalls' thread is scheduled: "fifo", or
-	// why the real-time policy was refused (rtmap.go).
+	// MapThread says how the map syscalls are scheduled: "fifo", or why
+	// the real-time policy was refused (rtmap.go).
 	MapThread string `json:"map_thread"`
 }
 
@@ -70,8 +70,8 @@ type Sensor struct {
 	loaded *loader.Loaded
 	info   Info
 	rd     *ringbuf.Reader
-	// Every map syscall runs on sys, the SCHED_FIFO map thread (rtmap.go).
-	sys   *sysThread
+	// Every map syscall runs at SCHED_FIFO (rtmap.go).
+	sys   *rtPolicy
 	watch *rtMap
 	names *rtMap
 	ctrs  *rtMap
@@ -108,7 +108,7 @@ func NewWithFacts(facts *kernel.Facts, opt loader.Options) (*Sensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	sys := newSysThread()
+	sys := newRTPolicy()
 	s := &Sensor{
 		loaded: l,
 		sys:    sys,
@@ -126,24 +126,20 @@ func NewWithFacts(facts *kernel.Facts, opt loader.Options) (*Sensor, error) {
 	}
 	if s.watch == nil || s.names == nil || s.ctrs == nil || l.Coll.Maps[loader.MapEvents] == nil {
 		l.Close()
-		sys.stop()
 		return nil, fmt.Errorf("object %s lacks a map vigil needs", l.Object.Name)
 	}
 	var depth uint32
 	if v := l.Coll.Variables[loader.VarMaxDepth]; v == nil {
 		l.Close()
-		sys.stop()
 		return nil, fmt.Errorf("object %s lacks %s", l.Object.Name, loader.VarMaxDepth)
 	} else if err := v.Get(&depth); err != nil {
 		l.Close()
-		sys.stop()
 		return nil, fmt.Errorf("object %s: reading %s: %w", l.Object.Name, loader.VarMaxDepth, err)
 	}
 	s.maxDepth = int(depth)
 	s.rd, err = ringbuf.NewReader(l.Coll.Maps[loader.MapEvents])
 	if err != nil {
 		l.Close()
-		sys.stop()
 		return nil, fmt.Errorf("opening ring buffer: %w", err)
 	}
 	return s, nil
@@ -337,11 +333,9 @@ func (s *Sensor) Entries() ([]Entry, error) {
 	var out []Entry
 	var k Key
 	var v watchValue
-	it := s.watch.Iterate()
-	for it.Next(&k, &v) {
+	if err := s.watch.ForEach(&k, &v, func() {
 		out = append(out, Entry{Key: k, ID: v.ID, Flags: v.Flags, Depth: v.Depth, Matches: v.Matches})
-	}
-	if err := it.Err(); err != nil {
+	}); err != nil {
 		return nil, fmt.Errorf("listing watch entries: %w", err)
 	}
 	return out, nil
@@ -431,7 +425,6 @@ func (s *Sensor) Close() error {
 	if cerr := s.loaded.Close(); err == nil {
 		err = cerr
 	}
-	s.sys.stop()
 	return err
 }
 
