@@ -371,6 +371,9 @@ func (a *Agent) read() error {
 			a.self.deliver(e)
 			continue
 		}
+		// The container is read while the writer runs: runc's state
+		// directory names its container only until it exits.
+		a.rec.containers.Resolve(e.Proc.CgroupID)
 		a.loss.read(e.WatchID)
 		select {
 		case a.queue <- e:

@@ -20,9 +20,10 @@ const MaxEntries = 1 << 16
 // rewalkEvery bounds how often a miss walks cgroupfs again.
 const rewalkEvery = time.Second
 
-// DefaultRuncRoots are the state directories runc keeps a running
-// container's state in (<root>/<id>/state.json): runc's default for root,
-// and the roots containerd's and docker's shims give it.
+// DefaultRuncRoots are the state directories runc keeps a container's
+// state in (<root>/<id>/): runc's default for root. (containerd's and
+// docker's shims give runc roots of their own, but their containers'
+// cgroups already name their runtime.)
 var DefaultRuncRoots = []string{"/run/runc"}
 
 // Cache maps the default hierarchy's cgroup ids to their paths, and the
@@ -33,7 +34,8 @@ type Cache struct {
 	// only the kernel's records fill the cache).
 	Mount string
 	// RuncRoots are asked whether a 64-hex or otherwise unclaimed cgroup
-	// name is a container runc runs (nil: DefaultRuncRoots).
+	// name is a container runc runs (nil: DefaultRuncRoots). Set before
+	// use.
 	RuncRoots []string
 
 	mu       sync.Mutex
@@ -174,7 +176,11 @@ func (c *Cache) Add(id uint64, path string) {
 		c.lastWalk = time.Time{} // the next miss walks
 	}
 	c.paths[id] = path
-	delete(c.infos, id)
+	// Read now, while the runtime is making the container: runc's state
+	// directory exists from before it makes the cgroup until the
+	// container is deleted, which may be before a short-lived container's
+	// last record is read.
+	c.infos[id] = c.infoOf(path)
 }
 
 // Path returns a cgroup id's path. A miss walks cgroupfs again (at most
@@ -201,9 +207,10 @@ func (c *Cache) path(id uint64) (string, bool) {
 }
 
 // Resolve returns a cgroup id's path and the container it names. The
-// container is read once per id: a 64-hex (or otherwise unclaimed) name
-// is runc's when runc's state directory holds a container of that id at
-// that moment (the process asking is in it, so it runs).
+// container is read once per id, when the kernel reports the cgroup made
+// (Add) or else at the first Resolve: a 64-hex (or otherwise unclaimed)
+// name is runc's when runc's state directory holds a container of that id
+// at that moment.
 func (c *Cache) Resolve(id uint64) (string, Info, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -214,19 +221,27 @@ func (c *Cache) Resolve(id uint64) (string, Info, bool) {
 	if info, ok := c.infos[id]; ok {
 		return p, info, true
 	}
+	info := c.infoOf(p)
+	c.infos[id] = info
+	return p, info, true
+}
+
+// infoOf parses a path, and asks runc's state directories about the names
+// the path does not tie to a runtime.
+func (c *Cache) infoOf(p string) Info {
 	info := Parse(p)
 	if info.Runtime == "" {
 		if rid, ok := c.runc(p); ok {
 			info.ID, info.Runtime = rid, Runc
 		}
 	}
-	c.infos[id] = info
-	return p, info, true
+	return info
 }
 
 // runc finds the innermost component of p that names a container in one
-// of runc's state directories: runc, given no cgroupsPath, names the
-// cgroup after the container (/<id>).
+// of runc's state directories (<root>/<id>/, made before the container's
+// cgroup, removed when it is deleted): runc, given no cgroupsPath, names
+// the cgroup after the container (/<id>).
 func (c *Cache) runc(p string) (string, bool) {
 	roots := c.RuncRoots
 	if roots == nil {
@@ -239,7 +254,7 @@ func (c *Cache) runc(p string) (string, bool) {
 			continue
 		}
 		for _, r := range roots {
-			if _, err := os.Stat(filepath.Join(r, name, "state.json")); err == nil {
+			if fi, err := os.Stat(filepath.Join(r, name)); err == nil && fi.IsDir() {
 				return name, true
 			}
 		}
