@@ -24,6 +24,7 @@ import (
 	"github.com/vigil-fim/vigil/pkg/consumer"
 	"github.com/vigil-fim/vigil/pkg/container"
 	"github.com/vigil-fim/vigil/pkg/expand"
+	"github.com/vigil-fim/vigil/pkg/expect"
 	"github.com/vigil-fim/vigil/pkg/loader"
 	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/sensor"
@@ -198,6 +199,10 @@ func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) 
 		a.rec.containers = cc
 	}
 	s.OnCgroup(func(c *sensor.Cgroup) { a.rec.containers.Add(c.ID, c.Path) })
+	a.rec.expect = expect.New(cfg.Expect, nil)
+	for _, w := range cfg.Warnings {
+		opt.Log.Warn().Str(logKeyConfig, w.Error()).Msg("configuration warning")
+	}
 	// The ring buffer reader runs from now on: nothing the kernel reports
 	// while the rest starts up waits in the ring buffer.
 	a.set = watch.New(s, cfg.Sensor.MaxDepth, expand.Infer)

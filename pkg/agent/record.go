@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
 	"github.com/vigil-fim/vigil/pkg/container"
+	"github.com/vigil-fim/vigil/pkg/expect"
 	"github.com/vigil-fim/vigil/pkg/output"
 	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/sensor"
@@ -42,6 +43,9 @@ type recorder struct {
 	// containers resolves an actor's cgroup id to its path and container
 	// (nil: records name none).
 	containers *container.Cache
+	// expect holds the [[expect]] rules (nil: none); set at start and
+	// reload, read by the pipeline's goroutine only.
+	expect *expect.Rules
 	// written counts the records by action and kind (runtime.go).
 	written map[recordKey]uint64
 }
@@ -143,12 +147,16 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	uid, gid := ownerAfter(info, e)
 	own := checkOwnership(ruleOf(ch.File), burstActors(b), uid, gid)
 	kind, more := driftKind(own)
+	cg := r.cgroupOf(e.Proc.CgroupID)
+	expected := r.expectedRule(ch, e, cg, at)
+	if expected != nil {
+		more = []func(*zerolog.Event){expectedSeverity(own != nil && own.drift())}
+	}
 	if span != nil {
 		more = append(more, span)
 	}
 	ev := r.begin(at, string(ch.Action), []string{"file"}, actionTypes[string(ch.Action)], kind, more...)
 	ev.Dict("file", r.fileDict(ch.File, ch.TargetPath, e, info, sum))
-	cg := r.cgroupOf(e.Proc.CgroupID)
 	r.actor(ev, e, cg)
 	v := zerolog.Dict().Str("origin", "live").Str("kind", ch.File.Kind).
 		Str("hook", e.Hook.String()).Str("match", e.Match.String()).
@@ -172,6 +180,9 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	}
 	if own != nil {
 		v.Dict("ownership", own.dict())
+	}
+	if expected != nil {
+		v.Dict("expected", zerolog.Dict().Str("rule", expected.Name).Str("source", expected.Source))
 	}
 	ev.Dict("vigil", v).Send()
 }
