@@ -230,3 +230,62 @@ func TestContainerRunc(t *testing.T) {
 		}
 	}
 }
+
+// nspawnEnv is set by scripts/test-nspawn.sh, which runs TestContainerNspawn
+// in a guest with systemd as PID 1: systemd-nspawn registers its container
+// with systemd-machined, which makes its scope (machine.slice/
+// machine-<name>.scope), and needs systemd for it. The host vigil is
+// developed on and the matrix guests run no systemd.
+const nspawnEnv = "VIGIL_TEST_NSPAWN"
+
+// TestContainerNspawn: a file written inside a container that
+// systemd-nspawn runs from a local root (a static busybox) carries the
+// machine's name as container.id and runtime systemd-nspawn.
+func TestContainerNspawn(t *testing.T) {
+	needAgent(t)
+	if os.Getenv(nspawnEnv) != "1" {
+		t.Skip("HOST-ONLY: needs systemd as PID 1 and systemd-machined (scripts/test-nspawn.sh runs it in a systemd guest)")
+	}
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatalf("busybox: %v", err)
+	}
+	data, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs := t.TempDir()
+	for _, d := range []string{"bin", "usr", "etc", "watched"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", "sh")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "etc", "os-release"), []byte("ID=busybox\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	name := "vigil-" + randomHex(t, 4)
+	dir := filepath.Join(root, "srv/tree")
+	file := "nspawn-" + name + ".txt"
+	mark := recs.mark()
+	cmd := exec.Command("systemd-nspawn", "--quiet", "--console=pipe", "-D", rootfs, "-M", name,
+		"--bind="+dir+":/watched", "/bin/sh", "-c", "cat /proc/self/cgroup; echo from-nspawn > /watched/"+file)
+	out, err := cmd.CombinedOutput()
+	t.Logf("systemd-nspawn: %s", out)
+	if err != nil {
+		t.Fatalf("systemd-nspawn: %v", err)
+	}
+	r := recs.wait(t, mark, "created by systemd-nspawn", forPath(filepath.Join(dir, file), "created"))
+	if r.s("container.id") != name || r.s("container.runtime") != "systemd-nspawn" || r.s("container.name") != name {
+		t.Errorf("container %q/%q (name %q), want %q/systemd-nspawn: %s", r.s("container.id"), r.s("container.runtime"),
+			r.s("container.name"), name, r)
+	}
+	if cg := r.s("vigil.process.cgroup"); !strings.HasPrefix(cg, "/machine.slice/machine-") {
+		t.Errorf("vigil.process.cgroup %q, want machined's scope in machine.slice", cg)
+	}
+}

@@ -28,7 +28,8 @@ var DefaultRuncRoots = []string{"/run/runc"}
 
 // Cache maps the default hierarchy's cgroup ids to their paths, and the
 // paths to containers. Safe for concurrent use: the sensor's reader adds
-// the kernel's records while the pipeline resolves.
+// the kernel's records while the pipeline resolves. The zero Cache has no
+// mount to walk and is filled by Add alone.
 type Cache struct {
 	// Mount is the cgroup2 mount walked ("" when the host has none:
 	// only the kernel's records fill the cache).
@@ -126,7 +127,7 @@ func unescapeMount(s string) string {
 func (c *Cache) walk() error {
 	c.lastWalk = time.Now()
 	c.walks++
-	if len(c.paths) >= MaxEntries {
+	if c.paths == nil || len(c.paths) >= MaxEntries {
 		c.paths = map[uint64]string{}
 		c.infos = map[uint64]Info{}
 	}
@@ -170,7 +171,7 @@ func (c *Cache) walk() error {
 func (c *Cache) Add(id uint64, path string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.paths) >= MaxEntries {
+	if c.paths == nil || len(c.paths) >= MaxEntries {
 		c.paths = map[uint64]string{}
 		c.infos = map[uint64]Info{}
 		c.lastWalk = time.Time{} // the next miss walks

@@ -186,3 +186,18 @@ func TestCgroup2Mount(t *testing.T) {
 		}
 	}
 }
+
+// The zero Cache (no cgroup2 mount) is filled by the kernel's records alone.
+func TestZeroCache(t *testing.T) {
+	var c Cache
+	if _, _, ok := c.Resolve(7); ok {
+		t.Fatal("an empty cache resolved")
+	}
+	c.Add(7, "/system.slice/docker-"+hexA+".scope")
+	if p, info, ok := c.Resolve(7); !ok || p != "/system.slice/docker-"+hexA+".scope" || info.Runtime != Docker {
+		t.Fatalf("%q %+v %v", p, info, ok)
+	}
+	if c.Walks() != 0 {
+		t.Fatal("walked without a mount")
+	}
+}
