@@ -100,7 +100,8 @@ func (r *recorder) ready(info sensor.Info, watched, files, trees, anchors int, s
 	ev.Dict("vigil", zerolog.Dict().
 		Dict("sensor", zerolog.Dict().Str("kernel", info.Kernel).Str("object", info.Object).
 			Str("hook_type", info.HookTyp).Str("why", info.Why).Strs("hooks", info.Hooks).
-			Str("built_against", info.BTF).Strs("features", info.Features).Interface("refused", info.Refused).Interface("skipped", info.Skipped)).
+			Str("built_against", info.BTF).Strs("features", info.Features).Interface("refused", info.Refused).Interface("skipped", info.Skipped).
+			Str("map_thread", info.MapThread)).
 		Dict("watch", zerolog.Dict().Int("files", watched).Int("file_targets", files).
 			Int("trees", trees).Int("anchors", anchors)).
 		Strs("config", sources)).

@@ -188,8 +188,8 @@ func TestGrantOperations(t *testing.T) {
 		}
 	})
 	t.Run("bind mount and unmount", func(t *testing.T) {
-		e := one(t, func() error { return unix.Mount(src, p, "", unix.MS_BIND, "") }, atPath(sensor.OpMount, p))
 		t.Cleanup(func() { unix.Unmount(p, unix.MNT_DETACH) })
+		e := one(t, func() error { return unix.Mount(src, p, "", unix.MS_BIND, "") }, atPath(sensor.OpMount, p))
 		if e.Match != sensor.MatchMount || e.Flags&sensor.FlagMoveMount != 0 {
 			t.Errorf("mount: match %v flags %#x, want a mount(2) record", e.Match, e.Flags)
 		}
@@ -207,11 +207,18 @@ func TestGrantOperations(t *testing.T) {
 		if err != nil {
 			t.Fatalf("open_tree: %v", err)
 		}
+		open := true
+		t.Cleanup(func() {
+			if open {
+				unix.Close(fd)
+			}
+			unix.Unmount(p, unix.MNT_DETACH)
+		})
 		e := one(t, func() error {
 			return unix.MoveMount(fd, "", unix.AT_FDCWD, p, unix.MOVE_MOUNT_F_EMPTY_PATH)
 		}, atPath(sensor.OpMount, p))
 		unix.Close(fd) // it holds the mount: umount would be EBUSY
-		t.Cleanup(func() { unix.Unmount(p, unix.MNT_DETACH) })
+		open = false
 		if e.Match != sensor.MatchMount || e.Flags&sensor.FlagMoveMount == 0 {
 			t.Errorf("move_mount: match %v flags %#x, want a move_mount(2) record", e.Match, e.Flags)
 		}
