@@ -206,7 +206,12 @@ func runcBundle(t *testing.T, dir string, args ...string) string {
 func TestContainerRunc(t *testing.T) {
 	needAgent(t)
 	if _, err := exec.LookPath("runc"); err != nil {
-		testutil.HostOnly(t, "runc is not in the guest")
+		// Debian's runc is dynamically linked (libseccomp, libc). Laid
+		// over the busybox guest's root with its libraries, runc 1.1.5
+		// stopped at its cloned-binary step ("could not ensure we are a
+		// cloned binary: No such file or directory"), so the guests test
+		// what a runtime does instead (TestContainerCgroup).
+		testutil.HostOnly(t, "runc is not in the guest (TestContainerCgroup does what runtimes do there)")
 		t.Fatalf("runc (Debian runc, scripts/deps.sh): %v", err)
 	}
 	for _, id := range []string{randomHex(t, 32), "vigil-" + randomHex(t, 4)} {
