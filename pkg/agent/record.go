@@ -132,10 +132,11 @@ func (r *recorder) lost(kernel, skipped, dropped uint64, entries int, all bool, 
 var actionTypes = map[string][]string{
 	"created": {"creation"}, "deleted": {"deletion"}, "modified": {"change"}, "replaced": {"change"},
 	"renamed": {"change"}, "attributes-changed": {"change"}, "linked": {"change"},
+	"shadowed": {"change"}, "uncovered": {"change"},
 }
 
-func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
-	problems []consumer.Problem, info *consumer.FileInfo, sum string) {
+func (r *recorder) change(ch watch.Change, b *burst, sn *seen) {
+	changes, problems, info := sn.changes, sn.problems, sn.info
 	e := b.events[0]
 	at := r.boot.Add(time.Duration(e.BootNS))
 	var span func(*zerolog.Event)
@@ -147,6 +148,7 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	}
 	uid, gid := ownerAfter(info, e)
 	own := checkOwnership(ruleOf(ch.File), burstActors(b), uid, gid)
+	own.aclGrants(ruleOf(ch.File), sn.attrs)
 	kind, more := driftKind(own)
 	cg := r.cgroupOf(e.Proc.CgroupID)
 	expected := r.expectedRule(ch, e, cg, at)
@@ -157,7 +159,7 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 		more = append(more, span)
 	}
 	ev := r.begin(at, string(ch.Action), []string{"file"}, actionTypes[string(ch.Action)], kind, more...)
-	ev.Dict("file", r.fileDict(ch.File, ch.TargetPath, e, info, sum))
+	ev.Dict("file", r.fileDict(ch.File, ch.TargetPath, e, sn))
 	r.actor(ev, e, cg)
 	v := zerolog.Dict().Str("origin", "live").Str("kind", ch.File.Kind).
 		Str("hook", e.Hook.String()).Str("match", e.Match.String()).
@@ -179,6 +181,8 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	if e.Op == sensor.OpSetattr || e.Op == sensor.OpTruncate {
 		v.Dict("attributes", attrDict(e))
 	}
+	opFields(v, b, e, sn)
+	attrFields(v, sn.attrs)
 	if own != nil {
 		v.Dict("ownership", own.dict())
 	}
@@ -188,17 +192,18 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	ev.Dict("vigil", v).Send()
 }
 
-func (r *recorder) recovered(f *watch.File, action string, changes []consumer.Change, problems []consumer.Problem,
-	info *consumer.FileInfo, sum string) {
-	uid, gid := ownerAfter(info, nil)
+func (r *recorder) recovered(f *watch.File, action string, sn *seen) {
+	uid, gid := ownerAfter(sn.info, nil)
 	own := checkOwnership(ruleOf(f), nil, uid, gid)
+	own.aclGrants(ruleOf(f), sn.attrs)
 	kind, more := driftKind(own)
 	ev := r.begin(time.Now(), action, []string{"file"}, actionTypes[action], kind, more...)
-	ev.Dict("file", r.fileDict(f, "", nil, info, sum))
-	v := zerolog.Dict().Str("origin", "recovered").Str("kind", f.Kind).Interface("changes", nonNil(changes))
-	if len(problems) > 0 {
-		v.Interface("problems", problems)
+	ev.Dict("file", r.fileDict(f, "", nil, sn))
+	v := zerolog.Dict().Str("origin", "recovered").Str("kind", f.Kind).Interface("changes", nonNil(sn.changes))
+	if len(sn.problems) > 0 {
+		v.Interface("problems", sn.problems)
 	}
+	attrFields(v, sn.attrs)
 	if own != nil {
 		v.Dict("ownership", own.dict())
 	}
@@ -212,11 +217,31 @@ func nonNil(c []consumer.Change) []consumer.Change {
 	return c
 }
 
-func (r *recorder) fileDict(f *watch.File, target string, e *sensor.Event, info *consumer.FileInfo, sum string) *zerolog.Event {
-	d := zerolog.Dict().Str("path", f.Path).Str("name", baseName(f.Path)).Str("type", "file")
-	if target != "" {
+func (r *recorder) fileDict(f *watch.File, target string, e *sensor.Event, sn *seen) *zerolog.Event {
+	info, sum := sn.info, sn.sum
+	typ := "file"
+	if info != nil {
+		typ = fileType(info.Mode)
+	} else if sn.goneMode != 0 {
+		typ = fileType(sn.goneMode) // gone: as it was when last seen
+	} else if e != nil && (e.Op == sensor.OpMkdir || e.Op == sensor.OpRmdir) {
+		typ = "dir"
+	} else if e != nil && e.Op == sensor.OpSymlink {
+		typ = "symlink"
+	} else if e != nil && e.Op == sensor.OpMknod {
+		typ = fileType(e.Mode)
+	}
+	d := zerolog.Dict().Str("path", f.Path).Str("name", baseName(f.Path)).Str("type", typ)
+	switch {
+	case target != "":
 		d.Str("target_path", target)
-	} else if f.Link != "" {
+	case typ == "symlink" && sn.target != "":
+		// A symlink's target, as it reads now (never followed).
+		d.Str("target_path", sn.target)
+	case typ == "symlink" && e != nil && e.Op == sensor.OpSymlink && e.Path2 != "":
+		// Gone already: its target as the kernel saw it given.
+		d.Str("target_path", e.Path2)
+	case f.Link != "":
 		d.Str("target_path", f.Path).Str("path", f.Link)
 	}
 	key := f.Key
@@ -466,4 +491,14 @@ func (r *recorder) identity() (string, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.hostID, r.lastSeq
+}
+
+// fileType is file.type for a mode's type bits, named as the baseline
+// comparison names them (scan.FileType): file, dir, symlink (ECS's), fifo,
+// socket, char-device, block-device.
+func fileType(mode uint32) string {
+	if t := scan.FileType(mode); t != "" {
+		return t
+	}
+	return scan.TypeFile
 }

@@ -56,15 +56,17 @@ func aclBlob(uid uint32) []byte {
 func TestGrantOperations(t *testing.T) {
 	needSensor(t)
 	dir := grantDir(t)
-	p, k, _ := watchFile(t, dir, "shadow")
+	// Watched as the watch set does, by inode and by its name in its
+	// directory: the tracepoint object filters path syscalls by the name.
+	w := nmWatchPath(t, dir, "shadow", true)
+	p, k := w.path, w.key
 	tree := filepath.Join(dir, "sudoers.d")
 	if err := os.Mkdir(tree, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tid := newID()
-	if _, err := sens.WatchTree(tree, tid); err != nil {
-		t.Fatal(err)
-	}
+	// Unwatched at the end: a stale entry would match a later test's file
+	// that gets the same inode number.
+	_, tid := nmWatchTree(t, tree)
 	src := filepath.Join(dir, "fake")
 	if err := os.WriteFile(src, []byte("root::0:0:root:/root:/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)

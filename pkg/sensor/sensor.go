@@ -61,7 +61,8 @@ type Info struct {
 var features = map[string][]string{
 	loader.HooksKprobe: {"content:vfs", "io_uring", "rename:in-kernel-reseed", "create", "attributes",
 		"xattrs", "inode-flags", "mkdir", "symlink", "mknod", "fallocate", "mounts", "mmap", "failed-ops"},
-	loader.HooksTracepoint: {"content:fd", "rename:user-space-resolve", "create", "attributes", "mmap",
+	loader.HooksTracepoint: {"content:fd", "rename:user-space-resolve", "create", "attributes",
+		"xattrs", "inode-flags", "mkdir", "symlink", "mknod", "fallocate", "mounts", "mmap",
 		"gap:io_uring", "gap:failed-ops", "gap:path>255"},
 }
 
@@ -183,6 +184,10 @@ func (s *Sensor) Read() (*Event, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A path record is matched here (resolve: the new ops, mkdir,
+		// rmdir, symlink, mknod, setxattr, removexattr and setflags, like the
+		// others, by their target path). A mount record (MatchMount) is not
+		// matched at all: the watch set decides what a mountpoint covers.
 		if e.Match == MatchPath && !s.resolve(e) {
 			s.mu.Lock()
 			s.unmatched++
@@ -435,17 +440,11 @@ func (s *Sensor) Counters() (Counters, error) {
 		}
 	}
 	// Runs the kernel skipped: a program is not run on a CPU where it is
-	// already running. Where syscall tracepoints run preemptibly (Linux
-	// 7.x), a tracepoint program preempted mid-run makes every other task's
-	// syscall exit on that CPU skip it until it resumes. The tracepoint
-	// object attaches its program twice (NAME, then NAME_2, which runs an
-	// exit only when NAME was skipped for it); what the last copy skipped is
-	// never seen, and is counted here as lost so that the agent reports and
-	// recovers it (docs/kernels.md).
+	// already running (or, for a perf-event tracepoint, where any tracing
+	// program is). What a program skipped is never seen, and is counted
+	// here as lost so that the agent reports and recovers it
+	// (docs/kernels.md).
 	for name, p := range s.loaded.Coll.Programs {
-		if _, covered := s.loaded.Coll.Programs[name+"_2"]; covered {
-			continue
-		}
 		st, err := p.Stats()
 		if err != nil {
 			return Counters{}, fmt.Errorf("reading program %s's statistics: %w", name, err)
