@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.dat
 PRIV_PKGS = $(shell grep -l '^//go:build privileged' $$(find pkg cmd -name '*_test.go') | xargs -n1 dirname | sort -u | sed 's|^|./|')
 VMBIN := build/vm
 
-.PHONY: help build run elf elf-check contract contract-check deps test test-unit test-host vmtest vm-bins kernels lint clean events-doc support-table fuzz bench package test-package
+.PHONY: help build run elf elf-check contract contract-check deps test test-unit test-host vmtest vm-bins kernels lint clean events-doc support-table fuzz bench package test-package test-nspawn
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -85,6 +85,9 @@ package: ## build dist/vigil_<version>_amd64.deb and dist/vigil-<version>.x86_64
 
 test-package: ## the packages: rpm files and scriptlets, the unit, the deb in a systemd guest (root)
 	scripts/test-package.sh
+
+test-nspawn: ## TestContainerNspawn in a Debian guest with systemd as PID 1 (scripts/test-nspawn.sh; root)
+	scripts/test-nspawn.sh
 
 test: deps lint elf-check contract-check test-unit test-host test-package vmtest ## everything: deps, lint, elf-check, contract-check, the three tiers, the packages
 	@echo "make test: all tiers passed"

@@ -790,4 +790,42 @@ static __always_inline void vg_mount_source(struct vg_pending *p, struct vfsmoun
 	bpf_probe_read_kernel_str(p->str3, sizeof(p->str3), BPF_CORE_READ(vfsmnt, mnt_sb, s_type, name));
 }
 
+/* ---- Container identity: cgroup creation (issue 17: i17-ctr) ----
+ * One VG_T_CGROUP record per cgroup created on the default (v2) hierarchy,
+ * the one bpf_get_current_cgroup_id() names: its id (the kernfs node id, the
+ * directory's inode number in cgroupfs), level and path, relative to the
+ * hierarchy's root. User space keeps an id -> path cache from them, so that a
+ * record made by a process moved into a new container's cgroup right after
+ * its creation finds the path without reading cgroupfs later. cgroup v1
+ * hierarchies number their nodes apart (the ids could collide) and are
+ * passed over: the default hierarchy's hierarchy_id is 0. */
+struct vg_cgroup_rec {
+	struct vg_cgroup_event ev;
+	char path[VG_PATH_MAX];
+};
+
+SEC("tp_btf/cgroup_mkdir")
+int BPF_PROG(vg_cgroup_mkdir, struct cgroup *cgrp, const char *path)
+{
+	if (BPF_CORE_READ(cgrp, root, hierarchy_id) != 0)
+		return 0;
+	struct vg_cgroup_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r)
+		return 0;
+	r->ev.hdr.type = VG_T_CGROUP;
+	r->ev.hdr.cpu = bpf_get_smp_processor_id();
+	r->ev.hdr.ts = bpf_ktime_get_boot_ns();
+	r->ev.id = BPF_CORE_READ(cgrp, kn, id);
+	r->ev.level = BPF_CORE_READ(cgrp, level);
+	r->ev._pad = 0;
+	int n = bpf_probe_read_kernel_str(r->path, sizeof(r->path), path);
+	if (n < 0)
+		n = 0;
+	r->ev.path_len = n;
+	r->ev.hdr.size = sizeof(r->ev) + (__u32)n;
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+/* ---- end of container identity ---- */
+
 #endif

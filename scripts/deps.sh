@@ -34,6 +34,8 @@ PACKAGES=(
 	rpm debootstrap systemd
 	# metrics test (pkg/metrics): promtool check metrics
 	prometheus
+	# container identity (pkg/agent, host): a container run by runc from a local busybox bundle
+	runc
 )
 # shellcheck disable=SC2206 # word splitting intended
 [[ -n "${DEPS_EXTRA:-}" ]] && PACKAGES+=(${DEPS_EXTRA})

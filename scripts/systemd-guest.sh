@@ -21,7 +21,8 @@
 # (ttyS1, for results) to OUTDIR/results.log. The guest must power itself off; after
 # SYSTEMD_GUEST_TIMEOUT seconds (300) qemu is killed and boot exits 124.
 #
-# Environment: SYSTEMD_GUEST_MEM (MiB, 2048), SYSTEMD_GUEST_KVM=1 (KVM instead of TCG),
+# Environment: SYSTEMD_GUEST_PACKAGES (debootstrap --include list; default
+# systemd-sysv,udev,dbus,logrotate: another list is another cached root), SYSTEMD_GUEST_MEM (MiB, 2048), SYSTEMD_GUEST_KVM=1 (KVM instead of TCG),
 # SYSTEMD_GUEST_APPEND (extra kernel command line).
 set -Eeuo pipefail
 trap '_erc=$?; ((BASH_SUBSHELL || _erc == 141)) || echo "systemd-guest.sh: line $LINENO: \"$BASH_COMMAND\" failed ($_erc)" >&2' ERR
@@ -31,7 +32,7 @@ KERNELS=$HERE/kernels.sh
 CACHE_ROOT=${VIGIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil}
 GCACHE=$CACHE_ROOT/systemd-guest
 SUITE=bookworm
-GUEST_PACKAGES=systemd-sysv,udev,dbus,logrotate
+GUEST_PACKAGES=${SYSTEMD_GUEST_PACKAGES:-systemd-sysv,udev,dbus,logrotate}
 # bump when the recipe in build_root changes
 RECIPE=1
 

@@ -70,6 +70,7 @@ var files = []fileOut{
 			{"vg_hdr", "rawHeader", "rawHeader starts every record"},
 			{"vg_event", "rawEvent", "rawEvent is a file record's fixed part; its strings follow it"},
 			{"vg_counters", "rawCounters", "rawCounters are one CPU's counters, indexed by Hook"},
+			{"vg_cgroup_event", "rawCgroup", "rawCgroup is a cgroup record's fixed part; the cgroup's path follows it"},
 		},
 		enums: []enumOut{
 			{c: "vg_type", doc: "Record types: rawHeader.Type", prefix: "VG_T_", goPrefix: "type"},

@@ -406,6 +406,9 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	fmt.Fprintf(stdout, "configuration ok: %s (%d watch entries)\n", strings.Join(cfg.Sources, ", "), len(cfg.Watch))
 	return 0
 }

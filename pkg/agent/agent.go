@@ -23,7 +23,9 @@ import (
 	"github.com/vigil-fim/vigil/pkg/attrs"
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
+	"github.com/vigil-fim/vigil/pkg/container"
 	"github.com/vigil-fim/vigil/pkg/expand"
+	"github.com/vigil-fim/vigil/pkg/expect"
 	"github.com/vigil-fim/vigil/pkg/loader"
 	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/sensor"
@@ -188,6 +190,21 @@ func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) 
 	}
 	a.sens = s
 	a.rec = newRecorder(opt.Out, cfg.Agent.HostName, hostID, seq)
+	// Container identity: the cgroup cache is seeded once from cgroupfs,
+	// after the sensor is attached so that no cgroup created meanwhile is
+	// missed, and kept by the kernel's cgroup records, which the reader
+	// hands over before any file record that follows them.
+	if cc, err := container.New(""); err != nil {
+		opt.Log.Warn().Err(err).Msg("reading cgroupfs: records name no container until the kernel reports cgroups")
+		a.rec.containers = &container.Cache{}
+	} else {
+		a.rec.containers = cc
+	}
+	s.OnCgroup(func(c *sensor.Cgroup) { a.rec.containers.Add(c.ID, c.Path) })
+	a.rec.expect = expect.New(cfg.Expect, nil)
+	for _, w := range cfg.Warnings {
+		opt.Log.Warn().Str(logKeyConfig, w.Error()).Msg("configuration warning")
+	}
 	// The ring buffer reader runs from now on: nothing the kernel reports
 	// while the rest starts up waits in the ring buffer.
 	a.set = watch.New(s, cfg.Sensor.MaxDepth, expand.Infer)
@@ -453,6 +470,9 @@ func (a *Agent) read() error {
 			a.self.deliver(e)
 			continue
 		}
+		// The container is read while the writer runs: runc's state
+		// directory names its container only until it exits.
+		a.rec.containers.Resolve(e.Proc.CgroupID)
 		a.loss.read(e.WatchID)
 		select {
 		case a.queue <- e:

@@ -113,6 +113,10 @@ kind = "diff"
 path = "%[2]s/srv/tree"
 recursive = true
 exclude = ["*.tmp"]
+[[expect]]
+name = "expected-tool"
+executable = "%[2]s/tools/*"
+path = "%[2]s/srv/tree/expected/**"
 `, filepath.Join(root, "state"), root)
 	cfg, err := config.Parse("agent_test.toml", []byte(cfgText))
 	if err != nil {

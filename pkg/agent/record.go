@@ -14,6 +14,8 @@ import (
 
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
+	"github.com/vigil-fim/vigil/pkg/container"
+	"github.com/vigil-fim/vigil/pkg/expect"
 	"github.com/vigil-fim/vigil/pkg/loader"
 	"github.com/vigil-fim/vigil/pkg/output"
 	"github.com/vigil-fim/vigil/pkg/scan"
@@ -39,6 +41,12 @@ type recorder struct {
 	lastSeq uint64
 	seqErr  error
 	names   map[uint32]string
+	// containers resolves an actor's cgroup id to its path and container
+	// (nil: records name none).
+	containers *container.Cache
+	// expect holds the [[expect]] rules (nil: none); set at start and
+	// reload, read by the pipeline's goroutine only.
+	expect *expect.Rules
 	// written counts the records by action and kind (runtime.go).
 	written map[recordKey]uint64
 }
@@ -146,12 +154,17 @@ func (r *recorder) change(ch watch.Change, b *burst, sn *seen) {
 	own := checkOwnership(ruleOf(ch.File), burstActors(b), uid, gid)
 	own.aclGrants(ruleOf(ch.File), sn.attrs)
 	kind, more := driftKind(own)
+	cg := r.cgroupOf(e.Proc.CgroupID)
+	expected := r.expectedRule(ch, e, cg, at)
+	if expected != nil {
+		more = []func(*zerolog.Event){expectedSeverity(own != nil && own.drift())}
+	}
 	if span != nil {
 		more = append(more, span)
 	}
 	ev := r.begin(at, string(ch.Action), []string{"file"}, actionTypes[string(ch.Action)], kind, more...)
 	ev.Dict("file", r.fileDict(ch.File, ch.TargetPath, e, sn))
-	r.actor(ev, e)
+	r.actor(ev, e, cg)
 	v := zerolog.Dict().Str("origin", "live").Str("kind", ch.File.Kind).
 		Str("hook", e.Hook.String()).Str("match", e.Match.String()).
 		Interface("changes", nonNil(changes))
@@ -165,7 +178,7 @@ func (r *recorder) change(ch watch.Change, b *burst, sn *seen) {
 		v.Int("writes", b.count)
 		v.Array("actors", r.actors(b))
 	}
-	actorExtra(v, e.Proc)
+	actorExtra(v, e.Proc, cg)
 	if e.Op == sensor.OpRename || e.Op == sensor.OpLink {
 		v.Dict("inode", zerolog.Dict().Uint64("old", e.File.Ino).Uint64("new", e.File2.Ino))
 	}
@@ -176,6 +189,9 @@ func (r *recorder) change(ch watch.Change, b *burst, sn *seen) {
 	attrFields(v, sn.attrs)
 	if own != nil {
 		v.Dict("ownership", own.dict())
+	}
+	if expected != nil {
+		v.Dict("expected", zerolog.Dict().Str("rule", expected.Name).Str("source", expected.Source))
 	}
 	ev.Dict("vigil", v).Send()
 }
@@ -266,8 +282,25 @@ func baseName(p string) string {
 	return p
 }
 
-// actor writes who did it: ECS process.* and user.*.
-func (r *recorder) actor(ev *zerolog.Event, e *sensor.Event) {
+// actorCgroup is an actor's cgroup path and the container it names.
+type actorCgroup struct {
+	path  string
+	known bool
+	info  container.Info
+}
+
+// cgroupOf resolves a cgroup id (sensor.Process.CgroupID).
+func (r *recorder) cgroupOf(id uint64) actorCgroup {
+	if r.containers == nil || id == 0 {
+		return actorCgroup{}
+	}
+	p, info, ok := r.containers.Resolve(id)
+	return actorCgroup{path: p, known: ok, info: info}
+}
+
+// actor writes who did it: ECS process.* and user.*, and container.* and
+// orchestrator.* when the actor's cgroup names a container or a pod.
+func (r *recorder) actor(ev *zerolog.Event, e *sensor.Event, cg actorCgroup) {
 	p := e.Proc
 	ev.Dict("process", zerolog.Dict().
 		Uint32("pid", p.PID).Str("name", p.Comm).Str("executable", p.Exe).
@@ -283,11 +316,28 @@ func (r *recorder) actor(ev *zerolog.Event, e *sensor.Event) {
 	}
 	u.Dict("group", zerolog.Dict().Str("id", strconv.FormatUint(uint64(p.GID), 10)))
 	ev.Dict("user", u)
+	if c := cg.info; c.ID != "" {
+		d := zerolog.Dict().Str("id", c.ID)
+		if c.Runtime != "" {
+			d.Str("runtime", c.Runtime)
+		}
+		if c.Runtime == container.Nspawn {
+			d.Str("name", c.ID)
+		}
+		ev.Dict("container", d)
+	}
+	if c := cg.info; c.PodUID != "" {
+		ev.Dict("orchestrator", zerolog.Dict().Str("type", "kubernetes").
+			Dict("resource", zerolog.Dict().Str("type", "pod").Str("id", c.PodUID)))
+	}
 }
 
 // actorExtra is what ECS has no field for: vigil.process.
-func actorExtra(v *zerolog.Event, p sensor.Process) {
+func actorExtra(v *zerolog.Event, p sensor.Process, cg actorCgroup) {
 	d := zerolog.Dict().Uint64("cgroup_id", p.CgroupID).Uint32("mnt_ns", p.MntNS)
+	if cg.known {
+		d.Str("cgroup", cg.path)
+	}
 	if p.SessionID != ^uint32(0) {
 		d.Uint32("session_id", p.SessionID)
 	}

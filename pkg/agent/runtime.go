@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
+	"github.com/vigil-fim/vigil/pkg/expect"
 	"github.com/vigil-fim/vigil/pkg/output"
 	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/sensor"
@@ -297,12 +298,16 @@ type ReloadResult struct {
 	Errors []string `json:"errors,omitempty"`
 	// Problems are paths that could not be watched; the rest applies.
 	Problems []string `json:"problems,omitempty"`
+	// Warnings are the new configuration's warnings (file:line: key:
+	// message): it applies all the same.
+	Warnings []string `json:"warnings,omitempty"`
 	// RestartNeeded names the changed keys that take effect only at the
 	// next start (sensor.*, agent.*, output.*, metrics.*).
 	RestartNeeded                         []string `json:"restart_needed,omitempty"`
 	RulesKept, RulesAdded, RulesRemoved   int      `json:"-"`
 	Files, FileTargets, Trees, Anchors    int      `json:"-"`
 	CoalesceChanged, DiffChanged, Changed bool     `json:"-"`
+	ExpectChanged                         bool     `json:"-"`
 	// WatchAdded are the existing files the new rules watch and the old
 	// did not: given a baseline, not reported created.
 	WatchAdded []string `json:"-"`
@@ -310,7 +315,7 @@ type ReloadResult struct {
 
 // reloadable are the configuration's tables that a reload applies; every
 // other key needs a restart.
-var reloadable = map[string]bool{"watch": true, "coalesce": true, "diff": true}
+var reloadable = map[string]bool{"watch": true, "coalesce": true, "diff": true, "expect": true}
 
 // restartKeys names the keys whose values differ between two
 // configurations and that a reload does not apply.
@@ -419,6 +424,13 @@ func (a *Agent) reload(co *coalescer, ticker *time.Ticker) ReloadResult {
 			a.cons = cons
 		}
 	}
+	for _, w := range cur.Warnings {
+		res.Warnings = append(res.Warnings, w.Error())
+	}
+	if !reflect.DeepEqual(a.cfg.Expect, cur.Expect) {
+		res.ExpectChanged = true
+		a.rec.expect = expect.New(cur.Expect, nil)
+	}
 	if w := cur.Coalesce.Window.Duration; w != a.cfg.Coalesce.Window.Duration {
 		res.CoalesceChanged = true
 		co.window = w
@@ -427,6 +439,7 @@ func (a *Agent) reload(co *coalescer, ticker *time.Ticker) ReloadResult {
 	// The new configuration, with the running values of what needs a restart.
 	next := *a.cfg
 	next.Watch, next.Coalesce, next.Diff, next.Sources = cur.Watch, cur.Coalesce, cur.Diff, cur.Sources
+	next.Expect, next.Warnings = cur.Expect, cur.Warnings
 	a.mu.Lock()
 	a.cfg = &next
 	a.mu.Unlock()
@@ -482,10 +495,13 @@ func (a *Agent) reload(co *coalescer, ticker *time.Ticker) ReloadResult {
 	}
 	res.Files = len(watched)
 	res.FileTargets, res.Trees, res.Anchors = a.set.Targets()
-	res.Changed = rr.Added > 0 || rr.Removed > 0 || res.DiffChanged || res.CoalesceChanged
+	res.Changed = rr.Added > 0 || rr.Removed > 0 || res.DiffChanged || res.CoalesceChanged || res.ExpectChanged
 	ev := a.opt.Log.Info()
 	if len(res.Problems) > 0 {
 		ev = a.opt.Log.Warn().Strs(logKeyProblems, res.Problems)
+	}
+	if len(res.Warnings) > 0 {
+		ev = a.opt.Log.Warn().Strs(logKeyWarnings, res.Warnings)
 	}
 	ev.Int("rules_added", rr.Added).Int("rules_removed", rr.Removed).Int("rules_kept", rr.Kept).
 		Strs(logKeyRestartNeeded, res.RestartNeeded).Msg("configuration reloaded")
@@ -497,6 +513,8 @@ const (
 	logKeyErrors        = "errors"
 	logKeyProblems      = "problems"
 	logKeyRestartNeeded = "restart_needed"
+	logKeyWarnings      = "warnings"
+	logKeyConfig        = "config"
 )
 
 // coalesceTick is how often the coalescer's windows are checked.
@@ -536,12 +554,18 @@ func (r *recorder) reload(res *ReloadResult) {
 		if res.DiffChanged {
 			applied = append(applied, "diff")
 		}
+		if res.ExpectChanged {
+			applied = append(applied, "expect")
+		}
 		v.Strs("applied", applied)
 		if len(res.WatchAdded) > 0 {
 			v.Dict("watch_added", watchAddedDict(res.WatchAdded))
 		}
 		if len(res.Problems) > 0 {
 			v.Strs("problems", res.Problems)
+		}
+		if len(res.Warnings) > 0 {
+			v.Strs("warnings", res.Warnings)
 		}
 		if len(res.RestartNeeded) > 0 {
 			v.Strs("restart_needed", res.RestartNeeded)

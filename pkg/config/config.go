@@ -40,9 +40,15 @@ type Config struct {
 	Output   Output   `toml:"output"`
 	Metrics  Metrics  `toml:"metrics"`
 	Watch    []Watch  `toml:"watch"`
+	// Expect lists the expected-change rules ([[expect]]).
+	Expect []Expect `toml:"expect"`
 
 	// Sources lists the files read, in order ("(embedded default)" for it).
 	Sources []string `toml:"-"`
+	// Warnings are problems that do not stop the configuration from
+	// working (each naming file, line and key): a rule that marks every
+	// change expected.
+	Warnings []*Error `toml:"-"`
 }
 
 // Agent holds host-level settings.
@@ -414,6 +420,7 @@ func validate(c *Config, root *node) []error {
 	if id := c.Agent.HostID; id != "" && !validHostID.MatchString(id) {
 		bad([]string{"agent", "host_id"}, "%q must be 1 to 128 letters, digits, '.', '_', ':' or '-'", id)
 	}
+	validateExpect(c, root, bad)
 	if len(c.Watch) == 0 {
 		bad([]string{"watch"}, "no [[watch]] entries: nothing to watch")
 	}

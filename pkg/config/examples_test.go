@@ -12,6 +12,32 @@ import (
 // exampleChecks says, for each configuration in examples/, what its
 // comments promise; every example must have one.
 var exampleChecks = map[string]func(t *testing.T, c *Config){
+	"expected-changes.toml": func(t *testing.T, c *Config) {
+		if len(c.Warnings) != 0 {
+			t.Errorf("warnings: %v", c.Warnings)
+		}
+		got := map[string]Expect{}
+		for _, e := range c.Expect {
+			got[e.Name] = e
+		}
+		if e := got["package upgrades"]; e.PackageManager != "any" || e.Path != "/usr/**" {
+			t.Errorf("package upgrades: %+v", e)
+		}
+		if e := got["package configuration"]; e.PackageManager != "any" || e.Path != "/etc/**" {
+			t.Errorf("package configuration: %+v", e)
+		}
+		e := got["saturday ansible run"]
+		if e.UserID == nil || *e.UserID != 0 || e.Win == nil || e.Win.Start != 120 || e.Win.End != 240 ||
+			e.Executable != "/usr/bin/python3*" {
+			t.Errorf("saturday ansible run: %+v", e)
+		}
+		if e := got["app containers"]; e.Container != "docker" || e.Path != "/srv/app/data/**" {
+			t.Errorf("app containers: %+v", e)
+		}
+		if len(c.Expect) != 4 {
+			t.Errorf("%d rules, want 4", len(c.Expect))
+		}
+	},
 	"cis-identity.toml": func(t *testing.T, c *Config) {
 		w := byPath(c)
 		for _, p := range []string{"/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/sudoers",

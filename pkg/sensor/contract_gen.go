@@ -91,6 +91,17 @@ type rawCounters struct {
 	Lost    [32]uint64
 }
 
+// rawCgroup is a cgroup record's fixed part; the cgroup's path follows it
+// (struct vg_cgroup_event).
+type rawCgroup struct {
+	_       structs.HostLayout
+	Hdr     rawHeader
+	ID      uint64
+	Level   uint32
+	PathLen uint16
+	_       uint16
+}
+
 // Record types: rawHeader.Type (enum vg_type).
 const (
 	typeFile   = 1 // VG_T_FILE

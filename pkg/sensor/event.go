@@ -222,3 +222,48 @@ func HashName(name string) uint64 {
 	}
 	return h
 }
+
+// rawCgroupSize is a cgroup record's fixed part; the cgroup's path follows.
+const rawCgroupSize = int(unsafe.Sizeof(rawCgroup{}))
+
+// Cgroup is a cgroup the kernel created on the default (v2) hierarchy
+// (tp_btf/cgroup_mkdir): a VG_T_CGROUP record, decoded.
+type Cgroup struct {
+	// BootNS is the kernel's boot-time clock at the creation.
+	BootNS uint64
+	// ID is the cgroup's id: what a file record's Proc.CgroupID holds for a
+	// process in it, and the inode number of its cgroupfs directory.
+	ID    uint64
+	Level uint32
+	// Path is relative to the hierarchy's root and starts with "/".
+	Path string
+}
+
+// ErrNotCgroup is returned by DecodeCgroup for a record of another type.
+var ErrNotCgroup = errors.New("not a cgroup record")
+
+// DecodeCgroup parses one VG_T_CGROUP ring buffer record.
+func DecodeCgroup(b []byte) (*Cgroup, error) {
+	if len(b) < int(unsafe.Sizeof(rawHeader{})) {
+		return nil, fmt.Errorf("%w: %d bytes", ErrShort, len(b))
+	}
+	if typ := binary.LittleEndian.Uint16(b[0:2]); typ != typeCgroup {
+		return nil, fmt.Errorf("%w: type %d", ErrNotCgroup, typ)
+	}
+	if len(b) < rawCgroupSize {
+		return nil, fmt.Errorf("%w: cgroup record of %d bytes, want at least %d", ErrShort, len(b), rawCgroupSize)
+	}
+	var r rawCgroup
+	if _, err := binary.Decode(b[:rawCgroupSize], binary.LittleEndian, &r); err != nil {
+		return nil, fmt.Errorf("decoding cgroup record: %w", err)
+	}
+	size := int(r.Hdr.Size)
+	if size < rawCgroupSize || size > len(b) {
+		return nil, fmt.Errorf("%w: header says %d bytes, have %d", ErrShort, size, len(b))
+	}
+	data := b[rawCgroupSize:size]
+	if int(r.PathLen) > len(data) {
+		return nil, fmt.Errorf("%w: path of %d bytes, %d left", ErrShort, r.PathLen, len(data))
+	}
+	return &Cgroup{BootNS: r.Hdr.TS, ID: r.ID, Level: r.Level, Path: cstring(data[:r.PathLen])}, nil
+}

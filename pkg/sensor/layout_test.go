@@ -26,12 +26,13 @@ func TestLayout(t *testing.T) {
 		t.Fatal("no embedded objects")
 	}
 	mirrors := map[string]any{
-		"vg_event":    rawEvent{},
-		"vg_hdr":      rawHeader{},
-		"vg_watch":    watchValue{},
-		"vg_name_key": nameKey{},
-		"vg_key":      Key{},
-		"vg_counters": rawCounters{},
+		"vg_event":        rawEvent{},
+		"vg_hdr":          rawHeader{},
+		"vg_watch":        watchValue{},
+		"vg_name_key":     nameKey{},
+		"vg_key":          Key{},
+		"vg_counters":     rawCounters{},
+		"vg_cgroup_event": rawCgroup{},
 	}
 	for _, o := range man.Objects {
 		spec, err := loader.Spec(o)

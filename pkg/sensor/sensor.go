@@ -5,6 +5,7 @@
 package sensor
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -85,6 +86,9 @@ type Sensor struct {
 	mu        sync.Mutex
 	closed    bool
 	unmatched uint64
+	// onCgroup receives the cgroup records (OnCgroup); cgroups counts them.
+	onCgroup func(*Cgroup)
+	cgroups  uint64
 }
 
 // ErrClosed is returned by Read once the sensor is closed.
@@ -158,6 +162,20 @@ func (s *Sensor) Read() (*Event, error) {
 			}
 			return nil, fmt.Errorf("reading ring buffer: %w", err)
 		}
+		if len(rec.RawSample) >= 2 && binary.LittleEndian.Uint16(rec.RawSample) == typeCgroup {
+			c, err := DecodeCgroup(rec.RawSample)
+			if err != nil {
+				return nil, err
+			}
+			s.mu.Lock()
+			s.cgroups++
+			f := s.onCgroup
+			s.mu.Unlock()
+			if f != nil {
+				f(c)
+			}
+			continue
+		}
 		e, err := Decode(rec.RawSample)
 		if err != nil {
 			return nil, err
@@ -174,6 +192,26 @@ func (s *Sensor) Read() (*Event, error) {
 		}
 		return e, nil
 	}
+}
+
+// OnCgroup sets the function that receives the kernel's cgroup records
+// (one per cgroup created on the default hierarchy): Read calls it, in the
+// reader's goroutine, before it returns any file record read after the
+// cgroup record, so that a cache f keeps is never behind a process that
+// writes a file right after it was moved into a new cgroup. Read returns
+// only file records; without a function the cgroup records are counted
+// (CgroupRecords) and passed over.
+func (s *Sensor) OnCgroup(f func(*Cgroup)) {
+	s.mu.Lock()
+	s.onCgroup = f
+	s.mu.Unlock()
+}
+
+// CgroupRecords counts the cgroup records read.
+func (s *Sensor) CgroupRecords() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cgroups
 }
 
 // Unmatched counts tracepoint path records that matched no watch entry once
