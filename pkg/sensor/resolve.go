@@ -1,6 +1,8 @@
 package sensor
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -115,21 +117,25 @@ func (s *Sensor) matchPath(p string) (pathMatch, bool) {
 	}
 	parent := filepath.Dir(p)
 	pk, _, err := KeyOf(parent, false)
-	if err != nil {
+	if err == nil {
+		var v watchValue
+		nk := nameKey{Dev: pk.Dev, DirIno: pk.Ino, Hash: HashName(filepath.Base(p))}
+		if err := s.names.Lookup(nk, &v); err == nil {
+			return pathMatch{id: v.ID, dir: pk, rel: filepath.Base(p), byName: true, ok: true}, true
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
 		return pathMatch{}, false
 	}
-	var v watchValue
-	nk := nameKey{Dev: pk.Dev, DirIno: pk.Ino, Hash: HashName(filepath.Base(p))}
-	if err := s.names.Lookup(nk, &v); err == nil {
-		return pathMatch{id: v.ID, dir: pk, rel: filepath.Base(p), byName: true, ok: true}, true
-	}
+	// Directories that are gone by now are passed over: a file unlinked,
+	// then its directories removed (a package manager's removal) before
+	// the record is read, is still below the watched tree.
 	dir, rel := parent, filepath.Base(p)
 	for i := 0; i < s.maxDepth; i++ {
 		k, _, err := KeyOf(dir, false)
-		if err != nil {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
-		if w, found := s.lookupWatch(k); found && w.Flags&(WatchRecursive|WatchAnchor) != 0 &&
+		if w, found := s.lookupWatch(k); err == nil && found && w.Flags&(WatchRecursive|WatchAnchor) != 0 &&
 			(w.Depth == 0 || i < int(w.Depth)) {
 			return pathMatch{id: w.ID, dir: k, rel: rel, anchor: true, ok: true}, true
 		}
