@@ -17,8 +17,10 @@ const (
 	MapDirpaths  = "dirpaths" // only in vigil-tp.o
 	MapEvents    = "events"
 	MapExitSeq   = "exit_seq" // only in vigil-tp.o
+	MapLineage   = "lineage"
 	MapNames     = "names"
 	MapPending   = "pending"
+	MapPkgComms  = "pkg_comms"
 	MapScratch   = "scratch"
 	MapWatched   = "watched"
 )
