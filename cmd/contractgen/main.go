@@ -70,6 +70,7 @@ var files = []fileOut{
 			{"vg_hdr", "rawHeader", "rawHeader starts every record"},
 			{"vg_event", "rawEvent", "rawEvent is a file record's fixed part; its strings follow it"},
 			{"vg_counters", "rawCounters", "rawCounters are one CPU's counters, indexed by Hook"},
+			{"vg_lineage", "lineageValue", "lineageValue is an entry of the lineage map: a package manager's process tree"},
 		},
 		enums: []enumOut{
 			{c: "vg_type", doc: "Record types: rawHeader.Type", prefix: "VG_T_", goPrefix: "type"},
@@ -82,6 +83,8 @@ var files = []fileOut{
 			{c: "vg_flag", doc: "Record flags: Event.Flags", prefix: "VG_F_", goPrefix: "Flag", flags: true},
 			{c: "vg_watch_flag", doc: "Watch entry flags: Entry.Flags", prefix: "VG_W_", goPrefix: "Watch",
 				flags: true},
+			{c: "vg_pkg_flag", doc: "Package-manager lineage flags: rawEvent.PkgFlags, lineageValue.Flags",
+				prefix: "VG_P_", goPrefix: "pkg", flags: true},
 		},
 	},
 	{

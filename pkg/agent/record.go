@@ -159,6 +159,9 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 		v.Array("actors", r.actors(b))
 	}
 	actorExtra(v, e.Proc)
+	if pe := markedActor(b); pe != nil {
+		v.Dict("package", packageDict(pe, nil))
+	}
 	if e.Op == sensor.OpRename || e.Op == sensor.OpLink {
 		v.Dict("inode", zerolog.Dict().Uint64("old", e.File.Ino).Uint64("new", e.File2.Ino))
 	}
