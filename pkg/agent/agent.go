@@ -80,6 +80,9 @@ type Agent struct {
 	states map[string]consumer.State // each file's last parsed state
 	rec    *recorder
 	store  *storeWriter
+	// pkgs checks a change made below a package manager against the
+	// package databases (package.go); nil when packages.verify is off.
+	pkgs *verifier
 
 	// Beside the data path.
 	readErr chan error   // the ring buffer reader's end
@@ -186,6 +189,7 @@ func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) 
 	}
 	a.sens = s
 	a.rec = newRecorder(opt.Out, cfg.Agent.HostName, hostID, seq)
+	a.pkgs = newVerifier(cfg.Packages, opt.Log)
 	// The ring buffer reader runs from now on: nothing the kernel reports
 	// while the rest starts up waits in the ring buffer.
 	a.set = watch.New(s, cfg.Sensor.MaxDepth, expand.Infer)
@@ -241,7 +245,20 @@ func ConsumerOptions(cfg *config.Config, key []byte) consumer.Options {
 // just created: then it is compared with an absent file, so that a new
 // authorized_keys reports its keys.
 func (a *Agent) observe(f *watch.File, created bool) ([]consumer.Change, []consumer.Problem, *consumer.FileInfo, string) {
+	changes, problems, info, sum, _ := a.observeRead(f, created)
+	return changes, problems, info, sum
+}
+
+// observeRead is observe that also returns what was read of the file (nil
+// when it was not kept: over maxRead, not a regular file), for the package
+// check to hash again without a second read.
+func (a *Agent) observeRead(f *watch.File, created bool) ([]consumer.Change, []consumer.Problem, *consumer.FileInfo, string, []byte) {
 	o := readFile(f.Path)
+	changes, problems, info, sum := a.observed(f, created, o)
+	return changes, problems, info, sum, o.in.Content
+}
+
+func (a *Agent) observed(f *watch.File, created bool, o observed) ([]consumer.Change, []consumer.Problem, *consumer.FileInfo, string) {
 	in, sum, st := o.in, o.sum, o.st
 	c := a.cons[f.Kind]
 	if c == nil {
@@ -440,6 +457,7 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 	var problems []consumer.Problem
 	var info *consumer.FileInfo
 	var sum string
+	var pv *verdict
 	if ch.Gone {
 		delete(a.states, f.Path)
 		a.persistAbsent(f)
@@ -455,9 +473,14 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 			src.Path = ch.SourcePath
 			a.persistAbsent(&src)
 		}
-		changes, problems, info, sum = a.observe(f, ch.Action == watch.ActionCreated || ch.SourcePath != "")
+		var data []byte
+		changes, problems, info, sum, data = a.observeRead(f, ch.Action == watch.ActionCreated || ch.SourcePath != "")
+		if pe := markedActor(b); pe != nil && a.pkgs != nil && info != nil && sum != "" {
+			at := a.rec.boot.Add(time.Duration(b.last.BootNS))
+			pv = a.pkgs.verify(pe.Proc.Package.MgrID, content{path: f.Path, data: data, sha256: sum}, at)
+		}
 	}
-	a.rec.change(ch, b, changes, problems, info, sum)
+	a.rec.change(ch, b, changes, problems, info, sum, pv)
 	a.observeLatency(b.last)
 	a.mu.Lock()
 	a.live++

@@ -1,8 +1,18 @@
 package agent
 
 import (
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
 	"github.com/rs/zerolog"
 
+	"github.com/vigil-fim/vigil/pkg/config"
+	"github.com/vigil-fim/vigil/pkg/pkgmgr"
 	"github.com/vigil-fim/vigil/pkg/sensor"
 )
 
@@ -60,3 +70,143 @@ const (
 	verifyConffile    verifyResult = "conffile"
 	verifyUnknown     verifyResult = "unknown"
 )
+
+// verifier checks a marked change's new content against the package
+// databases (pkg/pkgmgr).
+type verifier struct {
+	dpkg   *pkgmgr.Dpkg
+	rpm    *pkgmgr.Rpm
+	settle time.Duration
+	log    zerolog.Logger
+}
+
+func newVerifier(c config.Packages, log zerolog.Logger) *verifier {
+	if !c.Verify {
+		return nil
+	}
+	return &verifier{
+		dpkg:   pkgmgr.NewDpkg(c.DpkgAdmindir, c.Root),
+		rpm:    pkgmgr.NewRpm(c.RpmDBPath, c.Root),
+		settle: c.Settle.Duration,
+		log:    log,
+	}
+}
+
+// content is one read of the file: what the agent read for its consumer
+// (data, up to maxRead; nil when larger) and the sha256 of all of it.
+type content struct {
+	path   string
+	data   []byte
+	sha256 string
+}
+
+// verify checks the new content of a file written below manager id mgr.
+// A verdict other than match or conffile may come before the manager has
+// recorded the change (dpkg renames a file into place, then writes the
+// package's digests): it waits, at most settle, for a database to change
+// after at, and checks again.
+func (v *verifier) verify(mgr uint8, c content, at time.Time) *verdict {
+	m, ok := pkgmgr.ByID(mgr)
+	if !ok {
+		return &verdict{result: verifyUnknown, problem: fmt.Sprintf("unknown package manager id %d", mgr)}
+	}
+	deadline := time.Now().Add(v.settle)
+	var md5sum string
+	for {
+		vd, stamp := v.check(m.DB, c, &md5sum)
+		if vd.result == verifyMatch || vd.result == verifyConffile || vd.result == verifyUnknown ||
+			stamp.After(at) || !time.Now().Before(deadline) {
+			return vd
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// check looks the path up in the manager's databases; stamp is the newest
+// change of the databases read.
+func (v *verifier) check(db pkgmgr.DB, c content, md5sum *string) (*verdict, time.Time) {
+	var stamp time.Time
+	var owner pkgmgr.Owner
+	var problems []string
+	if db == pkgmgr.DBDpkg || db == pkgmgr.DBAny {
+		stamp = v.dpkg.Stamp()
+		o, probs, err := v.dpkg.Lookup(c.path)
+		for _, p := range probs {
+			v.log.Warn().Str("problem", p.String()).Msg("dpkg database")
+		}
+		if err != nil {
+			problems = append(problems, "dpkg: "+err.Error())
+		}
+		owner = o
+	}
+	if owner.Package == "" && (db == pkgmgr.DBRpm || db == pkgmgr.DBAny) {
+		if s := v.rpm.Stamp(); s.After(stamp) {
+			stamp = s
+		}
+		o, err := v.rpm.Lookup(c.path)
+		if err != nil && !(db == pkgmgr.DBAny && len(problems) == 0) {
+			problems = append(problems, "rpm: "+err.Error())
+		}
+		owner = o
+	}
+	if owner.Package == "" {
+		if len(problems) > 0 {
+			return &verdict{result: verifyUnknown, problem: strings.Join(problems, "; ")}, stamp
+		}
+		return &verdict{result: verifyNotPackaged}, stamp
+	}
+	vd := &verdict{name: owner.Package, version: owner.Version}
+	if owner.Digest == "" {
+		vd.result, vd.problem = verifyUnknown, "the package database has no digest for the file"
+		return vd, stamp
+	}
+	got, err := v.digest(owner.Algo, c, md5sum)
+	if err != nil {
+		vd.result, vd.problem = verifyUnknown, err.Error()
+		return vd, stamp
+	}
+	switch {
+	case strings.EqualFold(got, owner.Digest):
+		vd.result = verifyMatch
+	case owner.Conffile:
+		vd.result = verifyConffile // a configuration file: the admin's edits are expected
+	default:
+		vd.result = verifyMismatch
+	}
+	return vd, stamp
+}
+
+// digest hashes the content read for the consumer (the sha256 the agent
+// made already); a file over maxRead, whose content was not kept, is read
+// again for another algorithm.
+func (v *verifier) digest(algo string, c content, cache *string) (string, error) {
+	switch algo {
+	case "sha256":
+		if c.sha256 == "" {
+			return "", fmt.Errorf("the file could not be read")
+		}
+		return c.sha256, nil
+	case "md5":
+		if *cache != "" {
+			return *cache, nil
+		}
+		h := md5.New()
+		if c.data != nil {
+			h.Write(c.data)
+		} else {
+			fd, err := openNoFollow(c.path)
+			if err != nil {
+				return "", fmt.Errorf("reading for md5: %w", err)
+			}
+			f := os.NewFile(uintptr(fd), c.path)
+			_, err = io.Copy(h, f)
+			f.Close()
+			if err != nil {
+				return "", fmt.Errorf("reading for md5: %w", err)
+			}
+		}
+		*cache = hex.EncodeToString(h.Sum(nil))
+		return *cache, nil
+	}
+	return "", fmt.Errorf("digest algorithm %q not supported", algo)
+}

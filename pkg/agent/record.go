@@ -126,7 +126,7 @@ var actionTypes = map[string][]string{
 }
 
 func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
-	problems []consumer.Problem, info *consumer.FileInfo, sum string) {
+	problems []consumer.Problem, info *consumer.FileInfo, sum string, pv *verdict) {
 	e := b.events[0]
 	at := r.boot.Add(time.Duration(e.BootNS))
 	var span func(*zerolog.Event)
@@ -139,6 +139,10 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	uid, gid := ownerAfter(info, e)
 	own := checkOwnership(ruleOf(ch.File), burstActors(b), uid, gid)
 	kind, more := driftKind(own)
+	if pv != nil && pv.result == verifyMismatch && kind != "alert" {
+		// A package manager wrote content its package does not have.
+		kind, more = "alert", []func(*zerolog.Event){func(d *zerolog.Event) { d.Int("severity", driftSeverity) }}
+	}
 	if span != nil {
 		more = append(more, span)
 	}
@@ -160,7 +164,7 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	}
 	actorExtra(v, e.Proc)
 	if pe := markedActor(b); pe != nil {
-		v.Dict("package", packageDict(pe, nil))
+		v.Dict("package", packageDict(pe, pv))
 	}
 	if e.Op == sensor.OpRename || e.Op == sensor.OpLink {
 		v.Dict("inode", zerolog.Dict().Uint64("old", e.File.Ino).Uint64("new", e.File2.Ino))
