@@ -476,7 +476,7 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 		var data []byte
 		changes, problems, info, sum, data = a.observeRead(f, ch.Action == watch.ActionCreated || ch.SourcePath != "")
 		if pe := markedActor(b); pe != nil && a.pkgs != nil && info != nil && sum != "" {
-			at := a.rec.boot.Add(time.Duration(b.last.BootNS))
+			at := wallTimeOf(b.last.BootNS)
 			pv = a.pkgs.verify(pe.Proc.Package.MgrID, content{path: f.Path, data: data, sha256: sum}, at)
 		}
 	}

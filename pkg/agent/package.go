@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/pkgmgr"
@@ -101,25 +102,44 @@ type content struct {
 }
 
 // verify checks the new content of a file written below manager id mgr.
-// A verdict other than match or conffile may come before the manager has
-// recorded the change (dpkg renames a file into place, then writes the
-// package's digests): it waits, at most settle, for a database to change
-// after at, and checks again.
+// A verdict other than match may come before the manager has recorded the
+// change (dpkg renames a file into place, then writes the package's
+// digests; a new conffile's digest is "newconffile" until it is
+// configured): it waits, at most settle, until the database has changed
+// after at and no manager holds its lock, checking again as it goes.
 func (v *verifier) verify(mgr uint8, c content, at time.Time) *verdict {
 	m, ok := pkgmgr.ByID(mgr)
 	if !ok {
 		return &verdict{result: verifyUnknown, problem: fmt.Sprintf("unknown package manager id %d", mgr)}
 	}
 	deadline := time.Now().Add(v.settle)
+	if pkgmgr.Transient(c.path) {
+		// dpkg's name for a file on its way into place (or out): no
+		// package lists it, and the final name gets its own record.
+		return &verdict{result: verifyNotPackaged}
+	}
 	var md5sum string
 	for {
 		vd, stamp := v.check(m.DB, c, &md5sum)
-		if vd.result == verifyMatch || vd.result == verifyConffile || vd.result == verifyUnknown ||
-			stamp.After(at) || !time.Now().Before(deadline) {
+		if vd.result == verifyMatch || !time.Now().Before(deadline) {
 			return vd
+		}
+		if stamp.After(at) && !v.busy(m.DB) {
+			return vd // the manager has finished and recorded what it did
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// busy reports whether a manager of the database holds its lock.
+func (v *verifier) busy(db pkgmgr.DB) bool {
+	switch db {
+	case pkgmgr.DBDpkg:
+		return v.dpkg.Busy()
+	case pkgmgr.DBRpm:
+		return v.rpm.Busy()
+	}
+	return v.dpkg.Busy() || v.rpm.Busy()
 }
 
 // check looks the path up in the manager's databases; stamp is the newest
@@ -209,4 +229,16 @@ func (v *verifier) digest(algo string, c content, cache *string) (string, error)
 		return *cache, nil
 	}
 	return "", fmt.Errorf("digest algorithm %q not supported", algo)
+}
+
+// wallTimeOf is the wall-clock time of a kernel timestamp (CLOCK_BOOTTIME
+// nanoseconds), to the clock's precision: compared with file times, where
+// the boot time records use (whole seconds) is too coarse.
+func wallTimeOf(bootNS uint64) time.Time {
+	var ts unix.Timespec
+	now := time.Now()
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return now
+	}
+	return now.Add(-time.Duration(ts.Nano() - int64(bootNS)))
 }

@@ -8,9 +8,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Problem is a line of a package database file vigil could not read: it is
@@ -115,6 +118,25 @@ func (d *Dpkg) refresh() error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	// dpkg journals each change to a package in updates/NNNN (a status
+	// stanza) and folds them into status at checkpoints: the newest word
+	// on a package is the last journal entry that names it.
+	updates, err := filepath.Glob(filepath.Join(d.Admindir, "updates", "[0-9]*"))
+	if err != nil {
+		return err
+	}
+	sort.Strings(updates)
+	for _, u := range updates {
+		f, err := os.Open(u)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // folded into status while read
+			}
+			return err
+		}
+		problems = append(problems, parseStatus(f, u, status)...)
+		f.Close()
+	}
 	d.owners, d.status, d.problems, d.stamp = owners, status, problems, stamp
 	return nil
 }
@@ -158,11 +180,18 @@ func parseStatus(r io.Reader, name string, out map[string]dpkgStatus) []Problem 
 	var conf map[string]string
 	inConf := false
 	flush := func() {
-		if pkg != "" && !strings.HasSuffix(state, " not-installed") && !strings.HasSuffix(state, " config-files") {
-			s := dpkgStatus{version: version, conffiles: conf}
-			out[pkg] = s
-			if arch != "" {
-				out[pkg+":"+arch] = s
+		if pkg != "" {
+			if strings.HasSuffix(state, " not-installed") || strings.HasSuffix(state, " config-files") {
+				delete(out, pkg)
+				if arch != "" {
+					delete(out, pkg+":"+arch)
+				}
+			} else {
+				s := dpkgStatus{version: version, conffiles: conf}
+				out[pkg] = s
+				if arch != "" {
+					out[pkg+":"+arch] = s
+				}
 			}
 		}
 		pkg, arch, version, state, conf, inConf = "", "", "", "", nil, false
@@ -299,4 +328,37 @@ func (d *Dpkg) Lookup(path string) (Owner, []Problem, error) {
 	sum, problems := parseMD5Sums(f, mf, rel)
 	o.Digest = sum
 	return o, problems, nil
+}
+
+// Busy reports whether a dpkg process holds its database's lock (it is in
+// the middle of a run: files may be in place before their digests are).
+func (d *Dpkg) Busy() bool { return lockHeld(filepath.Join(d.Admindir, "lock")) }
+
+// lockHeld asks whether another process holds a write lock on the file
+// (fcntl F_GETLK: the question takes no lock).
+func lockHeld(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_GETLK, &lk); err != nil {
+		return false
+	}
+	return lk.Type != unix.F_UNLCK
+}
+
+// dpkgTemp are the suffixes of the names dpkg writes a file under before
+// it is renamed into place, or keeps an old one under for a moment.
+var dpkgTemp = []string{".dpkg-new", ".dpkg-tmp", ".dpkg-old", ".dpkg-dist", ".dpkg-bak"}
+
+// Transient reports whether path is one of dpkg's temporary names.
+func Transient(path string) bool {
+	for _, s := range dpkgTemp {
+		if strings.HasSuffix(path, s) {
+			return true
+		}
+	}
+	return false
 }

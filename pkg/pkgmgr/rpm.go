@@ -122,3 +122,6 @@ func (r *Rpm) Lookup(path string) (Owner, error) {
 	}
 	return r.files[rel], nil
 }
+
+// Busy reports whether an rpm process holds its database's lock.
+func (r *Rpm) Busy() bool { return lockHeld(filepath.Join(r.DBPath, ".rpm.lock")) }
