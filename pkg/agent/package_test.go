@@ -146,15 +146,19 @@ func TestDpkgPackage(t *testing.T) {
 	})
 	checkPkg(t, r, "3.0", "mismatch", true)
 
-	// Remove: the deletion is marked.
-	mark = recs.mark()
-	dpkg(t, "-r", "vigiltest")
-	r = pkgRecord(t, mark, tool, "tool removed", func(r rec) bool { return r.s("event.action") == "deleted" })
-	if r.get("vigil.package.script") != false || r.get("vigil.package.verified") != nil {
-		t.Errorf("removal: want dpkg itself, no verdict on a file that is gone: %s", r)
-	}
-	if out, err := exec.Command("dpkg", "--root="+pkgroot, "-l").CombinedOutput(); err == nil &&
-		strings.Contains(string(out), "ii  vigiltest") {
-		t.Errorf("still installed after -r:\n%s", out)
-	}
+	// Remove: the deletion is marked. (A subtest: on the host's tracepoint
+	// object the unlink of tool is sometimes not reported at all, with no
+	// events-lost record; an open finding, not a package-check matter.)
+	t.Run("remove", func(t *testing.T) {
+		mark := recs.mark()
+		dpkg(t, "-r", "vigiltest")
+		if out, err := exec.Command("dpkg", "--root="+pkgroot, "-l").CombinedOutput(); err == nil &&
+			strings.Contains(string(out), "ii  vigiltest") {
+			t.Errorf("still installed after -r:\n%s", out)
+		}
+		r := pkgRecord(t, mark, tool, "tool removed", func(r rec) bool { return r.s("event.action") == "deleted" })
+		if r.get("vigil.package.script") != false || r.get("vigil.package.verified") != nil {
+			t.Errorf("removal: want dpkg itself, no verdict on a file that is gone: %s", r)
+		}
+	})
 }
