@@ -79,17 +79,21 @@ mw=$(median "${with[@]}")
 # The lineage programs' own cost: the kernel's run-time statistics.
 stats_was=$(sysctl -n kernel.bpf_stats_enabled)
 sysctl -qw kernel.bpf_stats_enabled=1
+# Programs already loaded (another vigil on the host) are not this agent's.
+before=$(bpftool -j prog show 2>/dev/null | python3 -c 'import json, sys; print(" ".join(str(p["id"]) for p in json.load(sys.stdin)))' || true)
 start_agent
 sample >/dev/null
 progs=""
 if command -v bpftool >/dev/null; then
+	# Only this agent's programs: the ones loaded since it started.
 	progs=$(bpftool -j prog show 2>/dev/null | python3 -c '
 import json, sys
+before = set(sys.argv[1].split())
 for p in json.load(sys.stdin):
     name = p.get("name", "")
-    if name.startswith("vg_pkg_") and p.get("run_cnt"):
+    if name.startswith("vg_pkg_") and p.get("run_cnt") and str(p["id"]) not in before:
         print("| `%s` | %d | %d |" % (name, p["run_cnt"], p["run_time_ns"] // p["run_cnt"]))
-')
+' "$before")
 fi
 stop_agent
 
