@@ -413,6 +413,21 @@ static __always_inline int vg_put_str(struct vg_scratch *s, __u32 *off, const vo
 	return vg_put_any_str(s, off, src, false);
 }
 
+/* Append a string, or an empty one (its NUL alone) where src is NULL or
+ * cannot be read: a record's string list keeps its shape. */
+static __always_inline void vg_put_str0(struct vg_scratch *s, __u32 *off, const void *src, bool user)
+{
+	if (src && vg_put_any_str(s, off, src, user) > 0)
+		return;
+	__u32 o = *off;
+	asm volatile("" : "+r"(o));
+	o &= VG_DATA_MASK;
+	if (o > VG_DATA_SIZE - VG_NAME_MAX)
+		return;
+	s->data[o] = 0;
+	*off = o + 1;
+}
+
 /*
  * Append the components of d, leaf first, up to `levels` of them (the anchor
  * itself excluded). Returns the bytes written.
@@ -530,11 +545,14 @@ static __always_inline bool vg_reseed(struct vg_key *k, struct vg_watch *w)
 }
 
 /*
- * A content change through an open file: the body every write-type hook
- * shares. Only watched files cost more than two map lookups.
+ * A change through an open file: the body every write-type hook shares. Only
+ * watched files cost more than two map lookups. flags are the record's own
+ * (VG_F_*); ustr2, when set, is a string in user memory that becomes path2
+ * (VG_F_STR2: an attribute's name).
  */
-static __always_inline int vg_file_op_attr(struct file *file, __u32 op, __u32 hook, __u64 arg1,
-					   __u64 arg2, __u32 mode, __u32 uid, __u32 gid)
+static __always_inline int vg_file_op_ext(struct file *file, __u32 op, __u32 hook, __u64 arg1,
+					  __u64 arg2, __u32 mode, __u32 uid, __u32 gid, __u32 flags,
+					  const char *ustr2)
 {
 	vg_count_hit(hook);
 	if (!file)
@@ -576,6 +594,8 @@ static __always_inline int vg_file_op_attr(struct file *file, __u32 op, __u32 ho
 		return 0;
 	struct vg_event *e = &s->ev;
 	e->match = match;
+	if (flags)
+		e->flags = flags;
 	e->watch_id = w->id;
 	e->file = k;
 	e->arg1 = arg1;
@@ -595,7 +615,19 @@ static __always_inline int vg_file_op_attr(struct file *file, __u32 op, __u32 ho
 	__u32 off = 0;
 	bool trunc = false;
 	e->path_len = vg_put_rel(s, &off, d, 1, &trunc);
+	if (ustr2) {
+		__u32 start = off;
+		vg_put_str0(s, &off, ustr2, true);
+		e->path2_len = off - start;
+		e->flags |= VG_F_STR2;
+	}
 	return vg_emit(s, off);
+}
+
+static __always_inline int vg_file_op_attr(struct file *file, __u32 op, __u32 hook, __u64 arg1,
+					   __u64 arg2, __u32 mode, __u32 uid, __u32 gid)
+{
+	return vg_file_op_ext(file, op, hook, arg1, arg2, mode, uid, gid, 0, NULL);
 }
 
 static __always_inline int vg_file_op(struct file *file, __u32 op, __u32 hook, __u64 arg1)
@@ -653,9 +685,25 @@ static __always_inline struct vg_pending *vg_pend(struct vg_scratch *s, __u32 op
 	return p;
 }
 
-static __always_inline void vg_pend_store(struct vg_pending *p)
+/*
+ * A mount, move_mount or umount pends under its own key (the task's id with
+ * a bit no task id has): a mount runs other hooked functions inside it (an
+ * overlay's fill_super makes, renames and removes entries and sets xattrs
+ * in its work directory), and their ends must neither take nor drop it.
+ */
+#define VG_PENDING_MOUNT (1ULL << 63)
+
+static __always_inline __u64 vg_pending_key(__u32 op)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	if (op == VG_OP_MOUNT || op == VG_OP_UMOUNT)
+		id |= VG_PENDING_MOUNT;
+	return id;
+}
+
+static __always_inline void vg_pend_store(struct vg_pending *p)
+{
+	__u64 id = vg_pending_key(p->op);
 	bpf_map_update_elem(&pending, &id, p, BPF_ANY);
 }
 
@@ -674,6 +722,8 @@ static __always_inline void vg_pend_store(struct vg_pending *p)
 static __always_inline int vg_finish_any(long ret, bool abs, __u32 hook)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	if (hook == VG_H_PATH_MOUNT || hook == VG_H_MOVE_MOUNT || hook == VG_H_PATH_UMOUNT)
+		id |= VG_PENDING_MOUNT; /* vg_pending_key */
 	struct vg_pending *p = bpf_map_lookup_elem(&pending, &id);
 	if (!p)
 		return 0;

@@ -43,6 +43,7 @@ const volatile __u32 vg_arg_link_dir = VG_ARG_UNSET;
 const volatile __u32 vg_arg_link_new = VG_ARG_UNSET;
 const volatile __u32 vg_arg_setxattr_dentry = VG_ARG_UNSET; /* vfs_setxattr */
 const volatile __u32 vg_arg_setxattr_name = VG_ARG_UNSET;
+const volatile __u32 vg_arg_setxattr_flags = VG_ARG_UNSET;
 const volatile __u32 vg_arg_rmxattr_dentry = VG_ARG_UNSET; /* vfs_removexattr */
 const volatile __u32 vg_arg_rmxattr_name = VG_ARG_UNSET;
 const volatile __u32 vg_arg_setacl_dentry = VG_ARG_UNSET; /* vfs_set_acl (6.2+) */
@@ -61,6 +62,7 @@ const volatile __u32 vg_arg_symlink_dentry = VG_ARG_UNSET; /* vfs_symlink */
 const volatile __u32 vg_arg_symlink_target = VG_ARG_UNSET;
 const volatile __u32 vg_arg_mknod_dentry = VG_ARG_UNSET; /* vfs_mknod */
 const volatile __u32 vg_arg_mknod_dev = VG_ARG_UNSET;
+const volatile __u32 vg_arg_create_dentry = VG_ARG_UNSET; /* vfs_create */
 const volatile __u32 vg_arg_falloc_file = VG_ARG_UNSET; /* vfs_fallocate */
 const volatile __u32 vg_arg_falloc_mode = VG_ARG_UNSET;
 const volatile __u32 vg_arg_falloc_len = VG_ARG_UNSET;
@@ -96,7 +98,8 @@ const volatile __u32 vg_retptr_mkdir = 0;
 		__v;                                                                       \
 	})
 
-/* The argument at position pos: the register PT_REGS_PARM<pos+1> reads. */
+/* The argument at position pos: the register PT_REGS_PARM<pos+1> reads
+ * (x86-64 passes six in registers). */
 static __always_inline __u64 vg_arg(struct pt_regs *ctx, __u32 pos)
 {
 	switch (pos) {
@@ -110,6 +113,8 @@ static __always_inline __u64 vg_arg(struct pt_regs *ctx, __u32 pos)
 		return VG_REG(ctx, __PT_PARM4_REG);
 	case 4:
 		return VG_REG(ctx, __PT_PARM5_REG);
+	case 5:
+		return VG_REG(ctx, r9); /* x86-64's sixth argument register */
 	}
 	return 0;
 }
@@ -400,6 +405,7 @@ int kp_vfs_setxattr(struct pt_regs *ctx)
 	if (!p)
 		return 0;
 	p->flags |= VG_F_STR2;
+	p->arg1 = (__u32)VG_ARG(ctx, setxattr_flags); /* XATTR_CREATE, XATTR_REPLACE */
 	bpf_probe_read_kernel_str(p->name2, sizeof(p->name2), (void *)VG_ARG(ctx, setxattr_name));
 	vg_pend_store(p);
 	return 0;
@@ -649,6 +655,27 @@ SEC("kretprobe/vfs_mknod")
 int BPF_KRETPROBE(kr_vfs_mknod, int ret)
 {
 	return vg_finish(ret, VG_H_VFS_MKNOD);
+}
+
+/* mknod(2) of a regular file comes here, not to vfs_mknod (an open that
+ * creates calls the file system's ->create directly, and is reported by
+ * security_file_open); so do nfsd's and overlayfs's creations. */
+SEC("kprobe/vfs_create")
+int kp_vfs_create(struct pt_regs *ctx)
+{
+	struct vg_pending *p =
+		vg_pend_dentry((struct dentry *)VG_ARG(ctx, create_dentry), VG_OP_MKNOD, VG_H_VFS_CREATE);
+	if (!p)
+		return 0;
+	p->fill_file = 1;
+	vg_pend_store(p);
+	return 0;
+}
+
+SEC("kretprobe/vfs_create")
+int BPF_KRETPROBE(kr_vfs_create, int ret)
+{
+	return vg_finish(ret, VG_H_VFS_CREATE);
 }
 
 /* fallocate: punching a hole, zeroing, collapsing or inserting a range

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * The tracepoint object, for kernels without kprobes (and the last fallback
- * everywhere): one BTF-typed raw tracepoint at syscall exit. At exit the
+ * everywhere): one program on the raw_syscalls/sys_exit tracepoint. At exit the
  * syscall's arguments are still in the user registers and its result is
  * known, so one program serves every operation and failed calls are skipped.
  *
@@ -15,13 +15,32 @@
 #include "common.bpf.h"
 /* x86_64 syscall numbers (__NR_*): the uapi header of Debian's linux-libc-dev. */
 #include <asm/unistd_64.h>
+/* Newer than the uapi headers of Debian 12 (6.1), x86_64's numbers. */
 #ifndef __NR_fchmodat2
-#define __NR_fchmodat2 452 /* Linux 6.6: older uapi headers (Debian 12's 6.1) lack it */
+#define __NR_fchmodat2 452 /* Linux 6.6 */
+#endif
+#ifndef __NR_setxattrat
+#define __NR_setxattrat 463 /* Linux 6.13 */
+#endif
+#ifndef __NR_removexattrat
+#define __NR_removexattrat 466 /* Linux 6.13 */
+#endif
+#ifndef __NR_file_setattr
+#define __NR_file_setattr 469 /* Linux 6.17 */
 #endif
 
 #define AT_FDCWD -100
 #define AT_REMOVEDIR 0x200
+#define AT_EMPTY_PATH 0x1000
 #define O_TRUNC 01000
+#define FS_IOC_SETFLAGS 0x40086602   /* _IOW('f', 2, long) */
+#define FS_IOC_FSSETXATTR 0x401c5820 /* _IOW('X', 32, struct fsxattr) */
+#define MOVE_MOUNT_F_EMPTY_PATH 0x04
+#define S_IFMT 0170000
+#define S_IFDIR 0040000
+#define S_IFCHR 0020000
+#define S_IFBLK 0060000
+#define S_IFREG 0100000
 
 /* Hashes of watched names (any directory): the path filter's first test. */
 struct {
@@ -62,7 +81,7 @@ static __always_inline int vg_open_exit(long fd, __u64 flags)
 	if (BPF_CORE_READ(f, f_mode) & FMODE_CREATED)
 		return vg_created(f, VG_H_SYS_EXIT);
 	if (flags & O_TRUNC)
-		return vg_file_op_attr(f, VG_OP_TRUNCATE, VG_H_SYS_EXIT, ATTR_SIZE, 0, 0, 0, 0);
+		return vg_file_op_ext(f, VG_OP_TRUNCATE, VG_H_SYS_EXIT, ATTR_SIZE, 0, 0, 0, 0, 0, NULL);
 	return 0;
 }
 
@@ -163,6 +182,21 @@ static __always_inline __u16 vg_put_user_path(struct vg_scratch *s, __u32 *off, 
 	return *off - start;
 }
 
+/* The same for a path whose base is not known yet: an empty or NULL string
+ * (the *_EMPTY_PATH flags) stands for the base itself, dirfd's file. */
+static __always_inline __u16 vg_put_user_path_at(struct vg_scratch *s, __u32 *off, const char *user,
+						 long dirfd, bool *trunc)
+{
+	__u32 start = *off;
+	vg_put_str0(s, off, user, true);
+	struct dentry *d = NULL;
+	struct vfsmount *m = NULL;
+	vg_base(dirfd, s->data[start & VG_DATA_MASK] == '/', &d, &m);
+	if (d && m)
+		vg_put_abs(s, off, d, m, trunc);
+	return *off - start;
+}
+
 struct vg_patharg {
 	long dirfd;
 	const char *user;
@@ -170,7 +204,7 @@ struct vg_patharg {
 
 /* What one syscall asks of the sensor: filled by the switch below, then
  * handled at one call site per kind, so the verifier sees each body once. */
-enum { VG_K_NONE, VG_K_FD, VG_K_OPEN, VG_K_PATH };
+enum { VG_K_NONE, VG_K_FD, VG_K_OPEN, VG_K_PATH, VG_K_MOUNT };
 
 struct vg_req {
 	__u32 kind;
@@ -179,8 +213,27 @@ struct vg_req {
 	__u64 arg1, arg2;
 	__u32 mode, uid, gid, flags;
 	struct vg_patharg a, b;
-	bool two;
+	const char *str2; /* user memory: path2 as a plain string (VG_F_STR2) */
+	const char *str3; /* user memory: mount's filesystem type, after str2 */
+	bool two;	  /* rename, link: b is the new name; move_mount: the source is
+			   * b.dirfd's mount */
 };
+
+/* A request for one syscall: every field a case does not set is zero, and
+ * both paths are relative to the cwd. Set only once the syscall is known to
+ * matter, so that the others cost no stores. */
+static __always_inline void vg_req_init(struct vg_req *r, __u32 kind, __u32 op)
+{
+	*r = (struct vg_req){.kind = kind, .op = op, .a = {.dirfd = AT_FDCWD}, .b = {.dirfd = AT_FDCWD}};
+}
+
+/* Is a path argument empty (or NULL)? With AT_EMPTY_PATH such a call acts
+ * on dirfd's own file. */
+static __always_inline bool vg_empty_path(const char *user)
+{
+	char c = 0;
+	return !user || bpf_probe_read_user(&c, 1, user) || !c;
+}
 
 /* A path-based operation that succeeded: filter and emit. */
 static __always_inline int vg_path_op(struct vg_req *r)
@@ -227,6 +280,69 @@ static __always_inline int vg_path_op(struct vg_req *r)
 		e->path2_len = vg_put_user_path(s, &off, a->user, ad, am, &trunc);
 	} else {
 		e->path_len = vg_put_user_path(s, &off, a->user, ad, am, &trunc);
+		if (r->str2) {
+			/* An attribute's name or a symlink's target, as given. A
+			 * target is a path (to 4095 bytes); the record keeps 255. */
+			__u32 start = off;
+			vg_put_str0(s, &off, r->str2, true);
+			e->path2_len = off - start;
+			e->flags |= VG_F_STR2;
+			char c = 0;
+			if (e->path2_len >= VG_NAME_MAX &&
+			    !bpf_probe_read_user(&c, 1, r->str2 + VG_NAME_MAX - 1) && c)
+				trunc = true;
+		}
+	}
+	if (trunc)
+		e->flags |= VG_F_PATH_TRUNC;
+	return vg_emit(s, off);
+}
+
+/*
+ * mount, move_mount and umount2 that succeeded: not matched against the
+ * watch set (user space decides what a mount covers), so every one is sent.
+ * path: the mountpoint in user form (VG_F_USER_PATH); path2 (mounts): the
+ * source, then the filesystem type.
+ */
+static __always_inline int vg_mount_op(struct vg_req *r)
+{
+	vg_count_hit(VG_H_SYS_EXIT);
+	if (vg_is_self())
+		return 0;
+	vg_count_match(NULL, VG_H_SYS_EXIT);
+	struct vg_scratch *s = vg_begin(r->op, VG_H_SYS_EXIT);
+	if (!s)
+		return 0;
+	struct vg_event *e = &s->ev;
+	e->match = VG_M_MOUNT;
+	e->flags = r->flags | VG_F_USER_PATH;
+	e->arg1 = r->arg1;
+	__u32 off = 0;
+	bool trunc = false;
+	e->path_len = vg_put_user_path_at(s, &off, r->a.user, r->a.dirfd, &trunc);
+	if (r->op == VG_OP_MOUNT) {
+		__u32 start = off;
+		if (r->two) {
+			/* move_mount from a file descriptor (a detached tree from
+			 * fsmount or open_tree): that mount's device name and
+			 * filesystem type. */
+			struct dentry *d = NULL;
+			struct vfsmount *vm = NULL;
+			vg_base(r->b.dirfd, false, &d, &vm);
+			const char *dev = NULL, *type = NULL;
+			if (vm) {
+				struct mount *mnt = container_of(vm, struct mount, mnt);
+				dev = BPF_CORE_READ(mnt, mnt_devname);
+				type = BPF_CORE_READ(vm, mnt_sb, s_type, name);
+			}
+			vg_put_str0(s, &off, dev, false);
+			vg_put_str0(s, &off, type, false);
+		} else {
+			vg_put_str0(s, &off, r->str2, true);
+			vg_put_str0(s, &off, r->str3, true);
+		}
+		e->path2_len = off - start;
+		e->flags |= VG_F_STR2;
 	}
 	if (trunc)
 		e->flags |= VG_F_PATH_TRUNC;
@@ -238,9 +354,10 @@ static __always_inline __u32 vg_owner_valid(__u32 uid, __u32 gid)
 	return (uid != (__u32)-1 ? ATTR_UID : 0) | (gid != (__u32)-1 ? ATTR_GID : 0);
 }
 
-/* Content through a file descriptor: the write family, splice and
- * copy_file_range (by their out fd), shared writable mmap, ftruncate, fchmod,
- * fchown and futimens. */
+/* Content, attributes and inode flags through a file descriptor: the write
+ * family, fallocate, splice and copy_file_range (by their out fd), shared
+ * writable mmap, ftruncate, fchmod, fchown, futimens, fsetxattr,
+ * fremovexattr and the inode-flag ioctls. */
 static __always_inline bool vg_req_fd(long nr, struct pt_regs *regs, long ret, struct vg_req *r)
 {
 	switch (nr) {
@@ -249,38 +366,88 @@ static __always_inline bool vg_req_fd(long nr, struct pt_regs *regs, long ret, s
 	case __NR_writev:
 	case __NR_pwritev:
 	case __NR_pwritev2:
-	case __NR_fallocate:
 	case __NR_sendfile:
-		*r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_WRITE, .fd = regs->di, .arg1 = ret};
+		vg_req_init(r, VG_K_FD, VG_OP_WRITE);
+		r->fd = regs->di;
+		r->arg1 = ret;
+		return true;
+	case __NR_fallocate: /* (fd, mode, offset, len) */
+		vg_req_init(r, VG_K_FD, VG_OP_WRITE);
+		r->fd = regs->di;
+		r->arg1 = regs->r10;
+		r->arg2 = (__u32)regs->si;
 		return true;
 	case __NR_splice:
 	case __NR_copy_file_range:
-		*r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_WRITE, .fd = regs->dx, .arg1 = ret};
+		vg_req_init(r, VG_K_FD, VG_OP_WRITE);
+		r->fd = regs->dx;
+		r->arg1 = ret;
 		return true;
 	case __NR_mmap:
 		if (!(regs->dx & PROT_WRITE) || !(regs->r10 & MAP_SHARED))
 			return false;
-		*r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_MMAP, .fd = regs->r8, .arg1 = regs->dx};
+		vg_req_init(r, VG_K_FD, VG_OP_MMAP);
+		r->fd = regs->r8;
+		r->arg1 = regs->dx;
 		return true;
 	case __NR_ftruncate:
-		*r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_TRUNCATE, .fd = regs->di,
-				     .arg1 = ATTR_SIZE, .arg2 = regs->si};
+		vg_req_init(r, VG_K_FD, VG_OP_TRUNCATE);
+		r->fd = regs->di;
+		r->arg1 = ATTR_SIZE;
+		r->arg2 = regs->si;
 		return true;
 	case __NR_fchmod:
-		*r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_SETATTR, .fd = regs->di,
-				     .arg1 = ATTR_MODE, .mode = regs->si};
+		vg_req_init(r, VG_K_FD, VG_OP_SETATTR);
+		r->fd = regs->di;
+		r->arg1 = ATTR_MODE;
+		r->mode = regs->si;
 		return true;
 	case __NR_fchown:
-		*r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_SETATTR, .fd = regs->di,
-				     .arg1 = vg_owner_valid(regs->si, regs->dx), .uid = regs->si, .gid = regs->dx};
+		vg_req_init(r, VG_K_FD, VG_OP_SETATTR);
+		r->fd = regs->di;
+		r->uid = regs->si;
+		r->gid = regs->dx;
+		r->arg1 = vg_owner_valid(r->uid, r->gid);
 		return true;
 	case __NR_utimensat:
 		if (regs->si) /* a path: vg_req_attr */
 			return false;
 		/* futimens: the dirfd is the file */
-		*r = (struct vg_req){.kind = VG_K_FD, .op = VG_OP_SETATTR, .fd = regs->di,
-				     .arg1 = ATTR_ATIME | ATTR_MTIME};
+		vg_req_init(r, VG_K_FD, VG_OP_SETATTR);
+		r->fd = regs->di;
+		r->arg1 = ATTR_ATIME | ATTR_MTIME;
 		return true;
+	case __NR_fsetxattr: /* (fd, name, value, size, flags) */
+		vg_req_init(r, VG_K_FD, VG_OP_SETXATTR);
+		r->fd = (int)regs->di;
+		r->str2 = (const char *)regs->si;
+		r->arg1 = (__u32)regs->r8;
+		return true;
+	case __NR_fremovexattr: /* (fd, name) */
+		vg_req_init(r, VG_K_FD, VG_OP_REMOVEXATTR);
+		r->fd = (int)regs->di;
+		r->str2 = (const char *)regs->si;
+		return true;
+	case __NR_ioctl: { /* (fd, cmd, arg): chattr's two requests */
+		__u32 cmd = regs->si;
+		if (cmd != FS_IOC_SETFLAGS && cmd != FS_IOC_FSSETXATTR)
+			return false;
+		vg_req_init(r, VG_K_FD, VG_OP_SETFLAGS);
+		r->fd = (int)regs->di;
+		/* SETFLAGS: an int of FS_*_FL; FSSETXATTR: struct fsxattr,
+		 * whose first member is fsx_xflags (FS_XFLAG_*). */
+		__u32 v;
+		if (!bpf_probe_read_user(&v, sizeof(v), (void *)regs->dx)) {
+			if (cmd == FS_IOC_SETFLAGS) {
+				r->arg1 = v;
+				r->flags = VG_F_FLAGS;
+			} else {
+				r->arg2 = v;
+				r->flags = VG_F_XFLAGS;
+			}
+		}
+		return true;
+	}
 	}
 	return false;
 }
@@ -290,16 +457,23 @@ static __always_inline bool vg_req_open(long nr, struct pt_regs *regs, long ret,
 {
 	switch (nr) {
 	case __NR_open:
-		*r = (struct vg_req){.kind = VG_K_OPEN, .fd = ret, .arg1 = regs->si};
+		vg_req_init(r, VG_K_OPEN, 0);
+		r->fd = ret;
+		r->arg1 = regs->si;
 		return true;
 	case __NR_creat:
-		*r = (struct vg_req){.kind = VG_K_OPEN, .fd = ret, .arg1 = O_TRUNC};
+		vg_req_init(r, VG_K_OPEN, 0);
+		r->fd = ret;
+		r->arg1 = O_TRUNC;
 		return true;
 	case __NR_openat:
-		*r = (struct vg_req){.kind = VG_K_OPEN, .fd = ret, .arg1 = regs->dx};
+		vg_req_init(r, VG_K_OPEN, 0);
+		r->fd = ret;
+		r->arg1 = regs->dx;
 		return true;
 	case __NR_openat2:
-		*r = (struct vg_req){.kind = VG_K_OPEN, .fd = ret};
+		vg_req_init(r, VG_K_OPEN, 0);
+		r->fd = ret;
 		bpf_probe_read_user(&r->arg1, sizeof(r->arg1), (void *)regs->dx); /* open_how.flags */
 		return true;
 	}
@@ -312,14 +486,14 @@ static __always_inline bool vg_req_rename_link(long nr, struct pt_regs *regs, st
 	switch (nr) {
 	case __NR_rename:
 	case __NR_link:
-		r->op = nr == __NR_rename ? VG_OP_RENAME : VG_OP_LINK;
+		vg_req_init(r, VG_K_PATH, nr == __NR_rename ? VG_OP_RENAME : VG_OP_LINK);
 		r->a.user = (const char *)regs->di;
 		r->b.user = (const char *)regs->si;
 		break;
 	case __NR_renameat:
 	case __NR_renameat2:
 	case __NR_linkat:
-		r->op = nr == __NR_linkat ? VG_OP_LINK : VG_OP_RENAME;
+		vg_req_init(r, VG_K_PATH, nr == __NR_linkat ? VG_OP_LINK : VG_OP_RENAME);
 		r->a.dirfd = (int)regs->di;
 		r->a.user = (const char *)regs->si;
 		r->b.dirfd = (int)regs->dx;
@@ -333,30 +507,27 @@ static __always_inline bool vg_req_rename_link(long nr, struct pt_regs *regs, st
 	default:
 		return false;
 	}
-	r->kind = VG_K_PATH;
 	r->two = true;
 	return true;
 }
 
-/* One path removed: unlink, unlinkat (rmdir with AT_REMOVEDIR). */
+/* One path removed: unlink, rmdir, unlinkat (rmdir with AT_REMOVEDIR). */
 static __always_inline bool vg_req_unlink(long nr, struct pt_regs *regs, struct vg_req *r)
 {
 	switch (nr) {
 	case __NR_unlink:
-		r->op = VG_OP_UNLINK;
+	case __NR_rmdir:
+		vg_req_init(r, VG_K_PATH, nr == __NR_rmdir ? VG_OP_RMDIR : VG_OP_UNLINK);
 		r->a.user = (const char *)regs->di;
-		break;
+		return true;
 	case __NR_unlinkat:
-		r->op = (regs->dx & AT_REMOVEDIR) ? VG_OP_RMDIR : VG_OP_UNLINK;
+		vg_req_init(r, VG_K_PATH, (regs->dx & AT_REMOVEDIR) ? VG_OP_RMDIR : VG_OP_UNLINK);
 		r->a.dirfd = (int)regs->di;
 		r->a.user = (const char *)regs->si;
 		r->arg1 = regs->dx;
-		break;
-	default:
-		return false;
+		return true;
 	}
-	r->kind = VG_K_PATH;
-	return true;
+	return false;
 }
 
 /* One path's attributes: chmod, chown, truncate and the utimes family. */
@@ -364,55 +535,228 @@ static __always_inline bool vg_req_attr(long nr, struct pt_regs *regs, struct vg
 {
 	switch (nr) {
 	case __NR_chmod:
+		vg_req_init(r, VG_K_PATH, VG_OP_SETATTR);
 		r->a.user = (const char *)regs->di;
 		r->arg1 = ATTR_MODE;
 		r->mode = regs->si;
-		break;
+		return true;
 	case __NR_fchmodat:
 	case __NR_fchmodat2:
+		vg_req_init(r, VG_K_PATH, VG_OP_SETATTR);
 		r->a.dirfd = (int)regs->di;
 		r->a.user = (const char *)regs->si;
 		r->arg1 = ATTR_MODE;
 		r->mode = regs->dx;
-		break;
+		return true;
 	case __NR_chown:
 	case __NR_lchown:
+		vg_req_init(r, VG_K_PATH, VG_OP_SETATTR);
 		r->a.user = (const char *)regs->di;
 		r->uid = regs->si;
 		r->gid = regs->dx;
 		r->arg1 = vg_owner_valid(r->uid, r->gid);
-		break;
+		return true;
 	case __NR_fchownat:
+		vg_req_init(r, VG_K_PATH, VG_OP_SETATTR);
 		r->a.dirfd = (int)regs->di;
 		r->a.user = (const char *)regs->si;
 		r->uid = regs->dx;
 		r->gid = regs->r10;
 		r->arg1 = vg_owner_valid(r->uid, r->gid);
-		break;
+		return true;
 	case __NR_truncate:
+		vg_req_init(r, VG_K_PATH, VG_OP_TRUNCATE);
 		r->a.user = (const char *)regs->di;
-		r->op = VG_OP_TRUNCATE;
 		r->arg1 = ATTR_SIZE;
 		r->arg2 = regs->si;
-		r->kind = VG_K_PATH;
 		return true;
 	case __NR_utimensat: /* with a path (futimens is vg_req_fd's) */
 	case __NR_futimesat:
+		vg_req_init(r, VG_K_PATH, VG_OP_SETATTR);
 		r->a.dirfd = (int)regs->di;
 		r->a.user = (const char *)regs->si;
 		r->arg1 = ATTR_ATIME | ATTR_MTIME;
-		break;
+		return true;
 	case __NR_utime:
 	case __NR_utimes:
+		vg_req_init(r, VG_K_PATH, VG_OP_SETATTR);
 		r->a.user = (const char *)regs->di;
 		r->arg1 = ATTR_ATIME | ATTR_MTIME;
-		break;
-	default:
-		return false;
+		return true;
 	}
-	r->kind = VG_K_PATH;
-	r->op = VG_OP_SETATTR;
-	return true;
+	return false;
+}
+
+/* The *at calls that take AT_EMPTY_PATH act on dirfd's own file when the
+ * path is empty: then the request is an fd's. */
+static __always_inline void vg_req_empty_path(struct vg_req *r, __u64 at_flags)
+{
+	if ((at_flags & AT_EMPTY_PATH) && vg_empty_path(r->a.user)) {
+		r->kind = VG_K_FD;
+		r->fd = r->a.dirfd;
+	}
+}
+
+/* Extended attributes and inode flags by path: the *xattr calls (the name
+ * is path2) and file_setattr. */
+static __always_inline bool vg_req_xattr(long nr, struct pt_regs *regs, struct vg_req *r)
+{
+	switch (nr) {
+	case __NR_setxattr: /* (path, name, value, size, flags) */
+	case __NR_lsetxattr:
+		vg_req_init(r, VG_K_PATH, VG_OP_SETXATTR);
+		r->a.user = (const char *)regs->di;
+		r->str2 = (const char *)regs->si;
+		r->arg1 = (__u32)regs->r8;
+		return true;
+	case __NR_removexattr: /* (path, name) */
+	case __NR_lremovexattr:
+		vg_req_init(r, VG_K_PATH, VG_OP_REMOVEXATTR);
+		r->a.user = (const char *)regs->di;
+		r->str2 = (const char *)regs->si;
+		return true;
+	case __NR_setxattrat: { /* (dirfd, path, at_flags, name, struct xattr_args *, size) */
+		vg_req_init(r, VG_K_PATH, VG_OP_SETXATTR);
+		r->a.dirfd = (int)regs->di;
+		r->a.user = (const char *)regs->si;
+		r->str2 = (const char *)regs->r10;
+		__u32 flags = 0; /* xattr_args: __u64 value, __u32 size, __u32 flags */
+		bpf_probe_read_user(&flags, sizeof(flags), (void *)(regs->r8 + 12));
+		r->arg1 = flags;
+		vg_req_empty_path(r, regs->dx);
+		return true;
+	}
+	case __NR_removexattrat: /* (dirfd, path, at_flags, name) */
+		vg_req_init(r, VG_K_PATH, VG_OP_REMOVEXATTR);
+		r->a.dirfd = (int)regs->di;
+		r->a.user = (const char *)regs->si;
+		r->str2 = (const char *)regs->r10;
+		vg_req_empty_path(r, regs->dx);
+		return true;
+	case __NR_file_setattr: { /* (dirfd, path, struct file_attr *, size, at_flags) */
+		vg_req_init(r, VG_K_PATH, VG_OP_SETFLAGS);
+		r->a.dirfd = (int)regs->di;
+		r->a.user = (const char *)regs->si;
+		__u64 x; /* file_attr: __u64 fa_xflags first */
+		if (!bpf_probe_read_user(&x, sizeof(x), (void *)regs->dx)) {
+			r->arg2 = x;
+			r->flags = VG_F_XFLAGS;
+		}
+		vg_req_empty_path(r, regs->r8);
+		return true;
+	}
+	}
+	return false;
+}
+
+/* A new node's mode: its type, and the permissions asked for less the
+ * process's umask (as the kernel applies it where the directory has no
+ * default ACL). */
+static __always_inline __u32 vg_new_mode(__u32 mode, __u32 perms, __u32 type)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	return type | (mode & perms & ~(__u32)t->fs->umask);
+}
+
+/* A device number from mknod's encoding (glibc's makedev, the kernel's
+ * new_encode_dev) to the kernel's dev_t, major << 20 | minor. */
+static __always_inline __u64 vg_decode_dev(__u32 dev)
+{
+	__u32 major = (dev & 0xfff00) >> 8;
+	__u32 minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+	return (__u64)major << 20 | minor;
+}
+
+static __always_inline void vg_req_mknod(struct vg_req *r, __u32 mode, __u32 dev)
+{
+	mode &= 0xffff; /* umode_t */
+	__u32 type = mode & S_IFMT;
+	if (!type)
+		type = S_IFREG;
+	r->mode = vg_new_mode(mode, 07777, type);
+	if (type == S_IFCHR || type == S_IFBLK)
+		r->arg1 = vg_decode_dev(dev);
+}
+
+/* New names that are not opened files: mkdir, mknod, symlink (the new name
+ * is the path, a symlink's target path2). */
+static __always_inline bool vg_req_mk(long nr, struct pt_regs *regs, struct vg_req *r)
+{
+	switch (nr) {
+	case __NR_mkdir: /* (path, mode) */
+		vg_req_init(r, VG_K_PATH, VG_OP_MKDIR);
+		r->a.user = (const char *)regs->di;
+		r->mode = vg_new_mode(regs->si, 01777, S_IFDIR);
+		return true;
+	case __NR_mkdirat: /* (dirfd, path, mode) */
+		vg_req_init(r, VG_K_PATH, VG_OP_MKDIR);
+		r->a.dirfd = (int)regs->di;
+		r->a.user = (const char *)regs->si;
+		r->mode = vg_new_mode(regs->dx, 01777, S_IFDIR);
+		return true;
+	case __NR_mknod: /* (path, mode, dev) */
+		vg_req_init(r, VG_K_PATH, VG_OP_MKNOD);
+		r->a.user = (const char *)regs->di;
+		vg_req_mknod(r, regs->si, regs->dx);
+		return true;
+	case __NR_mknodat: /* (dirfd, path, mode, dev) */
+		vg_req_init(r, VG_K_PATH, VG_OP_MKNOD);
+		r->a.dirfd = (int)regs->di;
+		r->a.user = (const char *)regs->si;
+		vg_req_mknod(r, regs->dx, regs->r10);
+		return true;
+	case __NR_symlink: /* (target, linkpath) */
+		vg_req_init(r, VG_K_PATH, VG_OP_SYMLINK);
+		r->str2 = (const char *)regs->di;
+		r->a.user = (const char *)regs->si;
+		return true;
+	case __NR_symlinkat: /* (target, dirfd, linkpath) */
+		vg_req_init(r, VG_K_PATH, VG_OP_SYMLINK);
+		r->str2 = (const char *)regs->di;
+		r->a.dirfd = (int)regs->si;
+		r->a.user = (const char *)regs->dx;
+		return true;
+	}
+	return false;
+}
+
+#define MS_MGC_MSK 0xffff0000
+#define MS_MGC_VAL 0xC0ED0000
+
+/* Mounts and unmounts: mount, move_mount, umount2. */
+static __always_inline bool vg_req_mount(long nr, struct pt_regs *regs, struct vg_req *r)
+{
+	switch (nr) {
+	case __NR_mount: { /* (source, target, fstype, flags, data) */
+		vg_req_init(r, VG_K_MOUNT, VG_OP_MOUNT);
+		r->str2 = (const char *)regs->di;
+		r->a.user = (const char *)regs->si;
+		r->str3 = (const char *)regs->dx;
+		__u64 flags = regs->r10;
+		if ((flags & MS_MGC_MSK) == MS_MGC_VAL) /* the old magic, which the kernel drops */
+			flags &= ~(__u64)MS_MGC_MSK;
+		r->arg1 = flags;
+		return true;
+	}
+	case __NR_move_mount: /* (from_dirfd, from_path, to_dirfd, to_path, flags) */
+		vg_req_init(r, VG_K_MOUNT, VG_OP_MOUNT);
+		r->flags = VG_F_MOVE_MOUNT;
+		r->arg1 = (__u32)regs->r8;
+		r->a.dirfd = (int)regs->dx;
+		r->a.user = (const char *)regs->r10;
+		r->b.dirfd = (int)regs->di;
+		if ((regs->r8 & MOVE_MOUNT_F_EMPTY_PATH) && vg_empty_path((const char *)regs->si))
+			r->two = true; /* the source is from_dirfd's own mount */
+		else
+			r->str2 = (const char *)regs->si; /* a mounted path, as given */
+		return true;
+	case __NR_umount2: /* (target, flags) */
+		vg_req_init(r, VG_K_MOUNT, VG_OP_UMOUNT);
+		r->a.user = (const char *)regs->di;
+		r->arg1 = (__u32)regs->si;
+		return true;
+	}
+	return false;
 }
 
 /* Carry out one request: one call site per kind, so the verifier sees each
@@ -421,8 +765,8 @@ static __always_inline void vg_handle(struct vg_req *r)
 {
 	switch (r->kind) {
 	case VG_K_FD:
-		vg_file_op_attr(vg_fd_file(r->fd), r->op, VG_H_SYS_EXIT, r->arg1, r->arg2, r->mode,
-				r->uid, r->gid);
+		vg_file_op_ext(vg_fd_file(r->fd), r->op, VG_H_SYS_EXIT, r->arg1, r->arg2, r->mode, r->uid,
+			       r->gid, r->flags, r->str2);
 		break;
 	case VG_K_OPEN:
 		vg_open_exit(r->fd, r->arg1);
@@ -430,73 +774,40 @@ static __always_inline void vg_handle(struct vg_req *r)
 	case VG_K_PATH:
 		vg_path_op(r);
 		break;
+	case VG_K_MOUNT:
+		vg_mount_op(r);
+		break;
 	}
 }
 
-/* Decode one syscall exit into a request; false when it concerns vigil not. */
+/* Decode one syscall exit into a request; false when it concerns vigil not
+ * (then r is left unset). */
 static __always_inline bool vg_decode(struct pt_regs *regs, long ret, struct vg_req *r)
 {
 	if (ret < 0)
 		return false;
 	long nr = regs->orig_ax;
 	return vg_req_fd(nr, regs, ret, r) || vg_req_open(nr, regs, ret, r) || vg_req_rename_link(nr, regs, r) ||
-	       vg_req_unlink(nr, regs, r) || vg_req_attr(nr, regs, r);
+	       vg_req_unlink(nr, regs, r) || vg_req_attr(nr, regs, r) || vg_req_xattr(nr, regs, r) ||
+	       vg_req_mk(nr, regs, r) || vg_req_mount(nr, regs, r);
 }
 
 /*
- * Where the kernel runs the syscall tracepoints preemptibly (7.x), a run of a
- * program preempted mid-way makes the kernel skip that program for every
- * other task's syscall exit on the same CPU until it resumes (it never runs
- * a program on a CPU where it is already running). So the program is
- * attached twice: tp_sys_exit, then tp_sys_exit_2 (the loader attaches in
- * name order, and a tracepoint calls its programs in attach order). The
- * second runs a syscall exit only when the first was skipped for it: per
- * task, the first counts the exits it ran and the second remembers the count
- * it last saw. A task loses an exit only when both copies are skipped, and
- * the second copy's skipped runs are counted as lost by the sensor.
+ * The perf-event tracepoint raw_syscalls/sys_exit, not the BTF raw
+ * tracepoint: where the kernel runs the syscall tracepoints preemptibly
+ * (7.x), a raw tracepoint program preempted mid-run makes the kernel skip
+ * it for every other task's syscall exit on that CPU until it resumes. The
+ * perf path runs its programs with preemption disabled, so a run is never
+ * interrupted by another task's. The syscall's arguments are read from the
+ * task's user registers.
  */
-struct vg_exit_seq {
-	__u64 first; /* relevant exits the first copy ran for this task */
-	__u64 seen;  /* first, as the second copy last saw it */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct vg_exit_seq);
-} exit_seq SEC(".maps");
-
-static __always_inline struct vg_exit_seq *vg_exit_seq(void)
+SEC("tp/raw_syscalls/sys_exit")
+int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return bpf_task_storage_get(&exit_seq, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-}
-
-SEC("tp_btf/sys_exit")
-int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
-{
-	struct vg_req r = {.a = {.dirfd = AT_FDCWD}, .b = {.dirfd = AT_FDCWD}};
-	if (!vg_decode(regs, ret, &r))
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	struct vg_req r;
+	if (!vg_decode(regs, ctx->ret, &r))
 		return 0;
-	struct vg_exit_seq *q = vg_exit_seq();
-	if (q)
-		q->first++;
-	vg_handle(&r);
-	return 0;
-}
-
-SEC("tp_btf/sys_exit")
-int BPF_PROG(tp_sys_exit_2, struct pt_regs *regs, long ret)
-{
-	struct vg_req r = {.a = {.dirfd = AT_FDCWD}, .b = {.dirfd = AT_FDCWD}};
-	if (!vg_decode(regs, ret, &r))
-		return 0;
-	struct vg_exit_seq *q = vg_exit_seq();
-	if (!q || q->first != q->seen) {
-		if (q)
-			q->seen = q->first; /* the first copy ran this exit */
-		return 0;
-	}
 	vg_handle(&r);
 	return 0;
 }

@@ -90,6 +90,7 @@ enum vg_hook {
 	VG_H_PATH_MOUNT,     /* mount(2): new, bind, move, remount */
 	VG_H_MOVE_MOUNT,     /* move_mount(2): the new mount API's attach */
 	VG_H_PATH_UMOUNT,
+	VG_H_VFS_CREATE,     /* mknod(2) of a regular file (open's O_CREAT is security_file_open) */
 	VG_H_MAX,
 };
 

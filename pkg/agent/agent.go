@@ -20,6 +20,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vigil-fim/vigil/pkg/attrs"
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
 	"github.com/vigil-fim/vigil/pkg/expand"
@@ -78,6 +79,7 @@ type Agent struct {
 	set    *watch.Set
 	cons   map[string]consumer.Consumer
 	states map[string]consumer.State // each file's last parsed state
+	meta   map[string]fileMeta       // each file's attributes and mode last compared
 	rec    *recorder
 	store  *storeWriter
 	// pkgs checks a change made below a package manager against the
@@ -163,8 +165,8 @@ func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) 
 	cfg := opt.Config
 	a := &Agent{
 		opt: opt, cfg: cfg, spoolDropped: map[string]uint64{},
-		states: map[string]consumer.State{},
-		queue:  make(chan *sensor.Event, cfg.Agent.QueueSize),
+		states: map[string]consumer.State{}, meta: map[string]fileMeta{},
+		queue: make(chan *sensor.Event, cfg.Agent.QueueSize),
 
 		included: map[string]bool{},
 		rt:       runtimeStats{started: time.Now()},
@@ -238,31 +240,115 @@ func ConsumerOptions(cfg *config.Config, key []byte) consumer.Options {
 		Redact: append(append([]*regexp.Regexp(nil), consumer.DefaultRedact...), redact...)}
 }
 
-// observe reads a file and stores its consumer state; it returns the
-// semantic changes since the last observation and the parse problems.
+// seen is one observation of a watched file: what changed since the last.
+type seen struct {
+	// changes are the consumer's semantic changes; problems its parse
+	// problems.
+	changes  []consumer.Change
+	problems []consumer.Problem
+	info     *consumer.FileInfo
+	sum      string
+	st       *syscall.Stat_t
+	// attrs are the ACL, capability, flag, label and xattr changes since
+	// the attributes last compared (nil: none, or nothing to compare with).
+	attrs *attrs.Changes
+	// target is a symlink's target (never followed).
+	target string
+	// goneMode is, for a file that is gone, its mode when last seen (0:
+	// unknown): its file.type.
+	goneMode uint32
+	// link is set when a symlink at the path appeared, went or was
+	// retargeted since the path was last seen live.
+	link *linkChange
+	// data is what was read of the file for its consumer (nil when not
+	// kept: over maxRead, not a regular file): the package check hashes it
+	// without a second read.
+	data []byte
+	// pkg is the package database's word on the new content (package.go);
+	// nil when the writer is below no package manager or it was not checked.
+	pkg *verdict
+}
+
+// fileMeta is what the agent last compared of a file besides its content:
+// its attributes and its mode (type and permissions).
+type fileMeta struct {
+	attrs *attrs.Set
+	mode  uint32
+	// target is a symlink's target when seen live (targetKnown).
+	target      string
+	targetKnown bool
+}
+
+// linkChange is a symlink that appeared, went or points elsewhere since
+// last seen (vigil.symlink).
+type linkChange struct {
+	old, new       string
+	oldLink, isNew bool
+}
+
+// special reports whether a mode is of anything but a regular file.
+func special(mode uint32) bool { return mode&syscall.S_IFMT != syscall.S_IFREG }
+
+// observe reads a file and stores its consumer state and its attributes;
+// it returns the semantic changes since the last observation, the
+// attribute changes since the attributes last compared (at start from the
+// baseline store, then live), and the parse problems.
 //
 // A file seen for the first time is a baseline (no changes), unless it was
 // just created: then it is compared with an absent file, so that a new
 // authorized_keys reports its keys.
-func (a *Agent) observe(f *watch.File, created bool) ([]consumer.Change, []consumer.Problem, *consumer.FileInfo, string) {
-	changes, problems, info, sum, _ := a.observeRead(f, created)
-	return changes, problems, info, sum
-}
-
-// observeRead is observe that also returns what was read of the file (nil
-// when it was not kept: over maxRead, not a regular file), for the package
-// check to hash again without a second read.
-func (a *Agent) observeRead(f *watch.File, created bool) ([]consumer.Change, []consumer.Problem, *consumer.FileInfo, string, []byte) {
+//
+// Something else than a regular file (a directory, a symlink, a FIFO, a
+// device node or a socket in a watched tree) has no content: its stat and
+// attributes are recorded. A watched regular file that became one keeps
+// its last content state (the record says why nothing was compared).
+func (a *Agent) observe(f *watch.File, created bool) seen {
 	o := readFile(f.Path)
-	changes, problems, info, sum := a.observed(f, created, o)
-	return changes, problems, info, sum, o.in.Content
-}
-
-func (a *Agent) observed(f *watch.File, created bool, o observed) ([]consumer.Change, []consumer.Problem, *consumer.FileInfo, string) {
-	in, sum, st := o.in, o.sum, o.st
+	in := o.in
+	sn := seen{info: in.Info, sum: o.sum, st: o.st, data: in.Content}
+	prevMeta, hadMeta := a.meta[f.Path]
+	var curAttrs *attrs.Set
+	if o.st != nil {
+		curAttrs = readAttrs(f.Path, o.st, a.opt.Key)
+		if hadMeta {
+			sn.attrs = attrs.Diff(prevMeta.attrs, curAttrs, prevMeta.mode, o.st.Mode)
+		}
+		isLink := o.st.Mode&syscall.S_IFMT == syscall.S_IFLNK
+		if isLink {
+			sn.target, _ = os.Readlink(f.Path)
+		}
+		if hadMeta && prevMeta.targetKnown {
+			wasLink := prevMeta.mode&syscall.S_IFMT == syscall.S_IFLNK
+			if (wasLink || isLink) && (wasLink != isLink || prevMeta.target != sn.target) {
+				sn.link = &linkChange{old: prevMeta.target, new: sn.target, oldLink: wasLink, isNew: isLink}
+			}
+		}
+		m := fileMeta{attrs: curAttrs, mode: o.st.Mode, target: sn.target, targetKnown: true}
+		if curAttrs == nil && hadMeta {
+			m.attrs = prevMeta.attrs // unreadable now: compare with the last read next time
+		}
+		a.meta[f.Path] = m
+	} else {
+		delete(a.meta, f.Path)
+	}
 	c := a.cons[f.Kind]
 	if c == nil {
 		c = a.cons["hash"]
+	}
+	wasSpecial := hadMeta && special(prevMeta.mode)
+	if o.st != nil && special(o.st.Mode) && (!hadMeta || wasSpecial || created) && o.st.Mode&syscall.S_IFMT != 0 {
+		// A tree's directory, symlink, FIFO, device or socket: nothing to
+		// parse; its stat and attributes are its state.
+		if o.symlink && o.st.Mode&syscall.S_IFMT != syscall.S_IFLNK {
+			// The path leads through a symlink: described, not read.
+			sn.problems = []consumer.Problem{symlinkProblem}
+			return sn
+		}
+		if empty, _, err := c.Parse(consumer.Input{Path: f.Path}); err == nil {
+			a.states[f.Path] = empty
+			a.persist(f, empty, "", o.st, curAttrs)
+		}
+		return sn
 	}
 	if o.oversize || o.symlink {
 		// Not parsed: the previous state stays the one compared with
@@ -272,30 +358,32 @@ func (a *Agent) observed(f *watch.File, created bool, o observed) ([]consumer.Ch
 			a.countOversize()
 			p = oversizeProblem(in.Info.Size)
 		}
-		return nil, []consumer.Problem{p}, in.Info, sum
+		sn.problems = []consumer.Problem{p}
+		return sn
 	}
 	cur, problems, err := c.Parse(in)
+	sn.problems = problems
 	if err != nil {
 		a.countParseError(f.Kind)
 		a.opt.Log.Warn().Err(err).Str("file.path", f.Path).Msg("parsing")
-		return nil, problems, in.Info, sum
+		return sn
 	}
-	prev, seen := a.states[f.Path]
+	prev, seenBefore := a.states[f.Path]
 	a.states[f.Path] = cur
-	a.persist(f, cur, sum, st)
+	a.persist(f, cur, o.sum, o.st, curAttrs)
 	a.followIncludes(f, cur)
-	if !seen && created {
+	if !seenBefore && created {
 		prev, _, err = c.Parse(consumer.Input{Path: f.Path})
-		seen = err == nil
+		seenBefore = err == nil
 	}
-	if !seen {
-		return nil, problems, in.Info, sum
+	if !seenBefore {
+		return sn
 	}
-	changes, err := c.Diff(prev, cur)
+	sn.changes, err = c.Diff(prev, cur)
 	if err != nil {
 		a.opt.Log.Warn().Err(err).Str("file.path", f.Path).Msg("diffing")
 	}
-	return changes, problems, in.Info, sum
+	return sn
 }
 
 func (a *Agent) loop(ctx context.Context) error {
@@ -401,6 +489,19 @@ func (a *Agent) drain(co *coalescer) {
 }
 
 func (a *Agent) handle(co *coalescer, e *sensor.Event) {
+	if e.Ret != 0 {
+		// A failed operation (the kprobe objects report them with their
+		// error): nothing changed, nothing to report or follow.
+		if a.opt.Log.GetLevel() <= zerolog.DebugLevel {
+			a.opt.Log.Debug().Str("op", e.Op.String()).Int64("ret", e.Ret).Str("path", e.Path).
+				Str("comm", e.Proc.Comm).Msg("failed operation dropped")
+		}
+		return
+	}
+	if e.Match == sensor.MatchMount {
+		a.handleMount(co, e)
+		return
+	}
 	ch, ok := a.set.Apply(e)
 	if p := a.set.Problems(); len(p) > 0 {
 		a.notWatched("follow", p) // a new file in a watched tree the kernel map has no room for
@@ -449,17 +550,39 @@ func (a *Agent) handle(co *coalescer, e *sensor.Event) {
 	a.emit(ch, single)
 }
 
+// handleMount writes one record per watched path a mount or umount in
+// vigil's mount namespace covers or uncovers (watch.Set.Mount): each is
+// compared with its last state, so a file bind-mounted over a watched one
+// shows what differs from the baseline.
+func (a *Agent) handleMount(co *coalescer, e *sensor.Event) {
+	chs := a.set.Mount(e)
+	if p := a.set.Problems(); len(p) > 0 {
+		a.notWatched("follow", p)
+	}
+	if a.opt.Log.GetLevel() <= zerolog.DebugLevel {
+		source, fsType := e.Path2, e.FSType
+		a.opt.Log.Debug().Str("op", e.Op.String()).Str("path", e.Path).Str("source", source).
+			Str("fs_type", fsType).Uint32("mnt_ns", e.Proc.MntNS).Int("covers", len(chs)).Msg("mount record")
+	}
+	for _, ch := range chs {
+		single := &burst{change: ch, events: []*sensor.Event{e}, last: e, count: 1}
+		single.addActor(e)
+		if b := co.flush(ch.File.Path); b != nil {
+			a.emitBurst(b) // writes before the mount went to what it hides
+		}
+		a.emit(ch, single)
+	}
+}
+
 func (a *Agent) emitBurst(b *burst) { a.emit(b.change, b) }
 
 func (a *Agent) emit(ch watch.Change, b *burst) {
 	f := ch.File
-	var changes []consumer.Change
-	var problems []consumer.Problem
-	var info *consumer.FileInfo
-	var sum string
-	var pv *verdict
+	var sn seen
 	if ch.Gone {
+		sn.goneMode = a.meta[f.Path].mode
 		delete(a.states, f.Path)
+		delete(a.meta, f.Path)
 		a.persistAbsent(f)
 	} else {
 		if ch.SourcePath != "" {
@@ -469,18 +592,22 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 			// matters carries the changes, whatever the source's records
 			// said.
 			delete(a.states, ch.SourcePath)
+			if m, ok := a.meta[ch.SourcePath]; ok {
+				// The attributes moved with the inode.
+				a.meta[f.Path] = m
+				delete(a.meta, ch.SourcePath)
+			}
 			src := *f
 			src.Path = ch.SourcePath
 			a.persistAbsent(&src)
 		}
-		var data []byte
-		changes, problems, info, sum, data = a.observeRead(f, ch.Action == watch.ActionCreated || ch.SourcePath != "")
-		if pe := markedActor(b); pe != nil && a.pkgs != nil && info != nil && sum != "" {
+		sn = a.observe(f, ch.Action == watch.ActionCreated || ch.SourcePath != "")
+		if pe := markedActor(b); pe != nil && a.pkgs != nil && sn.info != nil && sn.sum != "" {
 			at := wallTimeOf(b.last.BootNS)
-			pv = a.pkgs.verify(pe.Proc.Package.MgrID, content{path: f.Path, data: data, sha256: sum}, at)
+			sn.pkg = a.pkgs.verify(pe.Proc.Package.MgrID, content{path: f.Path, data: sn.data, sha256: sn.sum}, at)
 		}
 	}
-	a.rec.change(ch, b, changes, problems, info, sum, pv)
+	a.rec.change(ch, b, &sn)
 	a.observeLatency(b.last)
 	a.mu.Lock()
 	a.live++
@@ -510,9 +637,9 @@ func (a *Agent) checkLoss() {
 			recovered++
 			continue
 		}
-		changes, problems, info, sum := a.observe(&f, false)
-		if len(changes) > 0 {
-			a.rec.recovered(&f, "modified", changes, problems, info, sum)
+		sn := a.observe(&f, false)
+		if len(sn.changes) > 0 || sn.attrs != nil {
+			a.rec.recovered(&f, "modified", &sn)
 			recovered++
 		}
 	}
@@ -534,9 +661,10 @@ func (a *Agent) recoverGone(f *watch.File) bool {
 		return false
 	}
 	delete(a.states, f.Path)
+	delete(a.meta, f.Path)
 	a.persistAbsent(f)
 	a.set.Gone(f.Path)
-	a.rec.recovered(f, "deleted", nil, nil, nil, "")
+	a.rec.recovered(f, "deleted", &seen{})
 	return true
 }
 
@@ -580,9 +708,9 @@ func (a *Agent) followIncludes(f *watch.File, st consumer.State) {
 }
 
 // persist records a file's observed state in the baseline store.
-func (a *Agent) persist(f *watch.File, cur consumer.State, sum string, st *syscall.Stat_t) {
+func (a *Agent) persist(f *watch.File, cur consumer.State, sum string, st *syscall.Stat_t, set *attrs.Set) {
 	if a.store != nil {
-		a.store.observed(f, cur, sum, st)
+		a.store.observed(f, cur, sum, st, set)
 	}
 }
 
@@ -596,7 +724,7 @@ func (a *Agent) persistAbsent(f *watch.File) {
 	if err != nil {
 		return
 	}
-	a.persist(f, st, "", nil)
+	a.persist(f, st, "", nil, nil)
 }
 
 // startup opens the baseline store, reports what changed while vigil was
@@ -631,6 +759,9 @@ func (a *Agent) startup() error {
 		f := f
 		if e, ok, err := st.Get(f.Path); err == nil && ok && !e.Absent && e.Kind == f.Kind {
 			a.states[f.Path] = e.State
+			// The attributes just compared with the baseline (scan.Run
+			// updated it): live changes are diffed from these.
+			a.meta[f.Path] = fileMeta{attrs: e.Attrs, mode: e.Mode, target: e.Target, targetKnown: true}
 			a.followIncludes(&f, e.State)
 			continue
 		}

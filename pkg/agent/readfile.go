@@ -41,6 +41,16 @@ type observed struct {
 // never takes a terminal as its controlling one.
 func readFile(path string) observed {
 	o := observed{in: consumer.Input{Path: path}}
+	var lst syscall.Stat_t
+	if err := syscall.Lstat(path, &lst); err == nil {
+		switch lst.Mode & syscall.S_IFMT {
+		case syscall.S_IFCHR, syscall.S_IFBLK, syscall.S_IFIFO, syscall.S_IFSOCK:
+			// A device node, FIFO or socket: described, never opened (an
+			// open can have effects: a tape rewinds, a modem hangs up).
+			o.st, o.in.Info = &lst, fileInfo(&lst)
+			return o
+		}
+	}
 	fd, err := openNoFollow(path)
 	if errors.Is(err, unix.ELOOP) {
 		// A symlink somewhere in the path: describe the final component

@@ -92,7 +92,8 @@ func (r *recorder) ready(info sensor.Info, watched, files, trees, anchors int, s
 	ev.Dict("vigil", zerolog.Dict().
 		Dict("sensor", zerolog.Dict().Str("kernel", info.Kernel).Str("object", info.Object).
 			Str("hook_type", info.HookTyp).Str("why", info.Why).Strs("hooks", info.Hooks).
-			Str("built_against", info.BTF).Strs("features", info.Features).Interface("refused", info.Refused).Interface("skipped", info.Skipped)).
+			Str("built_against", info.BTF).Strs("features", info.Features).Interface("refused", info.Refused).Interface("skipped", info.Skipped).
+			Str("map_thread", info.MapThread)).
 		Dict("watch", zerolog.Dict().Int("files", watched).Int("file_targets", files).
 			Int("trees", trees).Int("anchors", anchors)).
 		Strs("config", sources)).
@@ -123,10 +124,11 @@ func (r *recorder) lost(kernel, skipped, dropped uint64, entries int, all bool, 
 var actionTypes = map[string][]string{
 	"created": {"creation"}, "deleted": {"deletion"}, "modified": {"change"}, "replaced": {"change"},
 	"renamed": {"change"}, "attributes-changed": {"change"}, "linked": {"change"},
+	"shadowed": {"change"}, "uncovered": {"change"},
 }
 
-func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
-	problems []consumer.Problem, info *consumer.FileInfo, sum string, pv *verdict) {
+func (r *recorder) change(ch watch.Change, b *burst, sn *seen) {
+	changes, problems, info := sn.changes, sn.problems, sn.info
 	e := b.events[0]
 	at := r.boot.Add(time.Duration(e.BootNS))
 	var span func(*zerolog.Event)
@@ -138,8 +140,9 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	}
 	uid, gid := ownerAfter(info, e)
 	own := checkOwnership(ruleOf(ch.File), burstActors(b), uid, gid)
+	own.aclGrants(ruleOf(ch.File), sn.attrs)
 	kind, more := driftKind(own)
-	if pv != nil && pv.result == verifyMismatch && kind != "alert" {
+	if pv := sn.pkg; pv != nil && pv.result == verifyMismatch && kind != "alert" {
 		// A package manager wrote content its package does not have.
 		kind, more = "alert", []func(*zerolog.Event){func(d *zerolog.Event) { d.Int("severity", driftSeverity) }}
 	}
@@ -147,7 +150,7 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 		more = append(more, span)
 	}
 	ev := r.begin(at, string(ch.Action), []string{"file"}, actionTypes[string(ch.Action)], kind, more...)
-	ev.Dict("file", r.fileDict(ch.File, ch.TargetPath, e, info, sum))
+	ev.Dict("file", r.fileDict(ch.File, ch.TargetPath, e, sn))
 	r.actor(ev, e)
 	v := zerolog.Dict().Str("origin", "live").Str("kind", ch.File.Kind).
 		Str("hook", e.Hook.String()).Str("match", e.Match.String()).
@@ -164,7 +167,7 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	}
 	actorExtra(v, e.Proc)
 	if pe := markedActor(b); pe != nil {
-		v.Dict("package", packageDict(pe, pv))
+		v.Dict("package", packageDict(pe, sn.pkg))
 	}
 	if e.Op == sensor.OpRename || e.Op == sensor.OpLink {
 		v.Dict("inode", zerolog.Dict().Uint64("old", e.File.Ino).Uint64("new", e.File2.Ino))
@@ -172,23 +175,26 @@ func (r *recorder) change(ch watch.Change, b *burst, changes []consumer.Change,
 	if e.Op == sensor.OpSetattr || e.Op == sensor.OpTruncate {
 		v.Dict("attributes", attrDict(e))
 	}
+	opFields(v, b, e, sn)
+	attrFields(v, sn.attrs)
 	if own != nil {
 		v.Dict("ownership", own.dict())
 	}
 	ev.Dict("vigil", v).Send()
 }
 
-func (r *recorder) recovered(f *watch.File, action string, changes []consumer.Change, problems []consumer.Problem,
-	info *consumer.FileInfo, sum string) {
-	uid, gid := ownerAfter(info, nil)
+func (r *recorder) recovered(f *watch.File, action string, sn *seen) {
+	uid, gid := ownerAfter(sn.info, nil)
 	own := checkOwnership(ruleOf(f), nil, uid, gid)
+	own.aclGrants(ruleOf(f), sn.attrs)
 	kind, more := driftKind(own)
 	ev := r.begin(time.Now(), action, []string{"file"}, actionTypes[action], kind, more...)
-	ev.Dict("file", r.fileDict(f, "", nil, info, sum))
-	v := zerolog.Dict().Str("origin", "recovered").Str("kind", f.Kind).Interface("changes", nonNil(changes))
-	if len(problems) > 0 {
-		v.Interface("problems", problems)
+	ev.Dict("file", r.fileDict(f, "", nil, sn))
+	v := zerolog.Dict().Str("origin", "recovered").Str("kind", f.Kind).Interface("changes", nonNil(sn.changes))
+	if len(sn.problems) > 0 {
+		v.Interface("problems", sn.problems)
 	}
+	attrFields(v, sn.attrs)
 	if own != nil {
 		v.Dict("ownership", own.dict())
 	}
@@ -202,11 +208,31 @@ func nonNil(c []consumer.Change) []consumer.Change {
 	return c
 }
 
-func (r *recorder) fileDict(f *watch.File, target string, e *sensor.Event, info *consumer.FileInfo, sum string) *zerolog.Event {
-	d := zerolog.Dict().Str("path", f.Path).Str("name", baseName(f.Path)).Str("type", "file")
-	if target != "" {
+func (r *recorder) fileDict(f *watch.File, target string, e *sensor.Event, sn *seen) *zerolog.Event {
+	info, sum := sn.info, sn.sum
+	typ := "file"
+	if info != nil {
+		typ = fileType(info.Mode)
+	} else if sn.goneMode != 0 {
+		typ = fileType(sn.goneMode) // gone: as it was when last seen
+	} else if e != nil && (e.Op == sensor.OpMkdir || e.Op == sensor.OpRmdir) {
+		typ = "dir"
+	} else if e != nil && e.Op == sensor.OpSymlink {
+		typ = "symlink"
+	} else if e != nil && e.Op == sensor.OpMknod {
+		typ = fileType(e.Mode)
+	}
+	d := zerolog.Dict().Str("path", f.Path).Str("name", baseName(f.Path)).Str("type", typ)
+	switch {
+	case target != "":
 		d.Str("target_path", target)
-	} else if f.Link != "" {
+	case typ == "symlink" && sn.target != "":
+		// A symlink's target, as it reads now (never followed).
+		d.Str("target_path", sn.target)
+	case typ == "symlink" && e != nil && e.Op == sensor.OpSymlink && e.Path2 != "":
+		// Gone already: its target as the kernel saw it given.
+		d.Str("target_path", e.Path2)
+	case f.Link != "":
 		d.Str("target_path", f.Path).Str("path", f.Link)
 	}
 	key := f.Key
@@ -422,4 +448,14 @@ func (r *recorder) identity() (string, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.hostID, r.lastSeq
+}
+
+// fileType is file.type for a mode's type bits, named as the baseline
+// comparison names them (scan.FileType): file, dir, symlink (ECS's), fifo,
+// socket, char-device, block-device.
+func fileType(mode uint32) string {
+	if t := scan.FileType(mode); t != "" {
+		return t
+	}
+	return scan.TypeFile
 }

@@ -438,7 +438,7 @@ func (a *Agent) reload(co *coalescer, ticker *time.Ticker) ReloadResult {
 		watched[f.Path] = true
 		if _, ok := a.states[f.Path]; !ok {
 			f := f
-			if _, _, info, _ := a.observe(&f, false); info != nil {
+			if sn := a.observe(&f, false); sn.info != nil {
 				res.WatchAdded = append(res.WatchAdded, f.Path)
 			}
 		}
@@ -462,6 +462,11 @@ func (a *Agent) reload(co *coalescer, ticker *time.Ticker) ReloadResult {
 	for p := range a.states {
 		if !watched[p] {
 			delete(a.states, p)
+		}
+	}
+	for p := range a.meta {
+		if !watched[p] {
+			delete(a.meta, p)
 		}
 	}
 	res.Files = len(watched)

@@ -40,15 +40,17 @@ func newStoreWriter(st *state.Store, log zerolog.Logger, key []byte) *storeWrite
 	return &storeWriter{st: st, log: log, key: key}
 }
 
-// observed records a file's state as just read (st nil: absent).
-func (w *storeWriter) observed(f *watch.File, cur consumer.State, sum string, st *syscall.Stat_t) {
+// observed records a file's state as just read (st nil: absent), with its
+// attributes as just read and compared (set nil: not readable; the next
+// start then records them quietly).
+func (w *storeWriter) observed(f *watch.File, cur consumer.State, sum string, st *syscall.Stat_t, set *attrs.Set) {
 	e := state.Entry{Path: f.Path, Kind: f.Kind, State: cur, UpdatedNS: time.Now().UnixNano()}
 	if st == nil {
 		e.Absent = true
 	} else {
 		e.Dev, e.Ino, e.Size, e.Mode, e.UID, e.GID = st.Dev, st.Ino, st.Size, st.Mode, st.Uid, st.Gid
 		e.MtimeNS, e.CtimeNS, e.SHA256 = st.Mtim.Nano(), st.Ctim.Nano(), sum
-		e.Attrs = readAttrs(f.Path, st, w.key)
+		e.Attrs = set
 	}
 	typeFields(&e, st)
 	w.pending = append(w.pending, e)
@@ -100,7 +102,6 @@ func (w *storeWriter) flush() {
 }
 
 func (w *storeWriter) put(es []state.Entry) {
-	w.keepAttrs(es)
 	if err := w.st.PutMany(es); err != nil {
 		w.log.Warn().Err(err).Int("entries", len(es)).Msg("recording state")
 	}
@@ -133,32 +134,6 @@ func (w *storeWriter) stop() {
 
 // Close closes the store.
 func (w *storeWriter) Close() error { return w.st.Close() }
-
-// keepAttrs gives entries of paths already recorded their recorded
-// attributes back. No kernel hook reports an ACL, capability, flag or
-// xattr change yet, so the live pipeline must not accept one silently (a
-// setcap'd binary renamed over a watched one would be): the store keeps
-// the attributes last compared, and the next startup comparison or
-// `vigil scan` reports the difference. Only a path with no record (a file
-// created while vigil runs) takes the attributes just read.
-func (w *storeWriter) keepAttrs(es []state.Entry) {
-	paths := make([]string, 0, len(es))
-	for i := range es {
-		if !es[i].Absent {
-			paths = append(paths, es[i].Path)
-		}
-	}
-	olds, err := w.st.GetMany(paths)
-	if err != nil {
-		w.log.Warn().Err(err).Msg("reading recorded attributes")
-		return
-	}
-	for i := range es {
-		if old, ok := olds[es[i].Path]; ok && !old.Absent && !es[i].Absent {
-			es[i].Attrs = old.Attrs
-		}
-	}
-}
 
 // readAttrs reads the extended attributes of the file at path if it is
 // still the inode st describes (as scan.Scan records them); nil (never

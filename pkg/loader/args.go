@@ -27,8 +27,8 @@ type argVar struct {
 const argPrefix = "vg_arg_"
 
 // maxArgRegs is how many arguments a kprobe reads from registers on x86-64
-// (PT_REGS_PARM1..5 in bpf/kprobe.bpf.c).
-const maxArgRegs = 5
+// (rdi, rsi, rdx, rcx, r8, r9: vg_arg in bpf/kprobe.bpf.c).
+const maxArgRegs = 6
 
 var argVars = map[string]argVar{
 	VarArgWriteFile:    {"vfs_write", "struct file *", 0},
@@ -53,6 +53,7 @@ var argVars = map[string]argVar{
 
 	VarArgSetxattrDentry: {"vfs_setxattr", "struct dentry *", 0},
 	VarArgSetxattrName:   {"vfs_setxattr", "char *", 0},
+	VarArgSetxattrFlags:  {"vfs_setxattr", "int", 0},
 	VarArgRmxattrDentry:  {"vfs_removexattr", "struct dentry *", 0},
 	VarArgRmxattrName:    {"vfs_removexattr", "char *", 0},
 	VarArgSetaclDentry:   {"vfs_set_acl", "struct dentry *", 0},
@@ -72,6 +73,7 @@ var argVars = map[string]argVar{
 	VarArgSymlinkTarget: {"vfs_symlink", "char *", 0},
 	VarArgMknodDentry:   {"vfs_mknod", "struct dentry *", 0},
 	VarArgMknodDev:      {"vfs_mknod", "dev_t", 0},
+	VarArgCreateDentry:  {"vfs_create", "struct dentry *", 0},
 	VarArgFallocFile:    {"vfs_fallocate", "struct file *", 0},
 	VarArgFallocMode:    {"vfs_fallocate", "int", 0},
 	VarArgFallocLen:     {"vfs_fallocate", "loff_t", 1},

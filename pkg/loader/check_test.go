@@ -86,6 +86,7 @@ var (
 		"vfs_rmdir":       {"struct inode *", "struct dentry *"},
 		"vfs_symlink":     {"struct inode *", "struct dentry *", "char *"},
 		"vfs_mknod":       {"struct inode *", "struct dentry *", "umode_t", "dev_t"},
+		"vfs_create":      {"struct inode *", "struct dentry *", "umode_t", "bool"},
 	})
 	sigs61 = merge(sigsFile, map[string][]string{
 		"notify_change": {"struct user_namespace *", "struct dentry *", "struct iattr *", "struct inode **"},
@@ -99,6 +100,7 @@ var (
 		"vfs_rmdir":        {"struct user_namespace *", "struct inode *", "struct dentry *"},
 		"vfs_symlink":      {"struct user_namespace *", "struct inode *", "struct dentry *", "char *"},
 		"vfs_mknod":        {"struct user_namespace *", "struct inode *", "struct dentry *", "umode_t", "dev_t"},
+		"vfs_create":       {"struct user_namespace *", "struct inode *", "struct dentry *", "umode_t", "bool"},
 	})
 	sigs612 = merge(sigsFile, map[string][]string{
 		"notify_change":    {"struct mnt_idmap *", "struct dentry *", "struct iattr *", "struct inode **"},
@@ -113,6 +115,7 @@ var (
 		"vfs_rmdir":        {"struct mnt_idmap *", "struct inode *", "struct dentry *"},
 		"vfs_symlink":      {"struct mnt_idmap *", "struct inode *", "struct dentry *", "char *"},
 		"vfs_mknod":        {"struct mnt_idmap *", "struct inode *", "struct dentry *", "umode_t", "dev_t"},
+		"vfs_create":       {"struct mnt_idmap *", "struct inode *", "struct dentry *", "umode_t", "bool"},
 	})
 	sigs7 = merge(sigsFile, map[string][]string{
 		"notify_change": {"struct mnt_idmap *", "struct dentry *", "struct iattr *", "struct delegated_inode *"},
@@ -128,6 +131,7 @@ var (
 		"vfs_rmdir":        {"struct mnt_idmap *", "struct inode *", "struct dentry *", "struct delegated_inode *"},
 		"vfs_symlink":      {"struct mnt_idmap *", "struct inode *", "struct dentry *", "char *", "struct delegated_inode *"},
 		"vfs_mknod":        {"struct mnt_idmap *", "struct inode *", "struct dentry *", "umode_t", "dev_t", "struct delegated_inode *"},
+		"vfs_create":       {"struct mnt_idmap *", "struct dentry *", "umode_t", "struct delegated_inode *"},
 	})
 	// Before struct renamedata (upstream 5.11 and older).
 	sigsOldRename = merge(sigs510, map[string][]string{
@@ -416,7 +420,7 @@ func TestCheckArgs(t *testing.T) {
 		{
 			name:    "beyond the registers",
 			sigs:    merge(sigs612, map[string][]string{"vfs_link": {"int", "int", "int", "int", "int", "struct dentry *", "struct inode *", "struct dentry *"}}),
-			wantErr: []string{"vg_arg_link_dir", `vfs_link: the first "struct inode *" is parameter 7, beyond the 5 a kprobe reads`},
+			wantErr: []string{"vg_arg_link_dir", `vfs_link: the first "struct inode *" is parameter 7, beyond the 6 a kprobe reads`},
 		},
 		{
 			name: "hooked function missing", sigs: merge(sigs612, map[string][]string{"io_write": nil}),

@@ -16,7 +16,6 @@ const (
 	MapCounters  = "counters"
 	MapDirpaths  = "dirpaths" // only in vigil-tp.o
 	MapEvents    = "events"
-	MapExitSeq   = "exit_seq" // only in vigil-tp.o
 	MapLineage   = "lineage"
 	MapNames     = "names"
 	MapPending   = "pending"
@@ -29,6 +28,7 @@ const (
 const (
 	VarArgCopyLen        = "vg_arg_copy_len"        // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
 	VarArgCopyOut        = "vg_arg_copy_out"        // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgCreateDentry   = "vg_arg_create_dentry"   // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
 	VarArgDeleteDentry   = "vg_arg_delete_dentry"   // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
 	VarArgFallocFile     = "vg_arg_falloc_file"     // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
 	VarArgFallocLen      = "vg_arg_falloc_len"      // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
@@ -67,6 +67,7 @@ const (
 	VarArgSetaclDentry   = "vg_arg_setacl_dentry"   // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
 	VarArgSetaclName     = "vg_arg_setacl_name"     // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
 	VarArgSetxattrDentry = "vg_arg_setxattr_dentry" // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
+	VarArgSetxattrFlags  = "vg_arg_setxattr_flags"  // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
 	VarArgSetxattrName   = "vg_arg_setxattr_name"   // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
 	VarArgSpliceOut      = "vg_arg_splice_out"      // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o
 	VarArgSymlinkDentry  = "vg_arg_symlink_dentry"  // only in vigil-5.10.o, vigil-6.1.o, vigil-6.12.o, vigil-7.2.o, vigil-7.3.o

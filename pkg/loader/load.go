@@ -130,8 +130,8 @@ func Spec(o elf.Object) (*ebpf.CollectionSpec, error) {
 
 // attachPoint is where a program attaches, read from its ELF section.
 type attachPoint struct {
-	kind   string // kprobe, kretprobe, tp_btf
-	target string
+	kind   string // kprobe, kretprobe, tp_btf, tp (a perf-event tracepoint)
+	target string // a function, or for tp: group/event
 }
 
 func (a attachPoint) String() string { return a.kind + "/" + a.target }
@@ -143,6 +143,11 @@ func pointOf(p *ebpf.ProgramSpec) (attachPoint, error) {
 	}
 	switch kind {
 	case "kprobe", "kretprobe", "tp_btf":
+		return attachPoint{kind: kind, target: target}, nil
+	case "tp":
+		if g, ev, ok := strings.Cut(target, "/"); !ok || g == "" || ev == "" {
+			return attachPoint{}, fmt.Errorf("program %s: section %q names no tracepoint group/event", p.Name, p.SectionName)
+		}
 		return attachPoint{kind: kind, target: target}, nil
 	}
 	return attachPoint{}, fmt.Errorf("program %s: unsupported section %q", p.Name, p.SectionName)
@@ -193,6 +198,19 @@ func try(c Candidate, f *kernel.Facts, opt Options) (*Loaded, error) {
 		return nil, fmt.Errorf("loading: %w", err)
 	}
 	l := &Loaded{Object: c.Object, Coll: coll, Skipped: skipped}
+	for _, p := range spec.Programs {
+		if ap, err := pointOf(p); err == nil && ap.kind == "tp" {
+			mounted, err := ensureTracefs()
+			if err != nil {
+				l.Close()
+				return nil, err
+			}
+			if mounted {
+				opt.Log.Info().Str("tracefs", tracefsDirs[0]).Msg("mounted tracefs (not mounted; the tracepoint is attached by its id)")
+			}
+			break
+		}
+	}
 	names := make([]string, 0, len(spec.Programs))
 	for n := range spec.Programs {
 		names = append(names, n)
@@ -251,6 +269,9 @@ func attach(ap attachPoint, prog *ebpf.Program) (link.Link, error) {
 		return link.Kretprobe(ap.target, prog, nil)
 	case "tp_btf":
 		return link.AttachTracing(link.TracingOptions{Program: prog})
+	case "tp":
+		group, event, _ := strings.Cut(ap.target, "/")
+		return link.Tracepoint(group, event, prog, nil)
 	}
 	return nil, fmt.Errorf("unsupported attach kind %q", ap.kind)
 }

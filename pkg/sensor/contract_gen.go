@@ -230,7 +230,8 @@ const (
 	HookPathMount      Hook = 23 // VG_H_PATH_MOUNT
 	HookMoveMount      Hook = 24 // VG_H_MOVE_MOUNT
 	HookPathUmount     Hook = 25 // VG_H_PATH_UMOUNT
-	hookMax                 = 26 // VG_H_MAX
+	HookVFSCreate      Hook = 26 // VG_H_VFS_CREATE
+	hookMax                 = 27 // VG_H_MAX
 )
 
 func (v Hook) String() string {
@@ -287,6 +288,8 @@ func (v Hook) String() string {
 		return "move_mount"
 	case HookPathUmount:
 		return "path_umount"
+	case HookVFSCreate:
+		return "vfs_create"
 	}
 	return fmt.Sprintf("hook(%d)", uint32(v))
 }

@@ -110,3 +110,42 @@ func TestKernelDev(t *testing.T) {
 		t.Errorf("KernelDev(0x801) = %#x", got)
 	}
 }
+
+// TestDecodeStr2AndUserPath: a plain-string path2 (VG_F_STR2) is never
+// joined or resolved, and a mount record's mountpoint in the tracepoint
+// object's user form (VG_F_USER_PATH) is joined with its base directory.
+func TestDecodeStr2AndUserPath(t *testing.T) {
+	b := record(t, rawEvent{Op: uint32(OpSetxattr), Match: uint32(MatchInode), Flags: FlagStr2},
+		"passwd\x00", "security.capability\x00")
+	e, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Path != "passwd" || e.Path2 != "security.capability" {
+		t.Errorf("setxattr: path %q path2 %q", e.Path, e.Path2)
+	}
+	b = record(t, rawEvent{Op: uint32(OpSymlink), Match: uint32(MatchPath), Flags: FlagStr2},
+		"l\x00b\x00a\x00", "../x/y\x00")
+	if e, err = Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	if e.Path != "/a/b/l" || e.Path2 != "../x/y" {
+		t.Errorf("symlink: path %q path2 %q", e.Path, e.Path2)
+	}
+	b = record(t, rawEvent{Op: uint32(OpMount), Match: uint32(MatchMount), Flags: FlagStr2 | FlagUserPath},
+		"mnt\x00tmp\x00", "/tmp/src\x00\x00")
+	if e, err = Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	if e.Path != "/tmp/mnt" || e.Path2 != "/tmp/src" || e.FSType != "" {
+		t.Errorf("bind mount: path %q path2 %q type %q", e.Path, e.Path2, e.FSType)
+	}
+	b = record(t, rawEvent{Op: uint32(OpMount), Match: uint32(MatchMount), Flags: FlagStr2 | FlagUserPath},
+		"/etc\x00", "overlay\x00overlay\x00")
+	if e, err = Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	if e.Path != "/etc" || e.Path2 != "overlay" || e.FSType != "overlay" {
+		t.Errorf("overlay mount: path %q path2 %q type %q", e.Path, e.Path2, e.FSType)
+	}
+}

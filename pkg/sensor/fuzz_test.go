@@ -26,6 +26,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(record(f, rawEvent{Op: uint32(OpWrite), Match: uint32(MatchPath)}, "../x\x00etc\x00", "", "sh\x00bin\x00"))
 	f.Add(record(f, rawEvent{Op: uint32(OpUnlink), Match: uint32(MatchPath)}, "/etc/shadow\x00"))
 	f.Add(record(f, rawEvent{Op: uint32(OpWrite)}, "new\nline\x00\"q\"\x00\xff\xfe\x00"))
+	f.Add(record(f, rawEvent{Op: uint32(OpSetxattr), Match: uint32(MatchInode), Flags: FlagStr2}, "shadow\x00", "security.capability\x00"))
+	f.Add(record(f, rawEvent{Op: uint32(OpSymlink), Match: uint32(MatchPath), Flags: FlagStr2}, "l\x00d\x00", "../../etc/shadow\x00"))
+	f.Add(record(f, rawEvent{Op: uint32(OpMount), Match: uint32(MatchMount), Flags: FlagStr2 | FlagPathAbs}, "passwd\x00etc\x00", "/tmp/fake\x00\x00"))
+	f.Add(record(f, rawEvent{Op: uint32(OpMount), Match: uint32(MatchMount), Flags: FlagStr2 | FlagUserPath}, "x\x00etc\x00", "overlay\x00overlay\x00"))
 	f.Add([]byte{})
 	f.Add(make([]byte, rawEventSize))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -66,6 +70,9 @@ func FuzzDecode(f *testing.F) {
 		}
 		// A path is its bytes with NULs turned into separators, plus a
 		// leading root and, for a process's path, one joining separator.
+		if len(e.Path2)+len(e.FSType) > int(lens.p2)+2 {
+			t.Fatalf("source and type longer than the record declares: %q %q", e.Path2, e.FSType)
+		}
 		if len(e.Path) > int(lens.p1)+2 || len(e.Path2) > int(lens.p2)+2 || len(e.Proc.Exe) > int(lens.exe)+1 || len(e.Proc.Comm) > 16 {
 			t.Fatalf("strings longer than the record declares: %q %q %q %q", e.Path, e.Path2, e.Proc.Exe, e.Proc.Comm)
 		}

@@ -56,15 +56,17 @@ func aclBlob(uid uint32) []byte {
 func TestGrantOperations(t *testing.T) {
 	needSensor(t)
 	dir := grantDir(t)
-	p, k, _ := watchFile(t, dir, "shadow")
+	// Watched as the watch set does, by inode and by its name in its
+	// directory: the tracepoint object filters path syscalls by the name.
+	w := nmWatchPath(t, dir, "shadow", true)
+	p, k := w.path, w.key
 	tree := filepath.Join(dir, "sudoers.d")
 	if err := os.Mkdir(tree, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tid := newID()
-	if _, err := sens.WatchTree(tree, tid); err != nil {
-		t.Fatal(err)
-	}
+	// Unwatched at the end: a stale entry would match a later test's file
+	// that gets the same inode number.
+	_, tid := nmWatchTree(t, tree)
 	src := filepath.Join(dir, "fake")
 	if err := os.WriteFile(src, []byte("root::0:0:root:/root:/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -188,8 +190,8 @@ func TestGrantOperations(t *testing.T) {
 		}
 	})
 	t.Run("bind mount and unmount", func(t *testing.T) {
-		e := one(t, func() error { return unix.Mount(src, p, "", unix.MS_BIND, "") }, atPath(sensor.OpMount, p))
 		t.Cleanup(func() { unix.Unmount(p, unix.MNT_DETACH) })
+		e := one(t, func() error { return unix.Mount(src, p, "", unix.MS_BIND, "") }, atPath(sensor.OpMount, p))
 		if e.Match != sensor.MatchMount || e.Flags&sensor.FlagMoveMount != 0 {
 			t.Errorf("mount: match %v flags %#x, want a mount(2) record", e.Match, e.Flags)
 		}
@@ -207,11 +209,18 @@ func TestGrantOperations(t *testing.T) {
 		if err != nil {
 			t.Fatalf("open_tree: %v", err)
 		}
+		open := true
+		t.Cleanup(func() {
+			if open {
+				unix.Close(fd)
+			}
+			unix.Unmount(p, unix.MNT_DETACH)
+		})
 		e := one(t, func() error {
 			return unix.MoveMount(fd, "", unix.AT_FDCWD, p, unix.MOVE_MOUNT_F_EMPTY_PATH)
 		}, atPath(sensor.OpMount, p))
 		unix.Close(fd) // it holds the mount: umount would be EBUSY
-		t.Cleanup(func() { unix.Unmount(p, unix.MNT_DETACH) })
+		open = false
 		if e.Match != sensor.MatchMount || e.Flags&sensor.FlagMoveMount == 0 {
 			t.Errorf("move_mount: match %v flags %#x, want a move_mount(2) record", e.Match, e.Flags)
 		}

@@ -60,6 +60,10 @@ func (s *Sensor) resolve(e *Event) bool {
 			}
 		}
 	default:
+		// Writes, attributes (setattr, setxattr, removexattr, setflags)
+		// and creations (create, mkdir, symlink, mknod): the inode now at
+		// the target path, never followed. Path2 of a symlink is its target
+		// as given (FlagStr2): never resolved.
 		k, _, err := KeyOf(target, true)
 		if err == nil {
 			e.File = k

@@ -52,13 +52,17 @@ type Info struct {
 	BTF     string        `json:"built_against"`
 	// Features names what this object can and cannot see (docs/kernels.md).
 	Features []string `json:"features"`
+	// MapThread says how the map syscalls' thread is scheduled: "fifo", or
+	// why the real-time policy was refused (rtmap.go).
+	MapThread string `json:"map_thread"`
 }
 
 // features lists, per hook type, what the object sees and its documented gaps.
 var features = map[string][]string{
 	loader.HooksKprobe: {"content:vfs", "io_uring", "rename:in-kernel-reseed", "create", "attributes",
 		"xattrs", "inode-flags", "mkdir", "symlink", "mknod", "fallocate", "mounts", "mmap", "failed-ops"},
-	loader.HooksTracepoint: {"content:fd", "rename:user-space-resolve", "create", "attributes", "mmap",
+	loader.HooksTracepoint: {"content:fd", "rename:user-space-resolve", "create", "attributes",
+		"xattrs", "inode-flags", "mkdir", "symlink", "mknod", "fallocate", "mounts", "mmap",
 		"gap:io_uring", "gap:failed-ops", "gap:path>255"},
 }
 
@@ -67,12 +71,14 @@ type Sensor struct {
 	loaded *loader.Loaded
 	info   Info
 	rd     *ringbuf.Reader
-	watch  *ebpf.Map
-	names  *ebpf.Map
-	ctrs   *ebpf.Map
+	// Every map syscall runs on sys, the SCHED_FIFO map thread (rtmap.go).
+	sys   *sysThread
+	watch *rtMap
+	names *rtMap
+	ctrs  *rtMap
 	// The tracepoint object's path filters; nil in other objects.
-	basenames *ebpf.Map
-	dirpaths  *ebpf.Map
+	basenames *rtMap
+	dirpaths  *rtMap
 	// maxDepth is the loaded object's vg_max_depth: how far the user-space
 	// ancestor walk (resolve) goes, as the kernel's does.
 	maxDepth int
@@ -103,30 +109,35 @@ func NewWithFacts(facts *kernel.Facts, opt loader.Options) (*Sensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	sys := newSysThread()
 	s := &Sensor{
 		loaded: l,
-		watch:  l.Coll.Maps[loader.MapWatched],
-		names:  l.Coll.Maps[loader.MapNames],
-		ctrs:   l.Coll.Maps[loader.MapCounters],
+		sys:    sys,
+		watch:  sys.wrap(l.Coll.Maps[loader.MapWatched]),
+		names:  sys.wrap(l.Coll.Maps[loader.MapNames]),
+		ctrs:   sys.wrap(l.Coll.Maps[loader.MapCounters]),
 
-		basenames: l.Coll.Maps[loader.MapBasenames],
-		dirpaths:  l.Coll.Maps[loader.MapDirpaths],
+		basenames: sys.wrap(l.Coll.Maps[loader.MapBasenames]),
+		dirpaths:  sys.wrap(l.Coll.Maps[loader.MapDirpaths]),
 		info: Info{
 			Kernel: facts.Release, Object: l.Object.Name, HookTyp: l.Object.Hooks,
 			Why: l.Why, Hooks: l.Hooks, Refused: l.Refused, Skipped: l.Skipped, BTF: l.Object.BTF,
-			Features: features[l.Object.Hooks],
+			Features: features[l.Object.Hooks], MapThread: sys.policy,
 		},
 	}
 	if s.watch == nil || s.names == nil || s.ctrs == nil || l.Coll.Maps[loader.MapEvents] == nil {
 		l.Close()
+		sys.stop()
 		return nil, fmt.Errorf("object %s lacks a map vigil needs", l.Object.Name)
 	}
 	var depth uint32
 	if v := l.Coll.Variables[loader.VarMaxDepth]; v == nil {
 		l.Close()
+		sys.stop()
 		return nil, fmt.Errorf("object %s lacks %s", l.Object.Name, loader.VarMaxDepth)
 	} else if err := v.Get(&depth); err != nil {
 		l.Close()
+		sys.stop()
 		return nil, fmt.Errorf("object %s: reading %s: %w", l.Object.Name, loader.VarMaxDepth, err)
 	}
 	s.maxDepth = int(depth)
@@ -137,6 +148,7 @@ func NewWithFacts(facts *kernel.Facts, opt loader.Options) (*Sensor, error) {
 	s.rd, err = ringbuf.NewReader(l.Coll.Maps[loader.MapEvents])
 	if err != nil {
 		l.Close()
+		sys.stop()
 		return nil, fmt.Errorf("opening ring buffer: %w", err)
 	}
 	return s, nil
@@ -159,6 +171,10 @@ func (s *Sensor) Read() (*Event, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A path record is matched here (resolve: the new ops, mkdir,
+		// rmdir, symlink, mknod, setxattr, removexattr and setflags, like the
+		// others, by their target path). A mount record (MatchMount) is not
+		// matched at all: the watch set decides what a mountpoint covers.
 		if e.Match == MatchPath && !s.resolve(e) {
 			s.mu.Lock()
 			s.unmatched++
@@ -292,7 +308,7 @@ func realPath(p string) (string, error) {
 
 // refcount adds d to a hash-keyed counter map, deleting at zero. A nil map
 // (an object without path filters) is not an error.
-func refcount(m *ebpf.Map, h uint64, d int) error {
+func refcount(m *rtMap, h uint64, d int) error {
 	if m == nil {
 		return nil
 	}
@@ -391,17 +407,11 @@ func (s *Sensor) Counters() (Counters, error) {
 		}
 	}
 	// Runs the kernel skipped: a program is not run on a CPU where it is
-	// already running. Where syscall tracepoints run preemptibly (Linux
-	// 7.x), a tracepoint program preempted mid-run makes every other task's
-	// syscall exit on that CPU skip it until it resumes. The tracepoint
-	// object attaches its program twice (NAME, then NAME_2, which runs an
-	// exit only when NAME was skipped for it); what the last copy skipped is
-	// never seen, and is counted here as lost so that the agent reports and
-	// recovers it (docs/kernels.md).
+	// already running (or, for a perf-event tracepoint, where any tracing
+	// program is). What a program skipped is never seen, and is counted
+	// here as lost so that the agent reports and recovers it
+	// (docs/kernels.md).
 	for name, p := range s.loaded.Coll.Programs {
-		if _, covered := s.loaded.Coll.Programs[name+"_2"]; covered {
-			continue
-		}
 		st, err := p.Stats()
 		if err != nil {
 			return Counters{}, fmt.Errorf("reading program %s's statistics: %w", name, err)
@@ -426,6 +436,7 @@ func (s *Sensor) Close() error {
 	if cerr := s.loaded.Close(); err == nil {
 		err = cerr
 	}
+	s.sys.stop()
 	return err
 }
 

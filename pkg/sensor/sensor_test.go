@@ -207,3 +207,14 @@ func TestExeAndCommOfChild(t *testing.T) {
 		t.Errorf("comm = %q, want %q (the name it was run by)", e.Proc.Comm, filepath.Base(sh))
 	}
 }
+
+// TestMapThreadRealtime: the sensor's map syscalls run on a SCHED_FIFO
+// thread (rtmap.go), which root may always have: without it, a kernel that
+// preempts in kernel mode skips kprobe programs while vigil is preempted
+// inside a map syscall.
+func TestMapThreadRealtime(t *testing.T) {
+	needSensor(t)
+	if got := sens.Info().MapThread; got != "fifo" {
+		t.Fatalf("map thread: %q, want fifo", got)
+	}
+}

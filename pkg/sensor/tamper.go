@@ -122,7 +122,7 @@ func linkIDs() (map[link.ID]bool, error) {
 var canaryHooks = map[string]string{
 	"vfs_write": "vfs_write", "security_file_open": "file_open", "notify_change": "notify_change",
 	"vfs_rename": "vfs_rename", "vfs_unlink": "vfs_unlink", "vfs_link": "vfs_link",
-	"sys_exit": "sys_exit",
+	"sys_exit": "sys_exit", "raw_syscalls/sys_exit": "sys_exit",
 }
 
 // Canary checks that the hooks still run: it opens, writes, chmods, links,

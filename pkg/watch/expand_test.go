@@ -69,8 +69,19 @@ func TestExpansionShared(t *testing.T) {
 	if want := []string{p("tree"), p("tree/locked"), p("tree/ok")}; !reflect.DeepEqual(scanDirs, want) {
 		t.Errorf("scan lists directories %v, want %v", scanDirs, want)
 	}
+	// The watch set holds a tree's directories too (their own changes are
+	// reported); they are the scan's directories below the tree's root.
+	var setDirs []string
 	for _, f := range s.Files() {
+		if st, err := os.Lstat(f.Path); err == nil && st.IsDir() {
+			setDirs = append(setDirs, f.Path)
+			continue
+		}
 		fromSet = append(fromSet, file{f.Path, f.Kind, f.Link})
+	}
+	sort.Strings(setDirs)
+	if want := []string{p("tree/locked"), p("tree/ok")}; !reflect.DeepEqual(setDirs, want) {
+		t.Errorf("watch set has directories %v, want %v", setDirs, want)
 	}
 	// A path whose parent is not a directory is watched by an anchor at
 	// its nearest existing ancestor, not as a file.

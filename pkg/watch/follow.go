@@ -23,6 +23,13 @@ const (
 	ActionRenamed           Action = "renamed"
 	ActionDeleted           Action = "deleted"
 	ActionLinked            Action = "linked"
+	// ActionShadowed: a mount now covers the watched path (on it, or
+	// on a directory above it): readers see another file, or none. The
+	// baseline comparison names the same change alike (pkg/scan).
+	ActionShadowed Action = "shadowed"
+	// ActionUncovered: the mount that covered the watched path went;
+	// readers see what it hid.
+	ActionUncovered Action = "uncovered"
 )
 
 // Change is what a sensor record means for the watch set: which file, what
@@ -67,7 +74,9 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 		return Change{}, false
 	}
 	switch e.Op {
-	case sensor.OpCreate:
+	case sensor.OpCreate, sensor.OpMkdir, sensor.OpSymlink, sensor.OpMknod: // creation(e.Op)
+		// A new entry of any type: a tree holds directories, symlinks,
+		// FIFOs, device nodes and sockets as well as regular files.
 		delete(s.gone, path)
 		return s.created(t, path, e.File, ActionCreated)
 	case sensor.OpRename:
@@ -89,7 +98,7 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 			return Change{}, false
 		}
 		if f == nil {
-			if e.Op == sensor.OpUnlink && t.Kind == kindTree && !s.outside(t, path) && absent(path) {
+			if t.Kind == kindTree && !s.outside(t, path) && absent(path) {
 				// The deletion of a file the set never held: one created
 				// and removed before its creation record was read.
 				return Change{File: s.transient(t, path, e.File), Action: ActionDeleted, Gone: true}, true
@@ -128,7 +137,8 @@ func (s *Set) Apply(e *sensor.Event) (Change, bool) {
 		s.rekey(f, e.File)
 	}
 	action := ActionModified
-	if e.Op == sensor.OpSetattr {
+	switch e.Op {
+	case sensor.OpSetattr, sensor.OpSetxattr, sensor.OpRemovexattr, sensor.OpSetflags:
 		action = ActionAttributesChanged
 	}
 	return Change{File: copyFile(f), Action: action}, true
@@ -153,12 +163,12 @@ func (s *Set) stale(t *Target, e *sensor.Event) bool {
 		s.unwatch(e.File)
 		return true
 	}
-	if e.Op != sensor.OpCreate && (e.Path == "" || filepath.Base(e.Path) == filepath.Base(f.Path)) {
+	if !creation(e.Op) && (e.Path == "" || filepath.Base(e.Path) == filepath.Base(f.Path)) {
 		return false
 	}
 	cur, _, err := sensor.KeyOf(f.Path, true)
 	if err == nil && cur == e.File {
-		if e.Op == sensor.OpCreate {
+		if creation(e.Op) {
 			// Created under another name and renamed onto the watched path
 			// since (a replace's temporary file whose record is read late):
 			// the rename's own record reports it; the entry stays.
@@ -175,6 +185,15 @@ func (s *Set) stale(t *Target, e *sensor.Event) bool {
 		}
 	}
 	return true
+}
+
+// creation reports whether an operation makes a new directory entry.
+func creation(op sensor.Op) bool {
+	switch op {
+	case sensor.OpCreate, sensor.OpMkdir, sensor.OpSymlink, sensor.OpMknod:
+		return true
+	}
+	return false
 }
 
 // pathOf turns a record's anchor and relative path into a full path.
@@ -223,10 +242,10 @@ func (s *Set) created(t *Target, path string, k sensor.Key, action Action) (Chan
 			}
 			return Change{}, false
 		}
-		st, err := os.Lstat(path)
-		if err == nil && !st.Mode().IsRegular() {
-			return Change{}, false
-		}
+		// Any type of entry is a member: a directory, a symlink (never
+		// followed), a FIFO, a device node or a socket, so that its later
+		// removal or change is reported too.
+		_, err := os.Lstat(path)
 		if errors.Is(err, fs.ErrNotExist) && s.byPath[path] == nil {
 			// Created and gone again before its record was read (a file
 			// dropped into a watched tree and removed at once): still a

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -488,8 +489,8 @@ func TestApplyTree(t *testing.T) {
 		if c.SourcePath != from || c.Gone {
 			t.Fatalf("change %+v", c)
 		}
-		want := []string{filepath.Join(f.root, "sub", "moved.html"), filepath.Join(f.root, "sub", "page.html")}
-		if got := paths(f.s); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		want := []string{filepath.Join(f.root, "sub"), filepath.Join(f.root, "sub", "moved.html"), filepath.Join(f.root, "sub", "page.html")}
+		if got := paths(f.s); !reflect.DeepEqual(got, want) {
 			t.Fatalf("watched %v, want %v", got, want)
 		}
 		wantEntry(t, f.k, k, entry{ID: f.id, Flags: sensor.WatchFile})
@@ -524,7 +525,7 @@ func TestApplyTree(t *testing.T) {
 			t.Fatal("not gone")
 		}
 		wantNoEntry(t, f.k, k)
-		if f.s.Covers(p) != true || len(f.s.Files()) != 1 {
+		if f.s.Covers(p) != true || len(f.s.Files()) != 2 { // index.html and the directory sub
 			t.Fatalf("watched %v", paths(f.s))
 		}
 	})
@@ -562,7 +563,7 @@ func TestApplyDirNotRecursive(t *testing.T) {
 		wantIgnored(t, c, ok)
 		wantNoEntry(t, f.k, e.File)
 	}
-	if got := paths(f.s); len(got) != 2 {
+	if got := paths(f.s); len(got) != 3 { // index.html, new.html and the directory sub
 		t.Fatalf("watched %v", got)
 	}
 }

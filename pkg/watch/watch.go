@@ -93,6 +93,9 @@ type Set struct {
 	// gone are paths Gone forgot: their deletion was reported by a re-read,
 	// so a live deletion record still queued for them is not reported again.
 	gone map[string]struct{}
+	// mntNS is vigil's own mount namespace: only its mounts change what
+	// vigil's readers see (Mount).
+	mntNS uint32
 }
 
 // New returns an empty set driving k. kindFor infers a file's consumer kind
@@ -101,7 +104,7 @@ type Set struct {
 func New(k Kernel, maxDepth int, kindFor func(path string) string) *Set {
 	return &Set{k: k, maxDepth: expand.MaxDepth(maxDepth), nextID: 1, targets: map[uint64]*Target{},
 		byKey: map[sensor.Key]*File{}, byPath: map[string]*File{}, namesIn: map[sensor.Key]int{},
-		kindFor: kindFor}
+		kindFor: kindFor, mntNS: ownMountNS()}
 }
 
 // Add seeds the set from configured rules. It returns the problems met
@@ -250,8 +253,11 @@ func (s *Set) addDir(r *Rule, dir string) error {
 	if err := s.watchDir(t); err != nil {
 		return err
 	}
+	// Every entry below the root is a member: files, and the directories,
+	// symbolic links, FIFOs, sockets and device nodes whose own changes
+	// (chmod, xattrs, rmdir, unlink) are reported like a file's.
 	for _, err := range expand.Walk(&r.Watch, real, s.maxDepth, func(p string, typ fs.FileMode) {
-		if typ.IsRegular() {
+		if p != real {
 			s.seedTreeFile(t, p)
 		}
 	}) {

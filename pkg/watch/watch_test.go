@@ -128,7 +128,7 @@ func TestAddDir(t *testing.T) {
 	if errs := s.Add([]config.Watch{{Path: d}}); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	want := []string{filepath.Join(d, "f1"), filepath.Join(d, "f2")}
+	want := []string{filepath.Join(d, "f1"), filepath.Join(d, "f2"), filepath.Join(d, "sub")}
 	if got := paths(s); !reflect.DeepEqual(got, want) {
 		t.Fatalf("watched %v, want the direct children %v", got, want)
 	}
@@ -170,10 +170,11 @@ func TestAddTree(t *testing.T) {
 	if errs := s.Add([]config.Watch{rule}); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	// Files up to three levels below the root; l1/l2/l3/d.conf is the fourth.
+	// Entries up to three levels below the root (directories too);
+	// l1/l2/l3/d.conf is the fourth.
 	want := []string{
-		filepath.Join(srv, "a.conf"), filepath.Join(srv, "l1", "b.conf"),
-		filepath.Join(srv, "l1", "l2", "c.conf"),
+		filepath.Join(srv, "a.conf"), filepath.Join(srv, "l1"), filepath.Join(srv, "l1", "b.conf"),
+		filepath.Join(srv, "l1", "l2"), filepath.Join(srv, "l1", "l2", "c.conf"), filepath.Join(srv, "l1", "l2", "l3"),
 	}
 	if got := paths(s); !reflect.DeepEqual(got, want) {
 		t.Fatalf("watched %v, want %v", got, want)
