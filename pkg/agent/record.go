@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/consumer"
+	"github.com/vigil-fim/vigil/pkg/loader"
 	"github.com/vigil-fim/vigil/pkg/output"
 	"github.com/vigil-fim/vigil/pkg/scan"
 	"github.com/vigil-fim/vigil/pkg/sensor"
@@ -88,6 +89,9 @@ func (r *recorder) begin(at time.Time, action string, category, types []string, 
 }
 
 func (r *recorder) ready(info sensor.Info, watched, files, trees, anchors int, sources []string) {
+	if info.Skipped == nil {
+		info.Skipped = []loader.Skip{} // [] rather than null: none left out
+	}
 	ev := r.begin(time.Now(), "agent-ready", []string{"process"}, []string{"start"}, "state")
 	ev.Dict("vigil", zerolog.Dict().
 		Dict("sensor", zerolog.Dict().Str("kernel", info.Kernel).Str("object", info.Object).

@@ -450,13 +450,24 @@ func (a *Agent) reload(co *coalescer, ticker *time.Ticker) ReloadResult {
 		if err := scan.SaveRules(a.store.st, cur.Watch, a.cfg.Sensor.MaxDepth); err != nil {
 			res.Problems = append(res.Problems, err.Error())
 		}
-		// The new trees' directories, symlinks and other entries the watch
-		// set does not observe get their baseline too.
+		// The new trees' entries get their baseline (those the watch set
+		// observed above have one already).
 		added, err := scan.RecordEntries(rules, prevRules, a.cfg.Sensor.MaxDepth, a.store.st, a.opt.Key)
 		if err != nil {
 			res.Problems = append(res.Problems, err.Error())
 		}
-		res.WatchAdded = append(res.WatchAdded, added...)
+		// The watch set observes a tree's directories and symlinks too:
+		// each path is named once.
+		seen := map[string]bool{}
+		for _, p := range res.WatchAdded {
+			seen[p] = true
+		}
+		for _, p := range added {
+			if !seen[p] {
+				seen[p] = true
+				res.WatchAdded = append(res.WatchAdded, p)
+			}
+		}
 		sort.Strings(res.WatchAdded)
 	}
 	for p := range a.states {

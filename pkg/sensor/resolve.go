@@ -158,12 +158,11 @@ func (s *Sensor) keysWithID(id uint64) []Key {
 	var out []Key
 	var k Key
 	var v watchValue
-	it := s.watch.Iterate()
-	for it.Next(&k, &v) {
+	s.watch.ForEach(&k, &v, func() {
 		if v.ID == id && v.Flags&WatchFile != 0 {
 			out = append(out, k)
 		}
-	}
+	})
 	return out
 }
 

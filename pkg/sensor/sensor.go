@@ -52,8 +52,8 @@ type Info struct {
 	BTF     string        `json:"built_against"`
 	// Features names what this object can and cannot see (docs/kernels.md).
 	Features []string `json:"features"`
-	// MapThread says how the map syscalls' thread is scheduled: "fifo", or
-	// why the real-time policy was refused (rtmap.go).
+	// MapThread says how the map syscalls are scheduled: "fifo", or why
+	// the real-time policy was refused (rtmap.go).
 	MapThread string `json:"map_thread"`
 }
 
@@ -71,8 +71,8 @@ type Sensor struct {
 	loaded *loader.Loaded
 	info   Info
 	rd     *ringbuf.Reader
-	// Every map syscall runs on sys, the SCHED_FIFO map thread (rtmap.go).
-	sys   *sysThread
+	// Every map syscall runs at SCHED_FIFO (rtmap.go).
+	sys   *rtPolicy
 	watch *rtMap
 	names *rtMap
 	ctrs  *rtMap
@@ -109,7 +109,7 @@ func NewWithFacts(facts *kernel.Facts, opt loader.Options) (*Sensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	sys := newSysThread()
+	sys := newRTPolicy()
 	s := &Sensor{
 		loaded: l,
 		sys:    sys,
@@ -127,28 +127,24 @@ func NewWithFacts(facts *kernel.Facts, opt loader.Options) (*Sensor, error) {
 	}
 	if s.watch == nil || s.names == nil || s.ctrs == nil || l.Coll.Maps[loader.MapEvents] == nil {
 		l.Close()
-		sys.stop()
 		return nil, fmt.Errorf("object %s lacks a map vigil needs", l.Object.Name)
 	}
 	var depth uint32
 	if v := l.Coll.Variables[loader.VarMaxDepth]; v == nil {
 		l.Close()
-		sys.stop()
 		return nil, fmt.Errorf("object %s lacks %s", l.Object.Name, loader.VarMaxDepth)
 	} else if err := v.Get(&depth); err != nil {
 		l.Close()
-		sys.stop()
 		return nil, fmt.Errorf("object %s: reading %s: %w", l.Object.Name, loader.VarMaxDepth, err)
 	}
 	s.maxDepth = int(depth)
-	if err := seedManagers(l.Coll.Maps[loader.MapPkgComms]); err != nil {
+	if err := seedManagers(sys.wrap(l.Coll.Maps[loader.MapPkgComms])); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("object %s: %w", l.Object.Name, err)
 	}
 	s.rd, err = ringbuf.NewReader(l.Coll.Maps[loader.MapEvents])
 	if err != nil {
 		l.Close()
-		sys.stop()
 		return nil, fmt.Errorf("opening ring buffer: %w", err)
 	}
 	return s, nil
@@ -342,11 +338,9 @@ func (s *Sensor) Entries() ([]Entry, error) {
 	var out []Entry
 	var k Key
 	var v watchValue
-	it := s.watch.Iterate()
-	for it.Next(&k, &v) {
+	if err := s.watch.ForEach(&k, &v, func() {
 		out = append(out, Entry{Key: k, ID: v.ID, Flags: v.Flags, Depth: v.Depth, Matches: v.Matches})
-	}
-	if err := it.Err(); err != nil {
+	}); err != nil {
 		return nil, fmt.Errorf("listing watch entries: %w", err)
 	}
 	return out, nil
@@ -436,7 +430,6 @@ func (s *Sensor) Close() error {
 	if cerr := s.loaded.Close(); err == nil {
 		err = cerr
 	}
-	s.sys.stop()
 	return err
 }
 
@@ -445,7 +438,7 @@ func (s *Sensor) Attached() []loader.Attachment { return s.loaded.Attached }
 
 // seedManagers puts every package manager's comm in the kernel's pkg_comms
 // map: an exec of one of them starts a marked process tree (lineage).
-func seedManagers(m *ebpf.Map) error {
+func seedManagers(m *rtMap) error {
 	if m == nil {
 		return fmt.Errorf("no map %s", loader.MapPkgComms)
 	}
@@ -464,12 +457,12 @@ func seedManagers(m *ebpf.Map) error {
 // Lineage reads the kernel's mark of thread group tgid: the package manager
 // it runs below, if any.
 func (s *Sensor) Lineage(tgid uint32) (Package, bool, error) {
-	m := s.loaded.Coll.Maps[loader.MapLineage]
-	if m == nil {
+	lm := s.loaded.Coll.Maps[loader.MapLineage]
+	if lm == nil {
 		return Package{}, false, fmt.Errorf("no map %s", loader.MapLineage)
 	}
 	var v lineageValue
-	if err := m.Lookup(tgid, &v); err != nil {
+	if err := s.sys.wrap(lm).Lookup(tgid, &v); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return Package{}, false, nil
 		}

@@ -7,11 +7,7 @@ func (s *Sensor) EntryCount() (int, error) {
 	var k Key
 	var v watchValue
 	n := 0
-	it := s.watch.Iterate()
-	for it.Next(&k, &v) {
-		n++
-	}
-	if err := it.Err(); err != nil {
+	if err := s.watch.ForEach(&k, &v, func() { n++ }); err != nil {
 		return 0, fmt.Errorf("counting watch entries: %w", err)
 	}
 	return n, nil
