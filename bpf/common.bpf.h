@@ -46,6 +46,76 @@ struct {
 	__type(value, struct vg_counters);
 } counters SEC(".maps");
 
+/* ---- Package-manager lineage (issue 17: i17-pkg) ----
+ * pkg_comms: the managers' comms (as the kernel sets them at exec, zero
+ * padded) to their ids, seeded by user space at start. lineage: the marked
+ * process trees, one entry per thread group, written only by the three
+ * programs below. A record costs one lookup of the actor's tgid (vg_begin). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, char[VG_COMM_LEN]);
+	__type(value, __u32);
+} pkg_comms SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct vg_lineage);
+} lineage SEC(".maps");
+
+/* An exec: a manager's comm starts a tree, unless the task is already in one
+ * (a manager run by another, or by its maintainer script: the outer root
+ * stays, and the entry already says VG_P_SCRIPT unless the task is the root
+ * itself, which stays the root). Any other exec changes nothing: a script
+ * exec'd below a manager keeps the mark its fork gave it. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(vg_pkg_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	char comm[VG_COMM_LEN] = {};
+	bpf_get_current_comm(comm, sizeof(comm));
+	__u32 *mgr = bpf_map_lookup_elem(&pkg_comms, comm);
+	if (!mgr)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (bpf_map_lookup_elem(&lineage, &tgid))
+		return 0;
+	struct vg_lineage l = {.root = tgid, .mgr = (__u8)*mgr};
+	bpf_map_update_elem(&lineage, &tgid, &l, BPF_NOEXIST);
+	return 0;
+}
+
+/* A fork: a new thread group below a marked one inherits its mark as a
+ * script. A new thread shares its group's entry. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(vg_pkg_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	if (ptgid == ctgid)
+		return 0;
+	struct vg_lineage *pl = bpf_map_lookup_elem(&lineage, &ptgid);
+	if (!pl)
+		return 0;
+	struct vg_lineage l = {.root = pl->root, .mgr = pl->mgr, .flags = pl->flags | VG_P_SCRIPT};
+	bpf_map_update_elem(&lineage, &ctgid, &l, BPF_ANY);
+	return 0;
+}
+
+/* An exit: the thread group leader's ends its group's entry. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(vg_pkg_exit, struct task_struct *p)
+{
+	__u32 pid = BPF_CORE_READ(p, pid);
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	if (pid != tgid)
+		return 0;
+	bpf_map_delete_elem(&lineage, &tgid);
+	return 0;
+}
+/* ---- end of package-manager lineage ---- */
+
 /* Kernel ABI constants both objects test (uapi and include/linux/fs.h;
  * macros are not in BTF). */
 #define ATTR_MODE (1 << 0)
@@ -308,6 +378,13 @@ static __always_inline struct vg_scratch *vg_begin(__u32 op, __u32 hook)
 	e->mntns = BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
 	e->cgroup = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	__u32 tgid = e->pid;
+	struct vg_lineage *l = bpf_map_lookup_elem(&lineage, &tgid);
+	if (l) {
+		e->pkg_root = l->root;
+		e->pkg_mgr = l->mgr;
+		e->pkg_flags = l->flags;
+	}
 	return s;
 }
 

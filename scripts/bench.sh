@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measure vigil against no agent, auditd and inotifywait on this host, and
 # the kprobe objects inside the matrix kernels (emulated, ratios only), then
-# regenerate docs/benchmarks.md. Run by `make bench` (root).
+# regenerate docs/benchmarks.md (the fleet run and the package-manager
+# lineage's cost, scripts/bench-lineage.sh, are appended to it). Run by `make bench` (root).
 #
 #   scripts/bench.sh
 #
@@ -102,4 +103,6 @@ if [[ "${BENCH_FLEET:-1}" != 0 ]]; then
 		die "TestFleet failed: see $OUT/fleet.log"
 	python3 "$HERE/fleet-doc.py" "$OUT/fleet.json" >>"$DOC"
 fi
+note "lineage: scripts/bench-lineage.sh"
+"$HERE/bench-lineage.sh" bin/vigil >>"$DOC" || die "bench-lineage.sh failed"
 note "wrote $DOC in $(($(date +%s) - start)) s (results and logs in $OUT)"

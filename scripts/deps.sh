@@ -32,6 +32,10 @@ PACKAGES=(
 	# the package test (scripts/test-package.sh): rpm in a scratch root, the systemd
 	# guest's root, systemd-analyze verify
 	rpm debootstrap systemd
+	# issue 17's package database tests: a .deb built (dpkg-deb) and installed (dpkg --root)
+	# in the test (pkg/agent), an rpm built (rpmbuild, in Debian's rpm) into a scratch
+	# root (pkg/pkgmgr)
+	dpkg rpm
 	# metrics test (pkg/metrics): promtool check metrics
 	prometheus
 	# container identity (pkg/agent, host): a container run by runc from a local busybox bundle

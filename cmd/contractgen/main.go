@@ -71,6 +71,7 @@ var files = []fileOut{
 			{"vg_event", "rawEvent", "rawEvent is a file record's fixed part; its strings follow it"},
 			{"vg_counters", "rawCounters", "rawCounters are one CPU's counters, indexed by Hook"},
 			{"vg_cgroup_event", "rawCgroup", "rawCgroup is a cgroup record's fixed part; the cgroup's path follows it"},
+			{"vg_lineage", "lineageValue", "lineageValue is an entry of the lineage map: a package manager's process tree"},
 		},
 		enums: []enumOut{
 			{c: "vg_type", doc: "Record types: rawHeader.Type", prefix: "VG_T_", goPrefix: "type"},
@@ -83,6 +84,8 @@ var files = []fileOut{
 			{c: "vg_flag", doc: "Record flags: Event.Flags", prefix: "VG_F_", goPrefix: "Flag", flags: true},
 			{c: "vg_watch_flag", doc: "Watch entry flags: Entry.Flags", prefix: "VG_W_", goPrefix: "Watch",
 				flags: true},
+			{c: "vg_pkg_flag", doc: "Package-manager lineage flags: rawEvent.PkgFlags, lineageValue.Flags",
+				prefix: "VG_P_", goPrefix: "pkg", flags: true},
 		},
 	},
 	{

@@ -84,6 +84,9 @@ type Agent struct {
 	meta   map[string]fileMeta       // each file's attributes and mode last compared
 	rec    *recorder
 	store  *storeWriter
+	// pkgs checks a change made below a package manager against the
+	// package databases (package.go); nil when packages.verify is off.
+	pkgs *verifier
 
 	// Beside the data path.
 	readErr chan error   // the ring buffer reader's end
@@ -205,6 +208,7 @@ func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) 
 	for _, w := range cfg.Warnings {
 		opt.Log.Warn().Str(logKeyConfig, w.Error()).Msg("configuration warning")
 	}
+	a.pkgs = newVerifier(cfg.Packages, opt.Log)
 	// The ring buffer reader runs from now on: nothing the kernel reports
 	// while the rest starts up waits in the ring buffer.
 	a.set = watch.New(s, cfg.Sensor.MaxDepth, expand.Infer)
@@ -273,6 +277,13 @@ type seen struct {
 	// link is set when a symlink at the path appeared, went or was
 	// retargeted since the path was last seen live.
 	link *linkChange
+	// data is what was read of the file for its consumer (nil when not
+	// kept: over maxRead, not a regular file): the package check hashes it
+	// without a second read.
+	data []byte
+	// pkg is the package database's word on the new content (package.go);
+	// nil when the writer is below no package manager or it was not checked.
+	pkg *verdict
 }
 
 // fileMeta is what the agent last compared of a file besides its content:
@@ -311,7 +322,7 @@ func special(mode uint32) bool { return mode&syscall.S_IFMT != syscall.S_IFREG }
 func (a *Agent) observe(f *watch.File, created bool) seen {
 	o := readFile(f.Path)
 	in := o.in
-	sn := seen{info: in.Info, sum: o.sum, st: o.st}
+	sn := seen{info: in.Info, sum: o.sum, st: o.st, data: in.Content}
 	prevMeta, hadMeta := a.meta[f.Path]
 	var curAttrs *attrs.Set
 	if o.st != nil {
@@ -611,6 +622,10 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 			a.persistAbsent(&src)
 		}
 		sn = a.observe(f, ch.Action == watch.ActionCreated || ch.SourcePath != "")
+		if pe := markedActor(b); pe != nil && a.pkgs != nil && sn.info != nil && sn.sum != "" {
+			at := wallTimeOf(b.last.BootNS)
+			sn.pkg = a.pkgs.verify(pe.Proc.Package.MgrID, content{path: f.Path, data: sn.data, sha256: sn.sum}, at)
+		}
 	}
 	a.rec.change(ch, b, &sn)
 	a.observeLatency(b.last)

@@ -81,6 +81,12 @@ func TestMain(m *testing.M) {
 	write("etc/app/app.conf", "[db]\nhost = db1\n", 0o644)
 	os.MkdirAll(filepath.Join(root, "home/alice/.ssh"), 0o700)
 	os.MkdirAll(filepath.Join(root, "srv/tree"), 0o755)
+	// A scratch dpkg root (package_test.go): its database and the trees
+	// its packages install into.
+	write("pkgroot/var/lib/dpkg/status", "", 0o644)
+	for _, d := range []string{"pkgroot/var/lib/dpkg/info", "pkgroot/var/lib/dpkg/updates", "pkgroot/opt", "pkgroot/etc"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
 	cfgText := fmt.Sprintf(`
 [agent]
 state_dir = %[1]q
@@ -117,6 +123,16 @@ exclude = ["*.tmp"]
 name = "expected-tool"
 executable = "%[2]s/tools/*"
 path = "%[2]s/srv/tree/expected/**"
+[[watch]]
+path = "%[2]s/pkgroot/opt"
+recursive = true
+[[watch]]
+path = "%[2]s/pkgroot/etc"
+recursive = true
+exclude = ["*.dpkg-new", "*.dpkg-tmp"]
+[packages]
+root = "%[2]s/pkgroot"
+dpkg_admindir = "%[2]s/pkgroot/var/lib/dpkg"
 `, filepath.Join(root, "state"), root)
 	cfg, err := config.Parse("agent_test.toml", []byte(cfgText))
 	if err != nil {

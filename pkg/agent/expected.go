@@ -20,16 +20,11 @@ const (
 )
 
 // packageManagerOf is the package manager at the root of the writer's
-// process tree (vigil.package.manager), "" when the writer runs below
-// none: the package_manager matcher of [[expect]] rules reads it. The
-// kernel's lineage mark is decoded into sensor.Process by issue 17's
-// package side (i17-pkg: Process.Package.Manager), which is not on this
-// branch: until it is merged this returns "", and a package_manager
-// matcher matches nothing. At the merge this becomes
-// `return p.Package.Manager`.
+// process tree (vigil.package.manager, the kernel's lineage mark), "" when
+// the writer runs below none: the package_manager matcher of [[expect]]
+// rules reads it.
 func packageManagerOf(p sensor.Process) string {
-	_ = p
-	return ""
+	return p.Package.Manager
 }
 
 // expectedRule returns the [[expect]] rule a live change matches, or nil.

@@ -156,8 +156,17 @@ func (r *recorder) change(ch watch.Change, b *burst, sn *seen) {
 	kind, more := driftKind(own)
 	cg := r.cgroupOf(e.Proc.CgroupID)
 	expected := r.expectedRule(ch, e, cg, at)
-	if expected != nil {
-		more = []func(*zerolog.Event){expectedSeverity(own != nil && own.drift())}
+	// A package manager that wrote content its package does not have.
+	mismatch := sn.pkg != nil && sn.pkg.result == verifyMismatch
+	if mismatch {
+		kind = "alert"
+	}
+	switch {
+	case expected != nil:
+		// Expected: one step lower than it would be, never suppressed.
+		more = []func(*zerolog.Event){expectedSeverity((own != nil && own.drift()) || mismatch)}
+	case mismatch:
+		more = []func(*zerolog.Event){func(d *zerolog.Event) { d.Int("severity", driftSeverity) }}
 	}
 	if span != nil {
 		more = append(more, span)
@@ -179,6 +188,9 @@ func (r *recorder) change(ch watch.Change, b *burst, sn *seen) {
 		v.Array("actors", r.actors(b))
 	}
 	actorExtra(v, e.Proc, cg)
+	if pe := markedActor(b); pe != nil {
+		v.Dict("package", packageDict(pe, sn.pkg))
+	}
 	if e.Op == sensor.OpRename || e.Op == sensor.OpLink {
 		v.Dict("inode", zerolog.Dict().Uint64("old", e.File.Ino).Uint64("new", e.File2.Ino))
 	}

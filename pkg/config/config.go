@@ -39,6 +39,7 @@ type Config struct {
 	Diff     Diff     `toml:"diff"`
 	Output   Output   `toml:"output"`
 	Metrics  Metrics  `toml:"metrics"`
+	Packages Packages `toml:"packages"`
 	Watch    []Watch  `toml:"watch"`
 	// Expect lists the expected-change rules ([[expect]]).
 	Expect []Expect `toml:"expect"`
@@ -82,6 +83,25 @@ type Metrics struct {
 	Enabled bool `toml:"enabled"`
 	// Listen is the address to serve on (host:port; loopback by default).
 	Listen string `toml:"listen"`
+}
+
+// Packages is the package databases a package manager's change is checked
+// against (docs/events.md, Package managers).
+type Packages struct {
+	// Verify checks a change made below a package manager against the
+	// package database.
+	Verify bool `toml:"verify"`
+	// Root is the directory the packages' paths are under (dpkg's
+	// --instdir, rpm's --root).
+	Root string `toml:"root"`
+	// DpkgAdmindir is dpkg's database directory.
+	DpkgAdmindir string `toml:"dpkg_admindir"`
+	// RpmDBPath is rpm's database directory.
+	RpmDBPath string `toml:"rpm_dbpath"`
+	// Settle bounds the wait for the database to record a change that
+	// does not match it yet (dpkg renames a file into place before it
+	// writes the package's new digests).
+	Settle Duration `toml:"settle"`
 }
 
 // DefaultSocket is agent.socket's default: systemd's RuntimeDirectory=vigil.
@@ -316,6 +336,8 @@ func Defaults() Config {
 			RELP:  RELP{Facility: "authpriv", AppName: "vigil", Window: 128, Timeout: Duration{30 * time.Second}},
 			Spool: Spool{MaxBytes: 256 << 20, MaxAge: Duration{7 * 24 * time.Hour}}},
 		Metrics: Metrics{Listen: "127.0.0.1:9477"},
+		Packages: Packages{Verify: true, Root: "/", DpkgAdmindir: "/var/lib/dpkg", RpmDBPath: "/var/lib/rpm",
+			Settle: Duration{2 * time.Second}},
 	}
 }
 
@@ -334,6 +356,16 @@ func validate(c *Config, root *node) []error {
 		bad(path, "%q is not one of %s", v, strings.Join(allowed, ", "))
 	}
 	oneOf([]string{"sensor", "hooks"}, c.Sensor.Hooks, "auto", "kprobe", "tracepoint")
+	for _, k := range []struct {
+		key, v string
+	}{{"root", c.Packages.Root}, {"dpkg_admindir", c.Packages.DpkgAdmindir}, {"rpm_dbpath", c.Packages.RpmDBPath}} {
+		if !strings.HasPrefix(k.v, "/") {
+			bad([]string{"packages", k.key}, "%q is not an absolute path", k.v)
+		}
+	}
+	if d := c.Packages.Settle.Duration; d < 0 || d > time.Minute {
+		bad([]string{"packages", "settle"}, "%s is not within 0s..1m", d)
+	}
 	if kib := c.Sensor.RingBufferKiB; kib < 4 || kib&(kib-1) != 0 || kib > 1<<20 {
 		bad([]string{"sensor", "ring_buffer_kib"}, "%d must be a power of two from 4 to 1048576", kib)
 	}

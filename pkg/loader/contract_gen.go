@@ -16,8 +16,10 @@ const (
 	MapCounters  = "counters"
 	MapDirpaths  = "dirpaths" // only in vigil-tp.o
 	MapEvents    = "events"
+	MapLineage   = "lineage"
 	MapNames     = "names"
 	MapPending   = "pending"
+	MapPkgComms  = "pkg_comms"
 	MapScratch   = "scratch"
 	MapWatched   = "watched"
 )

@@ -31,6 +31,7 @@ const childEnv = "VIGIL_TEST_CHILD"
 //	setresuid=R,E,S     set real, effective and saved uid
 //	chroot=DIR          chroot(DIR) and chdir("/")
 //	write=PATH          append a line to PATH; prints "tid TID"
+//	spawn-sh=SCRIPT     run sh -c SCRIPT (its stdout is the child's); prints "sh PID"
 //	rename-loop=N,TMP,DST
 //	                    N times: write TMP, print "ino INODE" (of TMP), rename TMP over DST,
 //	                    at once append to DST
@@ -85,6 +86,14 @@ func childStep(step string) error {
 	case "write":
 		fmt.Printf("tid %d\n", unix.Gettid())
 		return childAppend(arg)
+	case "spawn-sh":
+		cmd := exec.Command("sh", "-c", arg)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return err
+		}
+		fmt.Printf("sh %d\n", cmd.Process.Pid)
+		return nil
 	case "rename-loop":
 		parts := strings.Split(arg, ",")
 		if len(parts) != 3 {

@@ -102,6 +102,16 @@ type rawCgroup struct {
 	_       uint16
 }
 
+// lineageValue is an entry of the lineage map: a package manager's process tree
+// (struct vg_lineage).
+type lineageValue struct {
+	_     structs.HostLayout
+	Root  uint32
+	Mgr   uint8
+	Flags uint8
+	_     uint16
+}
+
 // Record types: rawHeader.Type (enum vg_type).
 const (
 	typeFile   = 1 // VG_T_FILE
@@ -317,4 +327,10 @@ const (
 	WatchRecursive = 1 << 2 // VG_W_RECURSIVE
 	WatchReseeded  = 1 << 3 // VG_W_RESEEDED
 	WatchAnchor    = 1 << 4 // VG_W_ANCHOR
+)
+
+// Package-manager lineage flags: rawEvent.PkgFlags, lineageValue.Flags (enum
+// vg_pkg_flag).
+const (
+	pkgScript = 1 << 0 // VG_P_SCRIPT
 )

@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigil-fim/vigil/pkg/pkgmgr"
 )
 
 // The record layout, the map key and value types, the operations, match
@@ -92,7 +94,27 @@ type Process struct {
 	CgroupID  uint64
 	Comm      string
 	Exe       string
+	// Package is the package manager the actor runs below, read in the
+	// kernel (the lineage map); zero when none.
+	Package Package
 }
+
+// Package is an actor's package-manager lineage.
+type Package struct {
+	// Manager is the manager's name (pkgmgr.Managers); "" when the actor
+	// is below none.
+	Manager string
+	// MgrID is the manager's id in the kernel (pkg_comms).
+	MgrID uint8
+	// RootPID is the tgid of the manager process at the root of the tree.
+	RootPID uint32
+	// Script is set when the actor is below the root (a maintainer script
+	// or a helper), not the manager itself.
+	Script bool
+}
+
+// Marked reports whether the actor runs below a package manager.
+func (p Package) Marked() bool { return p.RootPID != 0 }
 
 // ErrShort is returned for a record shorter than its header says.
 var ErrShort = errors.New("short record")
@@ -169,6 +191,14 @@ func Decode(b []byte) (*Event, error) {
 	}
 	if len(exe) > 0 {
 		e.Proc.Exe = joinLeafFirst(exe, true)
+	}
+	if r.PkgRoot != 0 {
+		e.Proc.Package = Package{MgrID: r.PkgMgr, RootPID: r.PkgRoot, Script: r.PkgFlags&pkgScript != 0}
+		if m, ok := pkgmgr.ByID(r.PkgMgr); ok {
+			e.Proc.Package.Manager = m.Name
+		} else {
+			e.Proc.Package.Manager = fmt.Sprintf("unknown(%d)", r.PkgMgr)
+		}
 	}
 	return e, nil
 }

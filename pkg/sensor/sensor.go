@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigil-fim/vigil/pkg/kernel"
 	"github.com/vigil-fim/vigil/pkg/loader"
+	"github.com/vigil-fim/vigil/pkg/pkgmgr"
 )
 
 // The watch entry flags (WatchFile, WatchNames, WatchRecursive,
@@ -141,6 +142,10 @@ func NewWithFacts(facts *kernel.Facts, opt loader.Options) (*Sensor, error) {
 		return nil, fmt.Errorf("object %s: reading %s: %w", l.Object.Name, loader.VarMaxDepth, err)
 	}
 	s.maxDepth = int(depth)
+	if err := seedManagers(sys.wrap(l.Coll.Maps[loader.MapPkgComms])); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("object %s: %w", l.Object.Name, err)
+	}
 	s.rd, err = ringbuf.NewReader(l.Coll.Maps[loader.MapEvents])
 	if err != nil {
 		l.Close()
@@ -468,3 +473,42 @@ func (s *Sensor) Close() error {
 
 // Attached lists the programs and links as loaded (for the tamper check).
 func (s *Sensor) Attached() []loader.Attachment { return s.loaded.Attached }
+
+// seedManagers puts every package manager's comm in the kernel's pkg_comms
+// map: an exec of one of them starts a marked process tree (lineage).
+func seedManagers(m *rtMap) error {
+	if m == nil {
+		return fmt.Errorf("no map %s", loader.MapPkgComms)
+	}
+	for _, mg := range pkgmgr.Managers {
+		k, err := mg.CommKey()
+		if err != nil {
+			return err
+		}
+		if err := m.Update(k, uint32(mg.ID), ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("seeding %s with %s: %w", loader.MapPkgComms, mg.Comm, err)
+		}
+	}
+	return nil
+}
+
+// Lineage reads the kernel's mark of thread group tgid: the package manager
+// it runs below, if any.
+func (s *Sensor) Lineage(tgid uint32) (Package, bool, error) {
+	lm := s.loaded.Coll.Maps[loader.MapLineage]
+	if lm == nil {
+		return Package{}, false, fmt.Errorf("no map %s", loader.MapLineage)
+	}
+	var v lineageValue
+	if err := s.sys.wrap(lm).Lookup(tgid, &v); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return Package{}, false, nil
+		}
+		return Package{}, false, err
+	}
+	p := Package{MgrID: v.Mgr, RootPID: v.Root, Script: v.Flags&pkgScript != 0}
+	if mg, ok := pkgmgr.ByID(v.Mgr); ok {
+		p.Manager = mg.Name
+	}
+	return p, true, nil
+}

@@ -1,0 +1,164 @@
+//go:build privileged
+
+package agent_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vigil-fim/vigil/pkg/testutil"
+)
+
+// buildDeb builds vigiltest_VERSION_all.deb with dpkg-deb: /opt/vigiltest/tool
+// (content tool), the conffile /etc/vigiltest/tool.conf (conf), and a
+// postinst (script, run with sh; $DPKG_ROOT is the scratch root).
+func buildDeb(t *testing.T, dir, version, tool, conf, script string) string {
+	t.Helper()
+	p := filepath.Join(dir, "vigiltest-"+version)
+	files := map[string]string{
+		"DEBIAN/control": "Package: vigiltest\nVersion: " + version + "\nArchitecture: all\n" +
+			"Maintainer: vigil <vigil@example.org>\nDescription: vigil's package test\n",
+		"DEBIAN/conffiles":        "/etc/vigiltest/tool.conf\n",
+		"DEBIAN/postinst":         "#!/bin/sh\nset -e\n" + script + "\n",
+		"opt/vigiltest/tool":      tool,
+		"etc/vigiltest/tool.conf": conf,
+	}
+	for rel, content := range files {
+		f := filepath.Join(p, rel)
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mode := os.FileMode(0o644)
+		if rel == "DEBIAN/postinst" {
+			mode = 0o755
+		}
+		if err := os.WriteFile(f, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deb := p + ".deb"
+	if out, err := exec.Command("dpkg-deb", "--root-owner-group", "--build", p, deb).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb: %v\n%s", err, out)
+	}
+	return deb
+}
+
+// dpkg runs dpkg on the scratch root: the host's package state is never
+// touched (--root: its own database and install tree; maintainer scripts
+// run without chroot, with $DPKG_ROOT set).
+func dpkg(t *testing.T, args ...string) {
+	t.Helper()
+	pkgroot := filepath.Join(root, "pkgroot")
+	all := append([]string{"--root=" + pkgroot, "--force-script-chrootless", "--force-confold"}, args...)
+	if out, err := exec.Command("dpkg", all...).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg %v: %v\n%s", all, err, out)
+	}
+}
+
+// pkgRecord waits for the record of path whose writer was below dpkg with
+// the given verdict.
+func pkgRecord(t *testing.T, mark int, path, what string, match func(rec) bool) rec {
+	t.Helper()
+	return recs.wait(t, mark, what, func(r rec) bool {
+		return r.s("file.path") == path && r.s("vigil.package.manager") == "dpkg" && match(r)
+	})
+}
+
+func checkPkg(t *testing.T, r rec, version, verified string, script bool) {
+	t.Helper()
+	if r.s("vigil.package.name") != "vigiltest" || r.s("vigil.package.version") != version ||
+		r.s("vigil.package.verified") != verified || r.get("vigil.package.script") != script ||
+		r.s("vigil.package.root_pid") == "" || r.s("vigil.package.root_pid") == "0" {
+		t.Errorf("want vigiltest %s %s (script %v): %s", version, verified, script, r)
+	}
+	wantKind := "event"
+	if verified == "mismatch" {
+		wantKind = "alert"
+	}
+	if r.s("event.kind") != wantKind {
+		t.Errorf("event.kind %q, want %q: %s", r.s("event.kind"), wantKind, r)
+	}
+}
+
+// TestDpkgPackage: a .deb built here is installed, upgraded and removed
+// with dpkg under the running agent. Every change dpkg and its scripts make
+// is marked dpkg and checked against dpkg's database: the package's files
+// match, a file its postinst writes is not-packaged, a conffile its postinst
+// edits is conffile, a packaged file its postinst overwrites is mismatch
+// (an alert); a hand edit afterwards is unmarked; a removal is marked.
+func TestDpkgPackage(t *testing.T) {
+	needAgent(t)
+	testutil.HostOnly(t, "dpkg and dpkg-deb")
+	dir := t.TempDir()
+	pkgroot := filepath.Join(root, "pkgroot")
+	tool := filepath.Join(pkgroot, "opt/vigiltest/tool")
+	conf := filepath.Join(pkgroot, "etc/vigiltest/tool.conf")
+	state := filepath.Join(pkgroot, "etc/vigiltest/state")
+	v1 := buildDeb(t, dir, "1.0", "tool 1\n", "key=1\n", `echo "configured $1" >> "$DPKG_ROOT/etc/vigiltest/state"`)
+	v2 := buildDeb(t, dir, "2.0", "tool 2\n", "key=2\n", `echo "configured $1" >> "$DPKG_ROOT/etc/vigiltest/state"`)
+	v3 := buildDeb(t, dir, "3.0", "tool 3\n", "key=2\n",
+		`echo "tuned=1" >> "$DPKG_ROOT/etc/vigiltest/tool.conf"`+"\n"+
+			`printf 'not what the package has\n' > "$DPKG_ROOT/opt/vigiltest/tool"`)
+
+	// Install.
+	mark := recs.mark()
+	dpkg(t, "-i", v1)
+	r := pkgRecord(t, mark, tool, "tool installed", func(r rec) bool { return r.s("vigil.package.version") == "1.0" })
+	checkPkg(t, r, "1.0", "match", false)
+	r = pkgRecord(t, mark, conf, "conffile installed", func(r rec) bool { return r.s("vigil.package.version") == "1.0" })
+	checkPkg(t, r, "1.0", "match", false)
+	r = pkgRecord(t, mark, state, "postinst's file", func(r rec) bool { return true })
+	if r.s("vigil.package.verified") != "not-packaged" || r.get("vigil.package.script") != true || r.s("event.kind") != "event" {
+		t.Errorf("postinst's own file: want not-packaged, script: %s", r)
+	}
+	if r.s("vigil.package.name") != "" {
+		t.Errorf("a file no package owns names a package: %s", r)
+	}
+
+	// Upgrade.
+	mark = recs.mark()
+	dpkg(t, "-i", v2)
+	r = pkgRecord(t, mark, tool, "tool upgraded", func(r rec) bool { return r.s("vigil.package.version") == "2.0" })
+	checkPkg(t, r, "2.0", "match", false)
+	r = pkgRecord(t, mark, conf, "conffile upgraded", func(r rec) bool { return r.s("vigil.package.version") == "2.0" })
+	checkPkg(t, r, "2.0", "match", false)
+
+	// A hand edit afterwards: unmarked.
+	mark = recs.mark()
+	sh(t, "echo 'by hand' >> "+tool)
+	r = recs.wait(t, mark, "hand edit", forPath(tool, "modified"))
+	if r.get("vigil.package") != nil {
+		t.Errorf("a hand edit carries a package mark: %s", r)
+	}
+
+	// A postinst that edits the conffile and overwrites the binary.
+	mark = recs.mark()
+	dpkg(t, "-i", v3)
+	r = pkgRecord(t, mark, conf, "conffile edited by postinst", func(r rec) bool {
+		return r.get("vigil.package.script") == true
+	})
+	checkPkg(t, r, "3.0", "conffile", true)
+	r = pkgRecord(t, mark, tool, "binary overwritten by postinst", func(r rec) bool {
+		return r.get("vigil.package.script") == true
+	})
+	checkPkg(t, r, "3.0", "mismatch", true)
+
+	// Remove: the deletion is marked. (A subtest: on the host's tracepoint
+	// object the unlink of tool is sometimes not reported at all, with no
+	// events-lost record; an open finding, not a package-check matter.)
+	t.Run("remove", func(t *testing.T) {
+		mark := recs.mark()
+		dpkg(t, "-r", "vigiltest")
+		if out, err := exec.Command("dpkg", "--root="+pkgroot, "-l").CombinedOutput(); err == nil &&
+			strings.Contains(string(out), "ii  vigiltest") {
+			t.Errorf("still installed after -r:\n%s", out)
+		}
+		r := pkgRecord(t, mark, tool, "tool removed", func(r rec) bool { return r.s("event.action") == "deleted" })
+		if r.get("vigil.package.script") != false || r.get("vigil.package.verified") != nil {
+			t.Errorf("removal: want dpkg itself, no verdict on a file that is gone: %s", r)
+		}
+	})
+}
