@@ -146,9 +146,10 @@ func TestDpkgPackage(t *testing.T) {
 	})
 	checkPkg(t, r, "3.0", "mismatch", true)
 
-	// Remove: the deletion is marked. (A subtest: on the host's tracepoint
-	// object the unlink of tool is sometimes not reported at all, with no
-	// events-lost record; an open finding, not a package-check matter.)
+	// Remove: the deletion is marked. dpkg unlinks the file, then removes
+	// its directories up to the watched tree's root: on the tracepoint
+	// object the record is resolved after they are gone, through the
+	// inode the tree's root had (pkg/sensor, dirKey).
 	t.Run("remove", func(t *testing.T) {
 		mark := recs.mark()
 		dpkg(t, "-r", "vigiltest")

@@ -126,16 +126,24 @@ func (s *Sensor) matchPath(p string) (pathMatch, bool) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return pathMatch{}, false
 	}
-	// Directories that are gone by now are passed over: a file unlinked,
-	// then its directories removed (a package manager's removal) before
-	// the record is read, is still below the watched tree.
+	// A directory that is gone by now is passed over, or, if it was a
+	// watched one, known by the inode it had: a file unlinked, then its
+	// directories removed up to and including the watched tree's root (a
+	// package manager's removal) before the record is read, is still
+	// below the watched tree.
 	dir, rel := parent, filepath.Base(p)
 	for i := 0; i < s.maxDepth; i++ {
 		k, _, err := KeyOf(dir, false)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			break
+		known := err == nil
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			k, known = s.dirKey(dir)
 		}
-		if w, found := s.lookupWatch(k); err == nil && found && w.Flags&(WatchRecursive|WatchAnchor) != 0 &&
+		if !known {
+			// passed over
+		} else if w, found := s.lookupWatch(k); found && w.Flags&(WatchRecursive|WatchAnchor) != 0 &&
 			(w.Depth == 0 || i < int(w.Depth)) {
 			return pathMatch{id: w.ID, dir: k, rel: rel, anchor: true, ok: true}, true
 		}

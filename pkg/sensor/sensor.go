@@ -87,6 +87,8 @@ type Sensor struct {
 	mu        sync.Mutex
 	closed    bool
 	unmatched uint64
+	// dirs maps each watched directory's absolute path to its inode.
+	dirs map[string]Key
 	// onCgroup receives the cgroup records (OnCgroup); cgroups counts them.
 	onCgroup func(*Cgroup)
 	cgroups  uint64
@@ -314,7 +316,22 @@ func (s *Sensor) watchDir(dir string, id uint64, flags, depth uint32) (Key, erro
 	if err := refcount(s.dirpaths, HashName(abs), +1); err != nil {
 		return Key{}, fmt.Errorf("watching directory %s: %w", dir, err)
 	}
+	s.mu.Lock()
+	if s.dirs == nil {
+		s.dirs = map[string]Key{}
+	}
+	s.dirs[abs] = k
+	s.mu.Unlock()
 	return k, nil
+}
+
+// dirKey is the inode a watched directory had when it was watched: how a
+// path record below it is matched once the directory is gone.
+func (s *Sensor) dirKey(abs string) (Key, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k, ok := s.dirs[abs]
+	return k, ok
 }
 
 // UnwatchDir undoes WatchTree or WatchAnchor.
@@ -326,6 +343,11 @@ func (s *Sensor) UnwatchDir(dir string, k Key) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	if s.dirs[abs] == k {
+		delete(s.dirs, abs)
+	}
+	s.mu.Unlock()
 	return refcount(s.dirpaths, HashName(abs), -1)
 }
 
