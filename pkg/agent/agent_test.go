@@ -131,6 +131,7 @@ path = "%[2]s/pkgroot/etc"
 recursive = true
 exclude = ["*.dpkg-new", "*.dpkg-tmp"]
 [packages]
+verify = true
 root = "%[2]s/pkgroot"
 dpkg_admindir = "%[2]s/pkgroot/var/lib/dpkg"
 `, filepath.Join(root, "state"), root)
