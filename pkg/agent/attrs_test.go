@@ -145,9 +145,6 @@ path = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	startupRecs := func(r *records) []rec {
-		return r.since(0, func(x rec) bool { return x.s("vigil.origin") == "startup" })
-	}
 	r, stop := startAgent(t, agent.Options{Config: cfg, Key: testKey})
 	stop()
 	if got := startupRecs(r); len(got) > 0 {

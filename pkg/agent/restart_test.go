@@ -135,9 +135,6 @@ path = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	startupRecs := func(r *records) []rec {
-		return r.since(0, func(x rec) bool { return x.s("vigil.origin") == "startup" })
-	}
 
 	// First start: the baseline, nothing reported.
 	r, stop := runAgent(t, cfg)
@@ -541,4 +538,10 @@ func must(b []byte, err error) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// startupRecs are the records a start wrote for changes made while vigil
+// was down (vigil.origin startup).
+func startupRecs(r *records) []rec {
+	return r.since(0, func(x rec) bool { return x.s("vigil.origin") == "startup" })
 }
