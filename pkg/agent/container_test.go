@@ -3,7 +3,6 @@
 package agent_test
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -17,27 +16,18 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vigil-fim/vigil/pkg/container"
 	"github.com/vigil-fim/vigil/pkg/testutil"
 )
 
 // cgroup2Root finds where the cgroup2 hierarchy is mounted.
 func cgroup2Root(t *testing.T) string {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
+	root, err := container.Cgroup2Mount()
+	if err != nil || root == "" {
+		t.Fatalf("no cgroup2 mount (%v)", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		fields := strings.Fields(pre)
-		if ok && len(fields) >= 5 && strings.HasPrefix(post, "cgroup2 ") {
-			return fields[4]
-		}
-	}
-	t.Fatal("no cgroup2 mount in /proc/self/mountinfo")
-	return ""
+	return root
 }
 
 func randomHex(t *testing.T, n int) string {

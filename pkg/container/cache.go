@@ -1,9 +1,9 @@
 package container
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
+	"github.com/vigil-fim/vigil/pkg/mounts"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -72,54 +72,14 @@ func New(mount string) (*Cache, error) {
 // on a unified host, /sys/fs/cgroup/unified on a hybrid one); "" when it
 // is not mounted.
 func Cgroup2Mount() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	tb, err := mounts.Read()
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// id parent maj:min root mountpoint options [optional...] - fstype source super
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		fields := strings.Fields(pre)
-		if len(fields) < 5 || strings.Fields(post)[0] != "cgroup2" {
-			continue
-		}
-		return unescapeMount(fields[4]), nil
+	if m := tb.OfType("cgroup2"); m != nil {
+		return m.Mountpoint, nil
 	}
-	return "", sc.Err()
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			v := 0
-			ok := true
-			for _, c := range s[i+1 : i+4] {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + int(c-'0')
-			}
-			if ok {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return "", nil
 }
 
 // walk reads every cgroup directory: on cgroup2 a directory's inode number

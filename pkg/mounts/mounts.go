@@ -269,3 +269,19 @@ func (t *Table) Cover(p string) *Mount {
 
 // Len is the number of mountpoints.
 func (t *Table) Len() int { return len(t.at) }
+
+// OfType is the mount of a filesystem type at the shortest mountpoint (the
+// cgroup2 hierarchy: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid
+// host); nil when there is none.
+func (t *Table) OfType(fstype string) *Mount {
+	var best *Mount
+	for mp, ms := range t.at {
+		for _, m := range ms {
+			if m.FSType == fstype && (best == nil || len(mp) < len(best.Mountpoint) ||
+				len(mp) == len(best.Mountpoint) && mp < best.Mountpoint) {
+				best = m
+			}
+		}
+	}
+	return best
+}

@@ -103,3 +103,11 @@ func TestSelfBindsAreTransparent(t *testing.T) {
 		t.Errorf("private /tmp: %+v", m)
 	}
 }
+
+func TestUnescape(t *testing.T) {
+	for in, want := range map[string]string{`/a\040b`: "/a b", `/plain`: "/plain", `/x\04`: `/x\04`} {
+		if got := unescape(in); got != want {
+			t.Errorf("unescape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

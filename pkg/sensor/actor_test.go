@@ -3,7 +3,6 @@
 package sensor_test
 
 import (
-	"bufio"
 	"errors"
 	"os"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vigil-fim/vigil/pkg/container"
 	"github.com/vigil-fim/vigil/pkg/sensor"
 )
 
@@ -96,21 +96,11 @@ func TestActorLoginUID(t *testing.T) {
 // actorCgroup2Root finds where the cgroup2 hierarchy is mounted.
 func actorCgroup2Root(t *testing.T) string {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
+	root, err := container.Cgroup2Mount()
+	if err != nil || root == "" {
+		t.Fatalf("no cgroup2 mount (%v)", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		fields := strings.Fields(pre)
-		if ok && len(fields) >= 5 && strings.HasPrefix(post, "cgroup2 ") {
-			return fields[4]
-		}
-	}
-	t.Fatal("no cgroup2 mount in /proc/self/mountinfo")
-	return ""
+	return root
 }
 
 // TestActorCgroup: a child moved into its own cgroup is reported with that
