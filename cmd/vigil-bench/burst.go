@@ -167,7 +167,10 @@ func burstOne(tn string, bk burstKind, target, agentDir, vigilBin string, logf f
 		}
 		b.Seconds = d.Seconds()
 		t0 := time.Now()
-		a.Quiet(quietFor, quietMax)
+		if err := a.settle(quietMax); err != nil {
+			a.Stop()
+			return b, err
+		}
 		b.Drain = (time.Since(t0) - quietFor).Seconds()
 		b.Lost = auditLost() - lost0
 		n, err := a.CountKey("bench-"+bk.name, off)
@@ -178,7 +181,7 @@ func burstOne(tn string, bk burstKind, target, agentDir, vigilBin string, logf f
 		b.Reported, b.Records = n, n
 		b.Note = "backlog_limit 8192"
 	case "inotifywait":
-		in := &inotifyAgent{paths: []string{target}}
+		in := &inotifyAgent{paths: []string{target}, dir: agentDir}
 		if err := in.Start(); err != nil {
 			return b, err
 		}

@@ -115,6 +115,9 @@ func cmdHost(args []string) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (BPF, auditd)")
 	}
+	if done, err := hostInChild(args); done || err != nil {
+		return err
+	}
 	abs, err := filepath.Abs(*bin)
 	if err != nil {
 		return err
@@ -179,7 +182,7 @@ func cmdHost(args []string) error {
 		all := map[string]tool{
 			"vigil":       &vigilAgent{label: "vigil", bin: *bin, dir: filepath.Join(root, "agent-vigil"), watches: ws},
 			"auditd":      &auditdAgent{dir: filepath.Join(root, "agent-auditd"), backlog: 8192, rules: rules},
-			"inotifywait": &inotifyAgent{paths: watched},
+			"inotifywait": &inotifyAgent{paths: watched, dir: filepath.Join(root, "agent-inotifywait")},
 		}
 		var tools []tool
 		for _, n := range strings.Split(*ohTools, ",") {

@@ -103,7 +103,8 @@ func (v *vigilAgent) writeConfig() (string, error) {
 	if v.ringKiB > 0 {
 		fmt.Fprintf(&b, "\n[sensor]\nring_buffer_kib = %d\n", v.ringKiB)
 	}
-	for _, w := range v.watches {
+	// the warm-up canary (warmup.go) beside what is measured
+	for _, w := range append(v.watches, watchSpec{Path: canaryPath(v.dir)}) {
 		fmt.Fprintf(&b, "\n[[watch]]\npath = %q\n", w.Path)
 		if w.Recursive {
 			b.WriteString("recursive = true\n")
@@ -126,6 +127,9 @@ func (v *vigilAgent) Start() error {
 		return err
 	}
 	v.recs, v.last, v.Sensor = nil, time.Time{}, ""
+	if err := makeCanary(canaryPath(v.dir)); err != nil {
+		return err
+	}
 	v.ready = make(chan *vigilRec, 1)
 	v.stopped = make(chan struct{})
 	v.done = make(chan error, 1)
@@ -154,6 +158,10 @@ func (v *vigilAgent) Start() error {
 	select {
 	case r := <-v.ready:
 		v.Sensor = r.Vigil.Sensor.Object + " (" + r.Vigil.Sensor.HookType + ")"
+		if err := v.warmup(); err != nil {
+			v.Stop()
+			return err
+		}
 		return nil
 	case err := <-v.done:
 		return fmt.Errorf("vigil exited before agent-ready (%v): %s", err, v.logTail())
@@ -309,6 +317,15 @@ func auditStatus() (map[string]string, error) {
 	return m, nil
 }
 
+// auditRules is `auditctl -l`, one rule a line.
+func auditRules() ([]string, error) {
+	out, err := exec.Command("auditctl", "-l").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("auditctl -l: %w: %s", err, out)
+	}
+	return strings.Split(strings.TrimSpace(string(out)), "\n"), nil
+}
+
 func auditctl(args ...string) error {
 	out, err := exec.Command("auditctl", args...).CombinedOutput()
 	if err != nil {
@@ -324,6 +341,9 @@ func (a *auditdAgent) Start() error {
 	}
 	if st["pid"] != "0" && st["pid"] != "" {
 		return fmt.Errorf("an audit daemon already runs (pid %s): stop it first", st["pid"])
+	}
+	if err := makeCanary(canaryPath(a.dir)); err != nil {
+		return err
 	}
 	plugins := filepath.Join(a.dir, "plugins.d")
 	if err := os.MkdirAll(plugins, 0o700); err != nil {
@@ -361,11 +381,15 @@ func (a *auditdAgent) Start() error {
 		a.Stop()
 		return err
 	}
-	for _, r := range a.rules {
+	for _, r := range append(a.rules, auditRule{Path: canaryPath(a.dir), Key: warmupKey}) {
 		if err := auditctl("-w", r.Path, "-p", "wa", "-k", r.Key); err != nil {
 			a.Stop()
 			return err
 		}
+	}
+	if err := a.warmup(); err != nil {
+		a.Stop()
+		return err
 	}
 	return nil
 }
@@ -451,20 +475,27 @@ func auditLost() uint64 {
 // by type.
 type inotifyAgent struct {
 	paths []string
+	dir   string // holds the warm-up canary
 
-	cmd      *exec.Cmd
-	done     chan error
-	mu       sync.Mutex
-	counts   map[string]int // event name -> count
-	overflow int
-	last     time.Time
+	canarySeen bool
+	cmd        *exec.Cmd
+	done       chan error
+	mu         sync.Mutex
+	counts     map[string]int // event name -> count
+	overflow   int
+	last       time.Time
 }
 
 func (i *inotifyAgent) Name() string { return "inotifywait" }
 
 func (i *inotifyAgent) Start() error {
-	i.counts, i.overflow, i.last = map[string]int{}, 0, time.Time{}
+	i.counts, i.overflow, i.last, i.canarySeen = map[string]int{}, 0, time.Time{}, false
+	canary := canaryPath(i.dir)
+	if err := makeCanary(canary); err != nil {
+		return err
+	}
 	args := append([]string{"-m", "-r", "--format", "%e %w%f", "-e", "create,delete,close_write,moved_to,moved_from,attrib"}, i.paths...)
+	args = append(args, canary)
 	i.cmd = exec.Command("inotifywait", args...)
 	out, err := i.cmd.StdoutPipe()
 	if err != nil {
@@ -495,8 +526,14 @@ func (i *inotifyAgent) Start() error {
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 1<<16), 1<<20)
 		for sc.Scan() {
-			ev, _, _ := strings.Cut(sc.Text(), " ")
+			ev, path, _ := strings.Cut(sc.Text(), " ")
 			i.mu.Lock()
+			if path == canary {
+				// the warm-up change: not counted
+				i.canarySeen = i.canarySeen || strings.Contains(ev, "CLOSE_WRITE")
+				i.mu.Unlock()
+				continue
+			}
 			i.last = time.Now()
 			for _, e := range strings.Split(ev, ",") {
 				i.counts[e]++
@@ -516,6 +553,10 @@ func (i *inotifyAgent) Start() error {
 	case msg := <-established:
 		if msg != "" {
 			return fmt.Errorf("inotifywait: %s", msg)
+		}
+		if err := i.warmup(); err != nil {
+			i.Stop()
+			return err
 		}
 		return nil
 	case <-time.After(60 * time.Second):
