@@ -86,9 +86,15 @@ func lastAt(recs []*vigilRec, target string) time.Time {
 // experiment: the tables use the default).
 var ringKiB int
 
+// burstOnly lists the bursts run (-burst-kinds).
+var burstOnly = "delete,create,rewrite"
+
 func measureBursts(root, vigilBin string, files, rewrites int, which []string, logf func(string, ...any)) ([]Burst, error) {
 	var out []Burst
 	for _, bk := range burstKinds(files, rewrites) {
+		if !strings.Contains(","+burstOnly+",", ","+bk.name+",") {
+			continue
+		}
 		for _, tn := range which {
 			target := filepath.Join(root, "burst-"+tn+"-"+bk.name)
 			os.RemoveAll(target)

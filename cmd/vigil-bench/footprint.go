@@ -20,6 +20,33 @@ type Footprint struct {
 	CPUPercent    float64 `json:"cpu_percent"`   // of one CPU
 	RSSMB         float64 `json:"rss_mb"`        // largest sampled VmRSS
 	PeakMB        float64 `json:"peak_mb"`       // VmHWM at the end
+	// MapsMB is the part of RSS in BPF map mappings at the end (the ring
+	// buffer's pages, mapped twice so that a record can wrap): kernel
+	// memory of sensor.ring_buffer_kib, counted twice by VmRSS.
+	MapsMB float64 `json:"maps_mb"`
+}
+
+// procMapsMB is the resident size of a process's BPF map mappings (the
+// ring buffer) in MB, from /proc/PID/smaps.
+func procMapsMB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return 0
+	}
+	var kb float64
+	inMap := false
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			inMap = len(f) >= 6 && f[5] == "anon_inode:bpf-map"
+			continue
+		}
+		if inMap && len(f) >= 2 && f[0] == "Rss:" {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			kb += v
+		}
+	}
+	return kb / 1024
 }
 
 // procCPU is a process's user+system time.
@@ -117,6 +144,7 @@ func measureFootprint(root, bin string, rate int, d time.Duration, logf func(str
 			return f, err
 		}
 		_, f.PeakMB = procMem(pid)
+		f.MapsMB = procMapsMB(pid)
 		f.Seconds = el.Seconds()
 		f.CPUPercent = 100 * c1.Seconds() / el.Seconds()
 		f.CPUPercent -= 100 * c0.Seconds() / el.Seconds()

@@ -107,6 +107,7 @@ func cmdHost(args []string) error {
 	shm := fs.String("shm", "/dev/shm", "tmpfs directory for the unwatched file of the overhead loops")
 	peers := fs.String("burst-tools", "vigil,auditd,inotifywait", "tools of the burst section")
 	fs.IntVar(&ringKiB, "burst-ring-kib", 0, "vigil's sensor.ring_buffer_kib in the bursts (experiments; default: vigil's)")
+	fs.StringVar(&burstOnly, "burst-kinds", "delete,create,rewrite", "bursts to run (development)")
 	ohTools := fs.String("overhead-tools", "vigil,auditd,inotifywait", "tools of the overhead section")
 	tree := fs.String("tree", "", "where scan trees are kept between runs, one per size (default: under -work, removed)")
 	if err := fs.Parse(args); err != nil {

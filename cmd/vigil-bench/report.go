@@ -319,7 +319,7 @@ func (v *reportView) build() {
 		var parts []string
 		for _, f := range v.Foot {
 			worst = max(worst, f.PeakMB, f.RSSMB)
-			parts = append(parts, fmt.Sprintf("%s %.1f MB", f.State, max(f.PeakMB, f.RSSMB)))
+			parts = append(parts, fmt.Sprintf("%s %.1f MB (ring buffer mapping %.1f MB of it)", f.State, max(f.PeakMB, f.RSSMB), f.MapsMB))
 		}
 		v.Targets = append(v.Targets, target{"RSS idle and under 10,000 changes/s (a record each)", "< 40 MB", strings.Join(parts, ", "), verdict(worst < 40)})
 	}

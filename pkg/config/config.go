@@ -329,7 +329,7 @@ func Defaults() Config {
 	return Config{
 		Agent: Agent{StateDir: "/var/lib/vigil", QueueSize: 65536, Heartbeat: Duration{time.Minute}, TamperCheck: Duration{10 * time.Second},
 			Socket: DefaultSocket},
-		Sensor:   Sensor{Object: "auto", Hooks: "auto", RingBufferKiB: 4096, MaxWatches: 65536, MaxDepth: DefaultMaxDepth},
+		Sensor:   Sensor{Object: "auto", Hooks: "auto", RingBufferKiB: 16384, MaxWatches: 65536, MaxDepth: DefaultMaxDepth},
 		Coalesce: Coalesce{Window: Duration{200 * time.Millisecond}},
 		Diff:     Diff{MaxBytes: 65536},
 		Output: Output{Stdout: true, Syslog: Syslog{Facility: "authpriv", AppName: "vigil"},

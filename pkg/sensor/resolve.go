@@ -116,8 +116,8 @@ func (s *Sensor) matchPath(p string) (pathMatch, bool) {
 		return pathMatch{}, false
 	}
 	parent := filepath.Dir(p)
-	pk, _, err := KeyOf(parent, false)
-	if err == nil {
+	pk, _, perr := KeyOf(parent, false)
+	if err := perr; err == nil {
 		var v watchValue
 		nk := nameKey{Dev: pk.Dev, DirIno: pk.Ino, Hash: HashName(filepath.Base(p))}
 		if err := s.names.Lookup(nk, &v); err == nil {
@@ -133,7 +133,13 @@ func (s *Sensor) matchPath(p string) (pathMatch, bool) {
 	// below the watched tree.
 	dir, rel := parent, filepath.Base(p)
 	for i := 0; i < s.maxDepth; i++ {
-		k, _, err := KeyOf(dir, false)
+		// The parent was statted just above: its key is not read twice
+		// (one stat less per record of a recursive watch: the reader's
+		// speed decides how much of a burst the ring buffer must hold).
+		k, err := pk, perr
+		if i > 0 {
+			k, _, err = KeyOf(dir, false)
+		}
 		known := err == nil
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
