@@ -354,6 +354,75 @@ static __always_inline __u32 vg_owner_valid(__u32 uid, __u32 gid)
 	return (uid != (__u32)-1 ? ATTR_UID : 0) | (gid != (__u32)-1 ? ATTR_GID : 0);
 }
 
+/* Whether a syscall number is one vg_decode handles at all: the first test of
+ * every syscall exit, on the tracepoint's own syscall number and result,
+ * before any helper call, map lookup or read of the task. Most syscalls of a
+ * system are none of these, and leave here. The list is exactly the case
+ * labels of the vg_req_* functions below (pkg/sensor's TestSyscallFilter
+ * checks it against them). */
+static __always_inline bool vg_nr_handled(long nr)
+{
+	switch (nr) {
+	case __NR_chmod:
+	case __NR_chown:
+	case __NR_copy_file_range:
+	case __NR_creat:
+	case __NR_fallocate:
+	case __NR_fchmod:
+	case __NR_fchmodat:
+	case __NR_fchmodat2:
+	case __NR_fchown:
+	case __NR_fchownat:
+	case __NR_file_setattr:
+	case __NR_fremovexattr:
+	case __NR_fsetxattr:
+	case __NR_ftruncate:
+	case __NR_futimesat:
+	case __NR_ioctl:
+	case __NR_lchown:
+	case __NR_link:
+	case __NR_linkat:
+	case __NR_lremovexattr:
+	case __NR_lsetxattr:
+	case __NR_mkdir:
+	case __NR_mkdirat:
+	case __NR_mknod:
+	case __NR_mknodat:
+	case __NR_mmap:
+	case __NR_mount:
+	case __NR_move_mount:
+	case __NR_open:
+	case __NR_openat:
+	case __NR_openat2:
+	case __NR_pwrite64:
+	case __NR_pwritev:
+	case __NR_pwritev2:
+	case __NR_removexattr:
+	case __NR_removexattrat:
+	case __NR_rename:
+	case __NR_renameat:
+	case __NR_renameat2:
+	case __NR_rmdir:
+	case __NR_sendfile:
+	case __NR_setxattr:
+	case __NR_setxattrat:
+	case __NR_splice:
+	case __NR_symlink:
+	case __NR_symlinkat:
+	case __NR_truncate:
+	case __NR_umount2:
+	case __NR_unlink:
+	case __NR_unlinkat:
+	case __NR_utime:
+	case __NR_utimensat:
+	case __NR_utimes:
+	case __NR_write:
+	case __NR_writev:
+		return true;
+	}
+	return false;
+}
+
 /* Content, attributes and inode flags through a file descriptor: the write
  * family, fallocate, splice and copy_file_range (by their out fd), shared
  * writable mmap, ftruncate, fchmod, fchown, futimens, fsetxattr,
@@ -804,6 +873,8 @@ static __always_inline bool vg_decode(struct pt_regs *regs, long ret, struct vg_
 SEC("tp/raw_syscalls/sys_exit")
 int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 {
+	if (ctx->ret < 0 || !vg_nr_handled(ctx->id))
+		return 0;
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	struct vg_req r;
 	if (!vg_decode(regs, ctx->ret, &r))
