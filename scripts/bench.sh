@@ -21,6 +21,11 @@
 # configuration and log, loads its rules, and on exit removes the rules and puts back the
 # kernel's audit "enabled" flag and backlog limit. An audit daemon that already runs is
 # left alone and the run stops with an error instead.
+#
+# Every tool must report a warm-up change of its own (a canary file it also watches) before it
+# is measured, or the run stops saying which tool, what was expected and where it looked; the
+# measurements run in a process created after auditing was first enabled (vigil-bench host
+# enables it once), without which the kernel never audits that process (docs/benchmarks.md).
 set -Eeuo pipefail
 trap '_erc=$?; ((BASH_SUBSHELL || _erc == 141)) || echo "bench.sh: line $LINENO: \"$BASH_COMMAND\" failed ($_erc)" >&2' ERR
 
