@@ -271,6 +271,11 @@ type auditdAgent struct {
 
 	cmd  *exec.Cmd
 	done chan error
+	// enabled is the kernel's audit "enabled" flag before Start, put back
+	// by Stop: auditd enables auditing and leaves it on when it stops, and
+	// the kernel then writes audit records to its log (dmesg) for every
+	// process while the other tools are measured.
+	enabled string
 }
 
 func (a *auditdAgent) Name() string { return "auditd" }
@@ -342,6 +347,7 @@ func (a *auditdAgent) Start() error {
 	if st["pid"] != "0" && st["pid"] != "" {
 		return fmt.Errorf("an audit daemon already runs (pid %s): stop it first", st["pid"])
 	}
+	a.enabled = st["enabled"]
 	if err := makeCanary(canaryPath(a.dir)); err != nil {
 		return err
 	}
@@ -407,6 +413,11 @@ func (a *auditdAgent) Stop() error {
 		<-a.done
 	}
 	a.cmd = nil
+	if a.enabled == "0" || a.enabled == "1" {
+		if e := auditctl("-e", a.enabled); err == nil {
+			err = e
+		}
+	}
 	return err
 }
 
