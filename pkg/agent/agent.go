@@ -178,6 +178,13 @@ func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) 
 		return nil, err
 	}
 	a.cons = cons
+	// The baseline store first: its lock is what keeps a second vigil on
+	// the same state directory out, and that one must fail before it loads
+	// anything into the kernel (a load takes seconds on a slow machine).
+	st, err := state.Open(filepath.Join(cfg.Agent.StateDir, state.StoreFile), state.Options{})
+	if err != nil {
+		return nil, err
+	}
 	s, err := sensor.New(loader.Options{
 		Object:          cfg.Sensor.Object,
 		Hooks:           cfg.Sensor.Hooks,
@@ -189,6 +196,7 @@ func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) 
 		Log:             opt.Log,
 	})
 	if err != nil {
+		st.Close()
 		return nil, fmt.Errorf("starting sensor: %w", err)
 	}
 	a.sens = s
@@ -222,7 +230,7 @@ func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) 
 	// Compare with the baseline store: what changed while vigil was down is
 	// reported before agent-ready (origin "startup"). The sensor is already
 	// attached, so nothing after this point is missed.
-	if err := a.startup(); err != nil {
+	if err := a.startup(st); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -747,13 +755,9 @@ func (a *Agent) persistAbsent(f *watch.File) {
 	a.persist(f, st, "", nil, nil)
 }
 
-// startup opens the baseline store, reports what changed while vigil was
-// not running, and loads the consumers' states.
-func (a *Agent) startup() error {
-	st, err := state.Open(filepath.Join(a.cfg.Agent.StateDir, state.StoreFile), state.Options{})
-	if err != nil {
-		return err
-	}
+// startup takes the baseline store, reports what changed while vigil was
+// not running, and loads the consumers' states. It closes st on error.
+func (a *Agent) startup(st *state.Store) error {
 	a.store = newStoreWriter(st, a.opt.Log, a.opt.Key)
 	res, err := scan.Run(context.Background(), a.cfg.Watch, a.cfg.Sensor.MaxDepth, st, a.cons,
 		scan.ScanOptions{Update: true, Key: a.opt.Key})
