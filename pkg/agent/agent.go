@@ -85,8 +85,11 @@ type Agent struct {
 	rec    *recorder
 	store  *storeWriter
 	// pkgs checks a change made below a package manager against the
-	// package databases (package.go); nil when packages.verify is off.
+	// package databases (package.go), in its own goroutine; held are the
+	// records waiting for its verdict (held.go). Both nil when
+	// packages.verify is off.
 	pkgs *verifier
+	held *held
 
 	// Beside the data path.
 	readErr chan error   // the ring buffer reader's end
@@ -209,6 +212,9 @@ func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) 
 		opt.Log.Warn().Str(logKeyConfig, w.Error()).Msg("configuration warning")
 	}
 	a.pkgs = newVerifier(cfg.Packages, opt.Log)
+	if a.pkgs != nil {
+		a.held = newHeld(cfg.Packages.Settle.Duration, maxHeld)
+	}
 	// The ring buffer reader runs from now on: nothing the kernel reports
 	// while the rest starts up waits in the ring buffer.
 	a.set = watch.New(s, cfg.Sensor.MaxDepth, expand.Infer)
@@ -417,6 +423,11 @@ func (a *Agent) loop(ctx context.Context) error {
 	co := newCoalescer(window)
 	a.store.start()
 	defer a.store.stop()
+	var verdicts chan verdictMsg
+	if a.held != nil {
+		go a.pkgs.run(a.held.jobs, a.held.verdicts)
+		verdicts = a.held.verdicts
+	}
 	var reloads chan reloadReq
 	if a.opt.Handle != nil {
 		reloads = a.opt.Handle.reqs
@@ -428,6 +439,8 @@ func (a *Agent) loop(ctx context.Context) error {
 		// coalescing window closed, and the store's batch.
 		case e := <-a.queue:
 			a.handle(co, e)
+		case m := <-verdicts:
+			a.verdict(m)
 		case now := <-ticker.C:
 			for _, b := range co.due(now) {
 				a.emitBurst(b)
@@ -452,6 +465,7 @@ func (a *Agent) loop(ctx context.Context) error {
 			a.sens.Close()
 			<-readErr
 			a.drain(co)
+			a.finishHeld()
 			a.checkSpools()
 			a.mu.Lock()
 			live, recovered := a.live, a.recovered
@@ -460,6 +474,7 @@ func (a *Agent) loop(ctx context.Context) error {
 			return nil
 		case err := <-readErr:
 			a.drain(co)
+			a.finishHeld()
 			return err
 		}
 	}
@@ -599,6 +614,7 @@ func (a *Agent) emitBurst(b *burst) { a.emit(b.change, b) }
 func (a *Agent) emit(ch watch.Change, b *burst) {
 	f := ch.File
 	var sn seen
+	var job *verifyJob
 	if ch.Gone {
 		sn.goneMode = a.meta[f.Path].mode
 		delete(a.states, f.Path)
@@ -623,18 +639,13 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 		}
 		sn = a.observe(f, ch.Action == watch.ActionCreated || ch.SourcePath != "")
 		if pe := markedActor(b); pe != nil && a.pkgs != nil && sn.info != nil && sn.sum != "" {
-			at := wallTimeOf(b.last.BootNS)
-			sn.pkg = a.pkgs.verify(pe.Proc.Package.MgrID, content{path: f.Path, data: sn.data, sha256: sn.sum}, at)
+			// Checked against the package database off the record
+			// stream: the record waits for its verdict, no other does.
+			job = &verifyJob{mgr: pe.Proc.Package.MgrID, at: wallTimeOf(b.last.BootNS),
+				c: content{path: f.Path, data: sn.data, sha256: sn.sum}}
 		}
 	}
-	a.rec.change(ch, b, &sn)
-	a.observeLatency(b.last)
-	a.mu.Lock()
-	a.live++
-	a.mu.Unlock()
-	if k := consumer.Kind(f.Kind); k == consumer.KindPasswd || k == consumer.KindGroup {
-		a.rec.forgetNames()
-	}
+	a.record(ch, b, &sn, job)
 }
 
 // checkLoss turns records the kernel or the queue could not take into an

@@ -132,6 +132,10 @@ recursive = true
 exclude = ["*.dpkg-new", "*.dpkg-tmp"]
 [packages]
 verify = true
+# Long enough that a verdict a test keeps pending (TestPackageVerdictPending)
+# stays pending however slow the machine; the others settle when dpkg has
+# recorded its work.
+settle = "40s"
 root = "%[2]s/pkgroot"
 dpkg_admindir = "%[2]s/pkgroot/var/lib/dpkg"
 `, filepath.Join(root, "state"), root)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-fim/vigil/pkg/testutil"
 )
@@ -162,4 +163,76 @@ func TestDpkgPackage(t *testing.T) {
 			t.Errorf("removal: want dpkg itself, no verdict on a file that is gone: %s", r)
 		}
 	})
+}
+
+// fakeManager is a copy of the host's sh named as a package manager: the
+// kernel marks it (its comm after exec) like the real one.
+func fakeManager(t *testing.T, name string) string {
+	t.Helper()
+	sh, err := os.ReadFile("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, sh, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestPackageVerdictPending: a package manager's change whose verdict is
+// pending (a file no package owns, created while the database has not
+// changed since: dpkg may not have recorded it yet) waits for its verdict
+// alone. A change made after it, by hand, to another watched file is
+// recorded first; a later change to the same file waits behind it; once
+// the database changes (dpkg's status touched, no lock held) the pending
+// record is written with its verdict, then the one behind it.
+func TestPackageVerdictPending(t *testing.T) {
+	needAgent(t)
+	testutil.HostOnly(t, "a copy of the host's /bin/sh named dpkg (the guest's sh is busybox)")
+	dpkgBin := fakeManager(t, "dpkg")
+	pkgroot := filepath.Join(root, "pkgroot")
+	// Outside the packages' root: no package owns it.
+	pending := filepath.Join(root, "srv/tree/pending-"+t.Name())
+	other := filepath.Join(root, "srv/tree/unrelated-"+t.Name())
+	t.Cleanup(func() { os.Remove(pending); os.Remove(other) })
+
+	mark := recs.mark()
+	if out, err := exec.Command(dpkgBin, "-c", ": > "+pending).CombinedOutput(); err != nil {
+		t.Fatalf("fake dpkg: %v: %s", err, out)
+	}
+	sh(t, "echo 'by hand' > "+other)
+	sh(t, "echo 'by hand, after dpkg' >> "+pending)
+	first := recs.wait(t, mark, "the unrelated change", forPath(other, "created"))
+	if r := recs.find(func(r rec) bool { return r.s("file.path") == pending }); r != nil {
+		t.Fatalf("the pending record was written before the database changed: %s", r)
+	}
+	if first.get("vigil.package") != nil {
+		t.Errorf("a hand edit carries a package mark: %s", first)
+	}
+
+	// The database changes and no manager holds the lock: the verdict is final.
+	now := time.Now()
+	if err := os.Chtimes(filepath.Join(pkgroot, "var/lib/dpkg/status"), now, now); err != nil {
+		t.Fatal(err)
+	}
+	r := recs.wait(t, mark, "the pending record", forPath(pending, "created"))
+	if r.s("vigil.package.manager") != "dpkg" || r.s("vigil.package.verified") != "not-packaged" ||
+		r.get("vigil.package.script") != false {
+		t.Errorf("want dpkg's own write, not-packaged: %s", r)
+	}
+	behind := recs.wait(t, mark, "the change behind it", forPath(pending, "modified"))
+	if behind.get("vigil.package") != nil {
+		t.Errorf("a hand edit carries a package mark: %s", behind)
+	}
+	seq := func(r rec) float64 { f, _ := r.get("event.sequence").(float64); return f }
+	if !(seq(first) < seq(r) && seq(r) < seq(behind)) {
+		t.Errorf("sequence: unrelated %v, pending %v, behind it %v: want them in the order written",
+			seq(first), seq(r), seq(behind))
+	}
+	ts := func(r rec) time.Time { t, _ := time.Parse(time.RFC3339Nano, r.s("@timestamp")); return t }
+	if !ts(r).Before(ts(first)) {
+		t.Errorf("@timestamp: the pending record's change (%s) was made before the unrelated one (%s)",
+			r.s("@timestamp"), first.s("@timestamp"))
+	}
 }
