@@ -152,11 +152,13 @@ type verdictMsg struct {
 }
 
 // try checks a job once; done reports the verdict is final. A verdict
-// other than match may come before the manager has recorded the change
-// (dpkg renames a file into place, then writes the package's digests; a
-// new conffile's digest is "newconffile" until it is configured): it is
-// final once the database has changed after the change and no manager
-// holds its lock, or at the deadline.
+// may come before the manager has recorded the change (dpkg renames a
+// file into place, then writes the package's digests, then its new
+// version; a new conffile's digest is "newconffile" until it is
+// configured): it is final once the database has changed after the change
+// and no manager holds its lock, or at the deadline. A match is final at
+// once when no manager holds the lock (while one does, the digest may be
+// the new package's and the version still the old one's).
 func (v *verifier) try(j *verifyJob, now time.Time) (vd *verdict, done bool) {
 	m, ok := pkgmgr.ByID(j.mgr)
 	if !ok {
@@ -171,7 +173,7 @@ func (v *verifier) try(j *verifyJob, now time.Time) (vd *verdict, done bool) {
 	j.seen = v.state(m.DB)
 	vd, stamp := v.check(m.DB, j.c, &j.md5)
 	j.last = vd
-	if vd.result == verifyMatch || !now.Before(j.deadline) {
+	if !now.Before(j.deadline) || (vd.result == verifyMatch && !j.seen.busy) {
 		return vd, true
 	}
 	if stamp.After(j.at) && !j.seen.busy {
