@@ -130,8 +130,8 @@ recursive = true
 path = "%[2]s/pkgroot/etc"
 recursive = true
 exclude = ["*.dpkg-new", "*.dpkg-tmp"]
+# packages.verify is on by default.
 [packages]
-verify = true
 # Long enough that a verdict a test keeps pending (TestPackageVerdictPending)
 # stays pending however slow the machine; the others settle when dpkg has
 # recorded its work.
