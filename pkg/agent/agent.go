@@ -195,6 +195,21 @@ func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) 
 		return nil, fmt.Errorf("starting sensor: %w", err)
 	}
 	a.sens = s
+	// A package manager already running (an apt upgrade when vigil
+	// starts): the kernel marks a tree at the manager's exec, which came
+	// before the sensor. Its tree is marked from /proc, once.
+	if marks, err := s.SeedLineage("/proc"); err != nil {
+		opt.Log.Warn().Err(err).Msg("marking the package managers already running: their changes may be unmarked")
+	} else if len(marks) > 0 {
+		var roots []string
+		for _, m := range marks {
+			if !m.Script {
+				roots = append(roots, fmt.Sprintf("%s[%d]", m.Proc.Comm, m.Proc.PID))
+			}
+		}
+		opt.Log.Info().Strs("managers", roots).Int("processes", len(marks)).
+			Msg("package managers already running: marked with their descendants")
+	}
 	a.rec = newRecorder(opt.Out, cfg.Agent.HostName, hostID, seq)
 	// Container identity: the cgroup cache is seeded once from cgroupfs,
 	// after the sensor is attached so that no cgroup created meanwhile is

@@ -3,13 +3,17 @@
 package agent_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigil-fim/vigil/pkg/agent"
+	"github.com/vigil-fim/vigil/pkg/config"
 	"github.com/vigil-fim/vigil/pkg/testutil"
 )
 
@@ -234,5 +238,60 @@ func TestPackageVerdictPending(t *testing.T) {
 	if !ts(r).Before(ts(first)) {
 		t.Errorf("@timestamp: the pending record's change (%s) was made before the unrelated one (%s)",
 			r.s("@timestamp"), first.s("@timestamp"))
+	}
+}
+
+// TestPackageManagerRunningAtStart: a package manager already running when
+// the agent starts (its exec came before the sensor) is marked from /proc
+// at start, with its descendants: a change a process below it makes after
+// the start carries its mark. The writer is forked after the start, from
+// a child the agent found running: the kernel passes the seeded mark on.
+func TestPackageManagerRunningAtStart(t *testing.T) {
+	needAgent(t)
+	testutil.HostOnly(t, "a copy of the host's /bin/sh named dpkg (the guest's sh is busybox)")
+	dpkgBin := fakeManager(t, "dpkg")
+	dir := t.TempDir()
+	watched := filepath.Join(dir, "tree")
+	if err := os.MkdirAll(watched, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(watched, "written-by-a-script")
+	goFile := filepath.Join(dir, "go")
+	// dpkg -> sh (waits for goFile) -> /bin/echo (the writer). "; true":
+	// the shell forks its child rather than exec it in its place.
+	script := fmt.Sprintf(`sh -c 'while [ ! -e %s ]; do sleep 0.05; done; /bin/echo from-a-script > %s'; true`, goFile, target)
+	cmd := exec.Command(dpkgBin, "-c", script)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		os.WriteFile(goFile, nil, 0o644)
+		cmd.Wait()
+	})
+	cfg, err := config.Parse("running.toml", []byte(fmt.Sprintf(`
+[agent]
+state_dir = %q
+[output]
+stdout = false
+[[watch]]
+path = %q
+recursive = true
+`, filepath.Join(dir, "state"), watched)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, stop := startAgent(t, agent.Options{Config: cfg})
+	defer stop()
+	mark := r.mark()
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("fake dpkg: %v", err)
+	}
+	rec := r.wait(t, mark, "the script's file", forPath(target, "created"))
+	if rec.s("vigil.package.manager") != "dpkg" || rec.get("vigil.package.script") != true ||
+		rec.s("vigil.package.root_pid") != strconv.Itoa(cmd.Process.Pid) {
+		t.Errorf("want marked dpkg (root pid %d), script: %s", cmd.Process.Pid, rec)
 	}
 }
