@@ -169,19 +169,56 @@ func TestDpkgPackage(t *testing.T) {
 	})
 }
 
-// fakeManager is a copy of the host's sh named as a package manager: the
-// kernel marks it (its comm after exec) like the real one.
-func fakeManager(t *testing.T, name string) string {
+// fakeManagerEnv makes the test binary a package manager's stand-in: run
+// as a copy named dpkg, the kernel marks it like the real one. Its value
+// is an action and its argument, separated by \x1f: "create PATH" creates
+// (and writes nothing to) PATH itself; "sh SCRIPT" runs sh -c SCRIPT as
+// its child and exits with its status.
+const fakeManagerEnv = "VIGIL_FAKE_MANAGER"
+
+func fakeManagerMain(spec string) int {
+	action, arg, _ := strings.Cut(spec, "\x1f")
+	switch action {
+	case "create":
+		f, err := os.OpenFile(arg, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		f.Close()
+		return 0
+	case "sh":
+		cmd := exec.Command("sh", "-c", arg)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "%s: unknown action %q\n", fakeManagerEnv, action)
+	return 2
+}
+
+// fakeManager returns a command that runs the test binary, copied as
+// name, as a package manager's stand-in doing action with arg.
+func fakeManager(t *testing.T, name, action, arg string) *exec.Cmd {
 	t.Helper()
-	sh, err := os.ReadFile("/bin/sh")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(self)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, sh, 0o755); err != nil {
+	if err := os.WriteFile(p, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return p
+	cmd := exec.Command(p)
+	cmd.Env = append(os.Environ(), fakeManagerEnv+"="+action+"\x1f"+arg)
+	return cmd
 }
 
 // TestPackageVerdictPending: a package manager's change whose verdict is
@@ -193,8 +230,6 @@ func fakeManager(t *testing.T, name string) string {
 // record is written with its verdict, then the one behind it.
 func TestPackageVerdictPending(t *testing.T) {
 	needAgent(t)
-	testutil.HostOnly(t, "a copy of the host's /bin/sh named dpkg (the guest's sh is busybox)")
-	dpkgBin := fakeManager(t, "dpkg")
 	pkgroot := filepath.Join(root, "pkgroot")
 	// Outside the packages' root: no package owns it.
 	pending := filepath.Join(root, "srv/tree/pending-"+t.Name())
@@ -202,7 +237,7 @@ func TestPackageVerdictPending(t *testing.T) {
 	t.Cleanup(func() { os.Remove(pending); os.Remove(other) })
 
 	mark := recs.mark()
-	if out, err := exec.Command(dpkgBin, "-c", ": > "+pending).CombinedOutput(); err != nil {
+	if out, err := fakeManager(t, "dpkg", "create", pending).CombinedOutput(); err != nil {
 		t.Fatalf("fake dpkg: %v: %s", err, out)
 	}
 	sh(t, "echo 'by hand' > "+other)
@@ -248,8 +283,6 @@ func TestPackageVerdictPending(t *testing.T) {
 // a child the agent found running: the kernel passes the seeded mark on.
 func TestPackageManagerRunningAtStart(t *testing.T) {
 	needAgent(t)
-	testutil.HostOnly(t, "a copy of the host's /bin/sh named dpkg (the guest's sh is busybox)")
-	dpkgBin := fakeManager(t, "dpkg")
 	dir := t.TempDir()
 	watched := filepath.Join(dir, "tree")
 	if err := os.MkdirAll(watched, 0o755); err != nil {
@@ -257,10 +290,10 @@ func TestPackageManagerRunningAtStart(t *testing.T) {
 	}
 	target := filepath.Join(watched, "written-by-a-script")
 	goFile := filepath.Join(dir, "go")
-	// dpkg -> sh (waits for goFile) -> /bin/echo (the writer). "; true":
-	// the shell forks its child rather than exec it in its place.
-	script := fmt.Sprintf(`sh -c 'while [ ! -e %s ]; do sleep 0.05; done; /bin/echo from-a-script > %s'; true`, goFile, target)
-	cmd := exec.Command(dpkgBin, "-c", script)
+	// dpkg -> sh (waits for goFile) -> a subshell (the writer, forked
+	// after the agent started; "; true": not run in the shell's place).
+	script := fmt.Sprintf(`while [ ! -e %s ]; do sleep 0.05; done; (echo from-a-script > %s); true`, goFile, target)
+	cmd := fakeManager(t, "dpkg", "sh", script)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
