@@ -32,6 +32,24 @@ type held struct {
 	settle   time.Duration
 }
 
+// PackageStats is the package verification's queue.
+type PackageStats struct {
+	// Waiting is the records waiting for a package verdict now, with
+	// those of their files behind them.
+	Waiting int `json:"waiting"`
+	// Unverified counts the records written without waiting for their
+	// verdict (verified "unverified": the queue was full, or vigil stopped).
+	Unverified uint64 `json:"unverified"`
+}
+
+// noteHeld publishes the queue's state for Stats.
+func (a *Agent) noteHeld(unverified uint64) {
+	a.mu.Lock()
+	a.rt.packages.Waiting = len(a.held.list)
+	a.rt.packages.Unverified += unverified
+	a.mu.Unlock()
+}
+
 // heldRecord is one record not written yet: ready once it has its verdict
 // (or needs none and waits behind an earlier record of its file).
 type heldRecord struct {
@@ -77,6 +95,7 @@ func (a *Agent) record(ch watch.Change, b *burst, sn *seen, job *verifyJob) {
 		default:
 			r.ready = true
 			r.sn.pkg = &verdict{result: verifyUnverified, problem: "not waited for: the verifier's queue was full"}
+			a.noteHeld(1)
 		}
 	}
 	h.list = append(h.list, r)
@@ -84,6 +103,8 @@ func (a *Agent) record(ch watch.Change, b *burst, sn *seen, job *verifyJob) {
 	h.paths[f.Path]++
 	if r.ready {
 		a.flushHeld()
+	} else {
+		a.noteHeld(0)
 	}
 }
 
@@ -133,6 +154,7 @@ func (a *Agent) flushHeld() {
 		h.list[i] = nil
 	}
 	h.list = kept
+	a.noteHeld(0)
 }
 
 // forceOldest writes the oldest held record now, without its verdict when
@@ -146,6 +168,7 @@ func (a *Agent) forceOldest(why string) {
 	if r := h.list[0]; !r.ready {
 		r.ready = true
 		r.sn.pkg = &verdict{result: verifyUnverified, problem: why}
+		a.noteHeld(1)
 	}
 	a.flushHeld()
 }

@@ -112,6 +112,9 @@ func TestHeldRecords(t *testing.T) {
 	expect("the list full", heldOut{"/c", "created", "unverified", "not waited for: 2 records were waiting for a verdict"})
 	a.verdict(verdictMsg{jc.id, &verdict{result: verifyMatch}})
 	expect("a verdict for a record written already")
+	if p := a.rt.packages; p.Waiting != 2 || p.Unverified != 1 {
+		t.Errorf("Stats.Packages %+v, want 2 waiting, 1 unverified", p)
+	}
 
 	// The end: the verifier answers what is due, then closes.
 	go func() {
