@@ -577,9 +577,14 @@ func (s *Sensor) SeedLineage(proc string) ([]pkgmgr.Mark, error) {
 				return out, fmt.Errorf("marking %d (%s) in %s: %w", pid, k.Proc.Comm, loader.MapLineage, err)
 			}
 			if cur, ok, _ := pkgmgr.ReadProc(proc, pid); !ok || cur.Start != k.Proc.Start {
-				// Ended (or ended and reused) since read: its exit is past.
-				if err := m.Delete(pid); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-					return out, fmt.Errorf("unmarking %d in %s: %w", pid, loader.MapLineage, err)
+				// Ended (or ended and reused) since read: its exit is
+				// past. The entry goes unless the kernel made it anew
+				// (a reused pid forked below a marked process).
+				var now lineageValue
+				if err := m.Lookup(pid, &now); err == nil && now == v {
+					if err := m.Delete(pid); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+						return out, fmt.Errorf("unmarking %d in %s: %w", pid, loader.MapLineage, err)
+					}
 				}
 				continue
 			}
