@@ -85,8 +85,11 @@ type Agent struct {
 	rec    *recorder
 	store  *storeWriter
 	// pkgs checks a change made below a package manager against the
-	// package databases (package.go); nil when packages.verify is off.
+	// package databases (package.go), in its own goroutine; held are the
+	// records waiting for its verdict (held.go). Both nil when
+	// packages.verify is off.
 	pkgs *verifier
+	held *held
 
 	// Beside the data path.
 	readErr chan error   // the ring buffer reader's end
@@ -200,6 +203,21 @@ func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) 
 		return nil, fmt.Errorf("starting sensor: %w", err)
 	}
 	a.sens = s
+	// A package manager already running (an apt upgrade when vigil
+	// starts): the kernel marks a tree at the manager's exec, which came
+	// before the sensor. Its tree is marked from /proc, once.
+	if marks, err := s.SeedLineage("/proc"); err != nil {
+		opt.Log.Warn().Err(err).Msg("marking the package managers already running: their changes may be unmarked")
+	} else if len(marks) > 0 {
+		var roots []string
+		for _, m := range marks {
+			if !m.Script {
+				roots = append(roots, fmt.Sprintf("%s[%d]", m.Proc.Comm, m.Proc.PID))
+			}
+		}
+		opt.Log.Info().Strs("managers", roots).Int("processes", len(marks)).
+			Msg("package managers already running: marked with their descendants")
+	}
 	a.rec = newRecorder(opt.Out, cfg.Agent.HostName, hostID, seq)
 	// Container identity: the cgroup cache is seeded once from cgroupfs,
 	// after the sensor is attached so that no cgroup created meanwhile is
@@ -217,6 +235,9 @@ func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) 
 		opt.Log.Warn().Str(logKeyConfig, w.Error()).Msg("configuration warning")
 	}
 	a.pkgs = newVerifier(cfg.Packages, opt.Log)
+	if a.pkgs != nil {
+		a.held = newHeld(cfg.Packages.Settle.Duration, maxHeld)
+	}
 	// The ring buffer reader runs from now on: nothing the kernel reports
 	// while the rest starts up waits in the ring buffer.
 	a.set = watch.New(s, cfg.Sensor.MaxDepth, expand.Infer)
@@ -425,6 +446,11 @@ func (a *Agent) loop(ctx context.Context) error {
 	co := newCoalescer(window)
 	a.store.start()
 	defer a.store.stop()
+	var verdicts chan verdictMsg
+	if a.held != nil {
+		go a.pkgs.run(a.held.jobs, a.held.verdicts)
+		verdicts = a.held.verdicts
+	}
 	var reloads chan reloadReq
 	if a.opt.Handle != nil {
 		reloads = a.opt.Handle.reqs
@@ -436,6 +462,8 @@ func (a *Agent) loop(ctx context.Context) error {
 		// coalescing window closed, and the store's batch.
 		case e := <-a.queue:
 			a.handle(co, e)
+		case m := <-verdicts:
+			a.verdict(m)
 		case now := <-ticker.C:
 			for _, b := range co.due(now) {
 				a.emitBurst(b)
@@ -460,6 +488,7 @@ func (a *Agent) loop(ctx context.Context) error {
 			a.sens.Close()
 			<-readErr
 			a.drain(co)
+			a.finishHeld()
 			a.checkSpools()
 			a.mu.Lock()
 			live, recovered := a.live, a.recovered
@@ -468,6 +497,7 @@ func (a *Agent) loop(ctx context.Context) error {
 			return nil
 		case err := <-readErr:
 			a.drain(co)
+			a.finishHeld()
 			return err
 		}
 	}
@@ -607,6 +637,7 @@ func (a *Agent) emitBurst(b *burst) { a.emit(b.change, b) }
 func (a *Agent) emit(ch watch.Change, b *burst) {
 	f := ch.File
 	var sn seen
+	var job *verifyJob
 	if ch.Gone {
 		sn.goneMode = a.meta[f.Path].mode
 		delete(a.states, f.Path)
@@ -631,18 +662,13 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 		}
 		sn = a.observe(f, ch.Action == watch.ActionCreated || ch.SourcePath != "")
 		if pe := markedActor(b); pe != nil && a.pkgs != nil && sn.info != nil && sn.sum != "" {
-			at := wallTimeOf(b.last.BootNS)
-			sn.pkg = a.pkgs.verify(pe.Proc.Package.MgrID, content{path: f.Path, data: sn.data, sha256: sn.sum}, at)
+			// Checked against the package database off the record
+			// stream: the record waits for its verdict, no other does.
+			job = &verifyJob{mgr: pe.Proc.Package.MgrID, at: wallTimeOf(b.last.BootNS),
+				c: content{path: f.Path, data: sn.data, sha256: sn.sum}}
 		}
 	}
-	a.rec.change(ch, b, &sn)
-	a.observeLatency(b.last)
-	a.mu.Lock()
-	a.live++
-	a.mu.Unlock()
-	if k := consumer.Kind(f.Kind); k == consumer.KindPasswd || k == consumer.KindGroup {
-		a.rec.forgetNames()
-	}
+	a.record(ch, b, &sn, job)
 }
 
 // checkLoss turns records the kernel or the queue could not take into an
