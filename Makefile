@@ -89,7 +89,7 @@ test-package: ## the packages: rpm files and scriptlets, the unit, the deb in a 
 test-nspawn: ## TestContainerNspawn in a Debian guest with systemd as PID 1 (scripts/test-nspawn.sh; root)
 	scripts/test-nspawn.sh
 
-test: deps lint elf-check contract-check test-unit test-host test-package vmtest ## everything: deps, lint, elf-check, contract-check, the three tiers, the packages
+test: deps lint elf-check contract-check test-unit test-host test-package test-nspawn vmtest ## everything: deps, lint, elf-check, contract-check, the three tiers, the packages, systemd-nspawn
 	@echo "make test: all tiers passed"
 
 bench: ## measure vigil against no agent, auditd, inotifywait, AIDE and in the matrix kernels; writes docs/benchmarks.md (root)

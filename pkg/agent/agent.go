@@ -85,8 +85,11 @@ type Agent struct {
 	rec    *recorder
 	store  *storeWriter
 	// pkgs checks a change made below a package manager against the
-	// package databases (package.go); nil when packages.verify is off.
+	// package databases (package.go), in its own goroutine; held are the
+	// records waiting for its verdict (held.go). Both nil when
+	// packages.verify is off.
 	pkgs *verifier
+	held *held
 
 	// Beside the data path.
 	readErr chan error   // the ring buffer reader's end
@@ -178,6 +181,13 @@ func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) 
 		return nil, err
 	}
 	a.cons = cons
+	// The baseline store first: its lock is what keeps a second vigil on
+	// the same state directory out, and that one must fail before it loads
+	// anything into the kernel (a load takes seconds on a slow machine).
+	st, err := state.Open(filepath.Join(cfg.Agent.StateDir, state.StoreFile), state.Options{})
+	if err != nil {
+		return nil, err
+	}
 	s, err := sensor.New(loader.Options{
 		Object:          cfg.Sensor.Object,
 		Hooks:           cfg.Sensor.Hooks,
@@ -189,9 +199,25 @@ func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) 
 		Log:             opt.Log,
 	})
 	if err != nil {
+		st.Close()
 		return nil, fmt.Errorf("starting sensor: %w", err)
 	}
 	a.sens = s
+	// A package manager already running (an apt upgrade when vigil
+	// starts): the kernel marks a tree at the manager's exec, which came
+	// before the sensor. Its tree is marked from /proc, once.
+	if marks, err := s.SeedLineage("/proc"); err != nil {
+		opt.Log.Warn().Err(err).Msg("marking the package managers already running: their changes may be unmarked")
+	} else if len(marks) > 0 {
+		var roots []string
+		for _, m := range marks {
+			if !m.Script {
+				roots = append(roots, fmt.Sprintf("%s[%d]", m.Proc.Comm, m.Proc.PID))
+			}
+		}
+		opt.Log.Info().Strs("managers", roots).Int("processes", len(marks)).
+			Msg("package managers already running: marked with their descendants")
+	}
 	a.rec = newRecorder(opt.Out, cfg.Agent.HostName, hostID, seq)
 	// Container identity: the cgroup cache is seeded once from cgroupfs,
 	// after the sensor is attached so that no cgroup created meanwhile is
@@ -209,6 +235,9 @@ func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) 
 		opt.Log.Warn().Str(logKeyConfig, w.Error()).Msg("configuration warning")
 	}
 	a.pkgs = newVerifier(cfg.Packages, opt.Log)
+	if a.pkgs != nil {
+		a.held = newHeld(cfg.Packages.Settle.Duration, maxHeld)
+	}
 	// The ring buffer reader runs from now on: nothing the kernel reports
 	// while the rest starts up waits in the ring buffer.
 	a.set = watch.New(s, cfg.Sensor.MaxDepth, expand.Infer)
@@ -222,7 +251,7 @@ func startWith(opt Options, seq *state.Sequence, hostID string) (*Agent, error) 
 	// Compare with the baseline store: what changed while vigil was down is
 	// reported before agent-ready (origin "startup"). The sensor is already
 	// attached, so nothing after this point is missed.
-	if err := a.startup(); err != nil {
+	if err := a.startup(st); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -417,6 +446,11 @@ func (a *Agent) loop(ctx context.Context) error {
 	co := newCoalescer(window)
 	a.store.start()
 	defer a.store.stop()
+	var verdicts chan verdictMsg
+	if a.held != nil {
+		go a.pkgs.run(a.held.jobs, a.held.verdicts)
+		verdicts = a.held.verdicts
+	}
 	var reloads chan reloadReq
 	if a.opt.Handle != nil {
 		reloads = a.opt.Handle.reqs
@@ -428,6 +462,8 @@ func (a *Agent) loop(ctx context.Context) error {
 		// coalescing window closed, and the store's batch.
 		case e := <-a.queue:
 			a.handle(co, e)
+		case m := <-verdicts:
+			a.verdict(m)
 		case now := <-ticker.C:
 			for _, b := range co.due(now) {
 				a.emitBurst(b)
@@ -452,6 +488,7 @@ func (a *Agent) loop(ctx context.Context) error {
 			a.sens.Close()
 			<-readErr
 			a.drain(co)
+			a.finishHeld()
 			a.checkSpools()
 			a.mu.Lock()
 			live, recovered := a.live, a.recovered
@@ -460,6 +497,7 @@ func (a *Agent) loop(ctx context.Context) error {
 			return nil
 		case err := <-readErr:
 			a.drain(co)
+			a.finishHeld()
 			return err
 		}
 	}
@@ -599,6 +637,7 @@ func (a *Agent) emitBurst(b *burst) { a.emit(b.change, b) }
 func (a *Agent) emit(ch watch.Change, b *burst) {
 	f := ch.File
 	var sn seen
+	var job *verifyJob
 	if ch.Gone {
 		sn.goneMode = a.meta[f.Path].mode
 		delete(a.states, f.Path)
@@ -623,18 +662,13 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 		}
 		sn = a.observe(f, ch.Action == watch.ActionCreated || ch.SourcePath != "")
 		if pe := markedActor(b); pe != nil && a.pkgs != nil && sn.info != nil && sn.sum != "" {
-			at := wallTimeOf(b.last.BootNS)
-			sn.pkg = a.pkgs.verify(pe.Proc.Package.MgrID, content{path: f.Path, data: sn.data, sha256: sn.sum}, at)
+			// Checked against the package database off the record
+			// stream: the record waits for its verdict, no other does.
+			job = &verifyJob{mgr: pe.Proc.Package.MgrID, at: wallTimeOf(b.last.BootNS),
+				c: content{path: f.Path, data: sn.data, sha256: sn.sum}}
 		}
 	}
-	a.rec.change(ch, b, &sn)
-	a.observeLatency(b.last)
-	a.mu.Lock()
-	a.live++
-	a.mu.Unlock()
-	if k := consumer.Kind(f.Kind); k == consumer.KindPasswd || k == consumer.KindGroup {
-		a.rec.forgetNames()
-	}
+	a.record(ch, b, &sn, job)
 }
 
 // checkLoss turns records the kernel or the queue could not take into an
@@ -747,13 +781,9 @@ func (a *Agent) persistAbsent(f *watch.File) {
 	a.persist(f, st, "", nil, nil)
 }
 
-// startup opens the baseline store, reports what changed while vigil was
-// not running, and loads the consumers' states.
-func (a *Agent) startup() error {
-	st, err := state.Open(filepath.Join(a.cfg.Agent.StateDir, state.StoreFile), state.Options{})
-	if err != nil {
-		return err
-	}
+// startup takes the baseline store, reports what changed while vigil was
+// not running, and loads the consumers' states. It closes st on error.
+func (a *Agent) startup(st *state.Store) error {
 	a.store = newStoreWriter(st, a.opt.Log, a.opt.Key)
 	res, err := scan.Run(context.Background(), a.cfg.Watch, a.cfg.Sensor.MaxDepth, st, a.cons,
 		scan.ScanOptions{Update: true, Key: a.opt.Key})

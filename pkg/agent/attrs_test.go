@@ -267,18 +267,15 @@ path = %q
 	if raw := r.raw(); strings.Contains(raw, testutil.XattrSecret0) || strings.Contains(raw, testutil.XattrSecret1) {
 		t.Error("a record holds the xattr's secret value")
 	}
+	// The next start reports nothing (a clean restart). Then, while it
+	// runs, an ACL set and a live write to the file: a live record carries
+	// the ACL change (the setxattr's own, or, on an object that cannot see
+	// it, the write's: the attributes are compared at every record), the
+	// store takes the new attributes, and the next start reports nothing.
 	r, stop = startAgent(t, agent.Options{Config: cfg, Key: testKey})
-	stop()
 	if got := startupRecs(r); len(got) > 0 {
 		t.Errorf("clean restart reported %v", got)
 	}
-
-	// An ACL set while vigil runs, then a live write to the file: a live
-	// record carries the ACL change (the setxattr's own, or, on an object
-	// that cannot see it, the write's: the attributes are compared at every
-	// record), the store takes the new attributes, and the next start
-	// reports nothing.
-	r, stop = startAgent(t, agent.Options{Config: cfg, Key: testKey})
 	mark := r.mark()
 	run(t, []string{"setfacl", "-m", "g:27:rw", labelF}, func() error {
 		gid := uint32(27)

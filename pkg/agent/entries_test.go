@@ -27,9 +27,12 @@ import (
 )
 
 // entryStep is one change made while vigil is stopped and what `vigil scan`
-// and the next start must report: exactly the findings in want (path
-// relative to the test's root -> action), each checked by check.
+// and the next start must report: the findings in want (path relative to
+// the test's root -> action), each checked by check. The steps of one
+// phase are made in one stopped period, and the scan and the start after
+// it must report exactly the union of their wants.
 type entryStep struct {
+	phase int
 	name  string
 	tool  []string     // the real tool, run on the host
 	do    func() error // the same change by syscalls, in a guest
@@ -146,7 +149,7 @@ recursive = true
 		return &a
 	}
 	steps := []entryStep{
-		{"setfacl", []string{"setfacl", "-m", "u:65534:rw", p("tree/f")}, func() error {
+		{0, "setfacl", []string{"setfacl", "-m", "u:65534:rw", p("tree/f")}, func() error {
 			return unix.Setxattr(p("tree/f"), attrs.XattrACLAccess, attrs.EncodeACL([]attrs.ACLEntry{{Tag: attrs.TagUserObj, Perm: "rw-"},
 				{Tag: attrs.TagUser, ID: &u, Perm: "rw-"}, {Tag: attrs.TagGroupObj, Perm: "r--"}, {Tag: attrs.TagMask, Perm: "rw-"},
 				{Tag: attrs.TagOther, Perm: "r--"}}), 0)
@@ -157,7 +160,7 @@ recursive = true
 				}
 			}
 		}},
-		{"setfacl -d on a directory", []string{"setfacl", "-d", "-m", "u:65534:rwx", p("tree/sub")}, func() error {
+		{0, "setfacl -d on a directory", []string{"setfacl", "-d", "-m", "u:65534:rwx", p("tree/sub")}, func() error {
 			return unix.Setxattr(p("tree/sub"), attrs.XattrACLDefault, attrs.EncodeACL([]attrs.ACLEntry{{Tag: attrs.TagUserObj, Perm: "rwx"},
 				{Tag: attrs.TagUser, ID: &u, Perm: "rwx"}, {Tag: attrs.TagGroupObj, Perm: "r-x"}, {Tag: attrs.TagMask, Perm: "rwx"},
 				{Tag: attrs.TagOther, Perm: "r-x"}}), 0)
@@ -169,7 +172,7 @@ recursive = true
 				}
 			}
 		}},
-		{"setcap", []string{"setcap", "cap_setuid+ep", p("tree/tool")}, func() error {
+		{0, "setcap", []string{"setcap", "cap_setuid+ep", p("tree/tool")}, func() error {
 			return unix.Setxattr(p("tree/tool"), attrs.XattrCapability, attrs.EncodeCaps(&attrs.Caps{Permitted: 1 << 7, Effective: true}), 0)
 		}, map[string]string{"tree/tool": "attributes-changed"}, func(t *testing.T, f *scan.Finding, x rec) {
 			for _, a := range []*attrs.Changes{f.Attributes, changes(x)} {
@@ -178,7 +181,7 @@ recursive = true
 				}
 			}
 		}},
-		{"chattr +i", []string{"chattr", "+i", p("tree/imm")}, func() error { return setFlags(p("tree/imm"), 0x10) },
+		{0, "chattr +i", []string{"chattr", "+i", p("tree/imm")}, func() error { return setFlags(p("tree/imm"), 0x10) },
 			map[string]string{"tree/imm": "attributes-changed"}, func(t *testing.T, f *scan.Finding, x rec) {
 				for _, a := range []*attrs.Changes{f.Attributes, changes(x)} {
 					if a == nil || a.Flags == nil || !reflect.DeepEqual(a.Flags.Set, []string{"immutable"}) {
@@ -186,7 +189,7 @@ recursive = true
 					}
 				}
 			}},
-		{"chattr +i on a directory", []string{"chattr", "+i", p("tree/locked")}, func() error { return setFlags(p("tree/locked"), 0x10) },
+		{0, "chattr +i on a directory", []string{"chattr", "+i", p("tree/locked")}, func() error { return setFlags(p("tree/locked"), 0x10) },
 			map[string]string{"tree/locked": "attributes-changed"}, func(t *testing.T, f *scan.Finding, x rec) {
 				fileType(scan.TypeDir)(t, f, x)
 				for _, a := range []*attrs.Changes{f.Attributes, changes(x)} {
@@ -195,7 +198,7 @@ recursive = true
 					}
 				}
 			}},
-		{"setfattr user.* on a directory", []string{"setfattr", "-n", "user.token", "-v", testutil.XattrSecret0, p("tree/sub")}, func() error {
+		{0, "setfattr user.* on a directory", []string{"setfattr", "-n", "user.token", "-v", testutil.XattrSecret0, p("tree/sub")}, func() error {
 			return unix.Setxattr(p("tree/sub"), "user.token", []byte(testutil.XattrSecret0), 0)
 		}, map[string]string{"tree/sub": "attributes-changed"}, func(t *testing.T, f *scan.Finding, x rec) {
 			for _, a := range []*attrs.Changes{f.Attributes, changes(x)} {
@@ -204,11 +207,11 @@ recursive = true
 				}
 			}
 		}},
-		{"mkdir", []string{"mkdir", p("tree/new")}, func() error { return os.Mkdir(p("tree/new"), 0o755) },
+		{0, "mkdir", []string{"mkdir", p("tree/new")}, func() error { return os.Mkdir(p("tree/new"), 0o755) },
 			map[string]string{"tree/new": "created"}, fileType(scan.TypeDir)},
-		{"rmdir", []string{"rmdir", p("tree/gone")}, func() error { return os.Remove(p("tree/gone")) },
+		{0, "rmdir", []string{"rmdir", p("tree/gone")}, func() error { return os.Remove(p("tree/gone")) },
 			map[string]string{"tree/gone": "deleted"}, fileType(scan.TypeDir)},
-		{"ln -s", []string{"ln", "-s", "/etc/shadow", p("tree/evil")}, func() error { return os.Symlink("/etc/shadow", p("tree/evil")) },
+		{0, "ln -s", []string{"ln", "-s", "/etc/shadow", p("tree/evil")}, func() error { return os.Symlink("/etc/shadow", p("tree/evil")) },
 			map[string]string{"tree/evil": "created"}, func(t *testing.T, f *scan.Finding, x rec) {
 				fileType(scan.TypeSymlink)(t, f, x)
 				if f.New.Target != "/etc/shadow" || x.s("file.target_path") != "/etc/shadow" ||
@@ -216,7 +219,7 @@ recursive = true
 					t.Errorf("target: %+v %s", f.New, x)
 				}
 			}},
-		{"symlink retargeted", []string{"ln", "-sfn", "/etc/sudoers", p("tree/link")}, func() error {
+		{0, "symlink retargeted", []string{"ln", "-sfn", "/etc/sudoers", p("tree/link")}, func() error {
 			if err := os.Symlink("/etc/sudoers", p("tree/.link.tmp")); err != nil {
 				return err
 			}
@@ -228,9 +231,9 @@ recursive = true
 				t.Errorf("retarget: %+v -> %+v, %s", f.Old, f.New, x)
 			}
 		}},
-		{"mknod p", []string{"mknod", p("tree/pipe"), "p"}, func() error { return unix.Mknod(p("tree/pipe"), unix.S_IFIFO|0o644, 0) },
+		{0, "mknod p", []string{"mknod", p("tree/pipe"), "p"}, func() error { return unix.Mknod(p("tree/pipe"), unix.S_IFIFO|0o644, 0) },
 			map[string]string{"tree/pipe": "created"}, fileType(scan.TypeFIFO)},
-		{"mknod c 1 3", []string{"mknod", p("tree/null"), "c", "1", "3"}, func() error {
+		{0, "mknod c 1 3", []string{"mknod", p("tree/null"), "c", "1", "3"}, func() error {
 			return unix.Mknod(p("tree/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3)))
 		}, map[string]string{"tree/null": "created"}, func(t *testing.T, f *scan.Finding, x rec) {
 			fileType(scan.TypeCharDevice)(t, f, x)
@@ -239,7 +242,7 @@ recursive = true
 				t.Errorf("device: %+v %s", f.New, x)
 			}
 		}},
-		{"fallocate --punch-hole", []string{"fallocate", "--punch-hole", "-o", "0", "-l", "4096", p("tree/sparse")}, func() error {
+		{0, "fallocate --punch-hole", []string{"fallocate", "--punch-hole", "-o", "0", "-l", "4096", p("tree/sparse")}, func() error {
 			fd, err := unix.Open(p("tree/sparse"), unix.O_WRONLY, 0)
 			if err != nil {
 				return err
@@ -251,7 +254,7 @@ recursive = true
 				t.Errorf("punch hole: fields %v, size %d -> %d", f.Fields, f.Old.Size, f.New.Size)
 			}
 		}},
-		{"mount --bind over a watched file", []string{"mount", "--bind", p("fake/passwd"), p("etc/passwd")}, func() error {
+		{0, "mount --bind over a watched file", []string{"mount", "--bind", p("fake/passwd"), p("etc/passwd")}, func() error {
 			return unix.Mount(p("fake/passwd"), p("etc/passwd"), "", unix.MS_BIND, "")
 		}, map[string]string{"etc/passwd": "shadowed"}, func(t *testing.T, f *scan.Finding, x rec) {
 			if m := f.Mount; m == nil || m.New.Mountpoint != p("etc/passwd") || !m.New.Bind || m.New.SourcePath != p("fake/passwd") ||
@@ -263,7 +266,7 @@ recursive = true
 				t.Errorf("record: %s", x)
 			}
 		}},
-		{"umount the bind mount", []string{"umount", p("etc/passwd")}, func() error { return unix.Unmount(p("etc/passwd"), 0) },
+		{1, "umount the bind mount", []string{"umount", p("etc/passwd")}, func() error { return unix.Unmount(p("etc/passwd"), 0) },
 			map[string]string{"etc/passwd": "uncovered"}, func(t *testing.T, f *scan.Finding, x rec) {
 				if m := f.Mount; m == nil || m.Old.Mountpoint != p("etc/passwd") || m.New.Mountpoint != fsMount.Mountpoint {
 					t.Errorf("mount: %+v", f.Mount)
@@ -272,7 +275,7 @@ recursive = true
 					t.Errorf("record: %s", x)
 				}
 			}},
-		{"mount -t overlay over a watched directory", []string{"mount", "-t", "overlay", "overlay", "-o", ovOpts, p("ov")}, func() error {
+		{0, "mount -t overlay over a watched directory", []string{"mount", "-t", "overlay", "overlay", "-o", ovOpts, p("ov")}, func() error {
 			return unix.Mount("overlay", p("ov"), "overlay", 0, ovOpts)
 		}, map[string]string{"ov": "shadowed", "ov/conf": "replaced"}, func(t *testing.T, f *scan.Finding, x rec) {
 			if f.Path != p("ov") {
@@ -285,7 +288,7 @@ recursive = true
 				t.Errorf("record: %s", x)
 			}
 		}},
-		{"umount the overlay", []string{"umount", p("ov")}, func() error { return unix.Unmount(p("ov"), 0) },
+		{1, "umount the overlay", []string{"umount", p("ov")}, func() error { return unix.Unmount(p("ov"), 0) },
 			map[string]string{"ov": "uncovered", "ov/conf": "replaced"}, func(t *testing.T, f *scan.Finding, x rec) {
 				if f.Path == p("ov") && (f.Mount == nil || f.Mount.Old.FSType != "overlay" || x.s("vigil.mount.change") != "uncovered") {
 					t.Errorf("mount: %+v, %s", f.Mount, x)
@@ -301,9 +304,27 @@ recursive = true
 		sort.Strings(out)
 		return strings.Join(out, ", ")
 	}
-	for _, st := range steps {
-		ok := t.Run(st.name, func(t *testing.T) {
+	// Two stopped periods, each followed by a scan and a start (an agent
+	// start is seconds in an emulated guest): every change but the
+	// umounts, then the umounts, which undo the mounts of the first.
+	for phase := 0; phase <= 1; phase++ {
+		want := map[string]string{}
+		var made []entryStep
+		for _, st := range steps {
+			if st.phase != phase {
+				continue
+			}
+			t.Logf("phase %d: %s", phase, st.name)
 			run(t, st.tool, st.do)
+			for rel, action := range st.want {
+				if w, ok := want[rel]; ok && w != action {
+					t.Fatalf("steps of phase %d want %s both %s and %s", phase, rel, w, action)
+				}
+				want[rel] = action
+			}
+			made = append(made, st)
+		}
+		ok := t.Run(fmt.Sprintf("phase %d", phase), func(t *testing.T) {
 			// vigil scan: exactly this.
 			store, err := state.Open(filepath.Join(stateDir, state.StoreFile), state.Options{})
 			if err != nil {
@@ -324,8 +345,8 @@ recursive = true
 					t.Errorf("a finding holds the xattr's value: %s", b)
 				}
 			}
-			if summary(got) != summary(st.want) {
-				t.Errorf("scan found %s, want %s", summary(got), summary(st.want))
+			if summary(got) != summary(want) {
+				t.Errorf("scan found %s, want %s", summary(got), summary(want))
 			}
 			// The next start: exactly this, before agent-ready.
 			r, stop := startAgent(t, agent.Options{Config: cfg, Key: testKey})
@@ -336,20 +357,29 @@ recursive = true
 				rel, _ := filepath.Rel(root, x.s("file.path"))
 				rgot[rel], recs[rel] = x.s("event.action"), x
 			}
-			if summary(rgot) != summary(st.want) {
-				t.Errorf("restart reported %s, want %s: %v", summary(rgot), summary(st.want), startupRecs(r))
+			if summary(rgot) != summary(want) {
+				t.Errorf("restart reported %s, want %s: %v", summary(rgot), summary(want), startupRecs(r))
 			}
 			if strings.Contains(r.raw(), testutil.XattrSecret0) {
 				t.Error("a record holds the xattr's value")
 			}
-			for rel := range st.want {
-				if f, x := findings[rel], recs[rel]; f != nil && x != nil && st.check != nil {
-					st.check(t, f, x)
-				}
+			for _, st := range made {
+				t.Run(st.name, func(t *testing.T) {
+					for rel := range st.want {
+						f, x := findings[rel], recs[rel]
+						if f == nil || x == nil {
+							t.Errorf("%s: finding %v, record %v", rel, f != nil, x != nil)
+							continue
+						}
+						if st.check != nil {
+							st.check(t, f, x)
+						}
+					}
+				})
 			}
 		})
 		if !ok {
-			t.Fatalf("step %q failed: the next steps build on it", st.name)
+			t.Fatalf("phase %d failed: the next builds on it", phase)
 		}
 	}
 	r, stop = startAgent(t, agent.Options{Config: cfg, Key: testKey})

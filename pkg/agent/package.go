@@ -70,6 +70,9 @@ const (
 	verifyNotPackaged verifyResult = "not-packaged"
 	verifyConffile    verifyResult = "conffile"
 	verifyUnknown     verifyResult = "unknown"
+	// verifyUnverified: the verdict was not waited for (the queue of
+	// records waiting for one was full); problem says so.
+	verifyUnverified verifyResult = "unverified"
 )
 
 // verifier checks a marked change's new content against the package
@@ -101,33 +104,133 @@ type content struct {
 	sha256 string
 }
 
-// verify checks the new content of a file written below manager id mgr.
-// A verdict other than match may come before the manager has recorded the
-// change (dpkg renames a file into place, then writes the package's
-// digests; a new conffile's digest is "newconffile" until it is
-// configured): it waits, at most settle, until the database has changed
-// after at and no manager holds its lock, checking again as it goes.
-func (v *verifier) verify(mgr uint8, c content, at time.Time) *verdict {
-	m, ok := pkgmgr.ByID(mgr)
-	if !ok {
-		return &verdict{result: verifyUnknown, problem: fmt.Sprintf("unknown package manager id %d", mgr)}
+// verifyJob is one marked change whose new content is checked against the
+// package database, off the record stream: the verifier's goroutine (run)
+// checks it at once and again whenever the database changes, until it has
+// a verdict, and the held record (held.go) is written then.
+type verifyJob struct {
+	id  uint64 // the held record's
+	mgr uint8
+	c   content
+	// md5 is the content's md5, made by the pipeline from the content it
+	// read (its data is not kept), or by the verifier for a file over
+	// maxRead.
+	md5 string
+	// at is when the change was made (wall clock); deadline is at most
+	// packages.settle after the pipeline handed the job over.
+	at, deadline time.Time
+	db           pkgmgr.DB
+	seen         dbState  // the database as the last check saw it
+	last         *verdict // the last check's verdict
+}
+
+// dbState is what tells a package database changed: its newest change
+// and whether a manager holds its lock.
+type dbState struct {
+	stamp time.Time
+	busy  bool
+}
+
+func (v *verifier) state(db pkgmgr.DB) dbState {
+	var s dbState
+	if db == pkgmgr.DBDpkg || db == pkgmgr.DBAny {
+		s.stamp = v.dpkg.Stamp()
 	}
-	deadline := time.Now().Add(v.settle)
-	if pkgmgr.Transient(c.path) {
+	if db == pkgmgr.DBRpm || db == pkgmgr.DBAny {
+		if t := v.rpm.Stamp(); t.After(s.stamp) {
+			s.stamp = t
+		}
+	}
+	s.busy = v.busy(db)
+	return s
+}
+
+// verdictMsg is a job's final verdict.
+type verdictMsg struct {
+	id uint64
+	v  *verdict
+}
+
+// try checks a job once; done reports the verdict is final. A verdict
+// may come before the manager has recorded the change (dpkg renames a
+// file into place, then writes the package's digests, then its new
+// version; a new conffile's digest is "newconffile" until it is
+// configured): it is final once the database has changed after the change
+// and no manager holds its lock, or at the deadline. A match is final at
+// once when no manager holds the lock (while one does, the digest may be
+// the new package's and the version still the old one's).
+func (v *verifier) try(j *verifyJob, now time.Time) (vd *verdict, done bool) {
+	m, ok := pkgmgr.ByID(j.mgr)
+	if !ok {
+		return &verdict{result: verifyUnknown, problem: fmt.Sprintf("unknown package manager id %d", j.mgr)}, true
+	}
+	if pkgmgr.Transient(j.c.path) {
 		// dpkg's name for a file on its way into place (or out): no
 		// package lists it, and the final name gets its own record.
-		return &verdict{result: verifyNotPackaged}
+		return &verdict{result: verifyNotPackaged}, true
 	}
-	var md5sum string
-	for {
-		vd, stamp := v.check(m.DB, c, &md5sum)
-		if vd.result == verifyMatch || !time.Now().Before(deadline) {
-			return vd
+	j.db = m.DB
+	j.seen = v.state(m.DB)
+	vd, stamp := v.check(m.DB, j.c, &j.md5)
+	j.last = vd
+	if !now.Before(j.deadline) || (vd.result == verifyMatch && !j.seen.busy) {
+		return vd, true
+	}
+	if stamp.After(j.at) && !j.seen.busy {
+		return vd, true // the manager has finished and recorded what it did
+	}
+	return vd, false
+}
+
+// run is the verifier's goroutine: it checks each job from jobs and sends
+// its verdict to out once final. A pending job is checked again only when
+// its database changed (a check reads the database's files), and ends
+// with its last verdict at its deadline. When jobs is closed, the pending
+// ones are finished (each within its deadline) and out is closed.
+func (v *verifier) run(jobs <-chan *verifyJob, out chan<- verdictMsg) {
+	defer close(out)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var pending []*verifyJob
+	for jobs != nil || len(pending) > 0 {
+		select {
+		case j, ok := <-jobs:
+			if !ok {
+				jobs = nil
+				continue
+			}
+			if vd, done := v.try(j, time.Now()); done {
+				out <- verdictMsg{j.id, vd}
+			} else {
+				pending = append(pending, j)
+			}
+		case now := <-tick.C:
+			states := map[pkgmgr.DB]dbState{}
+			kept := pending[:0]
+			for _, j := range pending {
+				st, ok := states[j.db]
+				if !ok {
+					st = v.state(j.db)
+					states[j.db] = st
+				}
+				vd, done := j.last, false
+				switch {
+				case !st.stamp.Equal(j.seen.stamp) || st.busy != j.seen.busy:
+					vd, done = v.try(j, now)
+				case !now.Before(j.deadline):
+					done = true
+				}
+				if done {
+					out <- verdictMsg{j.id, vd}
+				} else {
+					kept = append(kept, j)
+				}
+			}
+			for i := len(kept); i < len(pending); i++ {
+				pending[i] = nil
+			}
+			pending = kept
 		}
-		if stamp.After(at) && !v.busy(m.DB) {
-			return vd // the manager has finished and recorded what it did
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

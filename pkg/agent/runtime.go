@@ -120,6 +120,8 @@ type Stats struct {
 	Tamper TamperStats `json:"tamper"`
 	// Limits counts paths not watched and files too large to parse.
 	Limits LimitStats `json:"limits"`
+	// Packages is the package verification's queue (held.go).
+	Packages PackageStats `json:"packages"`
 	// HostID is host.id in the records; Sequence the last event.sequence.
 	HostID   string `json:"host_id"`
 	Sequence uint64 `json:"sequence"`
@@ -199,6 +201,8 @@ type runtimeStats struct {
 	// includes are the watches added by following includes: kept across
 	// reloads (they are not in the configuration).
 	includes []config.Watch
+	// packages is the held records' count (held.go).
+	packages PackageStats
 }
 
 // stats builds the snapshot. The set, the sensor and the counters have
@@ -242,6 +246,7 @@ func (a *Agent) stats() Stats {
 	s.SelfTestOK = a.self.ok
 	s.Tamper = a.tamper.snapshot()
 	s.Limits = LimitStats{NotWatched: a.lim.notWatched, WatchMapFull: a.lim.watchMapFull, Oversize: a.lim.oversize}
+	s.Packages = a.rt.packages
 	return s
 }
 

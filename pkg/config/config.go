@@ -336,7 +336,7 @@ func Defaults() Config {
 			RELP:  RELP{Facility: "authpriv", AppName: "vigil", Window: 128, Timeout: Duration{30 * time.Second}},
 			Spool: Spool{MaxBytes: 256 << 20, MaxAge: Duration{7 * 24 * time.Hour}}},
 		Metrics: Metrics{Listen: "127.0.0.1:9477"},
-		Packages: Packages{Verify: false, Root: "/", DpkgAdmindir: "/var/lib/dpkg", RpmDBPath: "/var/lib/rpm",
+		Packages: Packages{Verify: true, Root: "/", DpkgAdmindir: "/var/lib/dpkg", RpmDBPath: "/var/lib/rpm",
 			Settle: Duration{2 * time.Second}},
 	}
 }

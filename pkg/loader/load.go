@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -72,12 +73,27 @@ func (a Attachment) Prog() *ebpf.Program { return a.prog }
 
 // Close detaches every program and frees the object.
 func (l *Loaded) Close() error {
-	var result *multierror.Error
+	// The links are closed at once: a kprobe's detach waits for an RCU
+	// grace period, and one after the other they made a stop (and a reload
+	// that swaps objects) take a grace period per hook, seconds on a slow
+	// machine, during which some hooks were already gone.
+	var (
+		result *multierror.Error
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+	)
 	for _, lk := range l.links {
-		if err := lk.Close(); err != nil {
-			result = multierror.Append(result, err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := lk.Close(); err != nil {
+				mu.Lock()
+				result = multierror.Append(result, err)
+				mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	l.links = nil
 	if l.Coll != nil {
 		l.Coll.Close()

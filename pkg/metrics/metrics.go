@@ -69,6 +69,10 @@ var (
 		"Kernel records that did not decode.", nil, nil)
 	descNotWatched = prometheus.NewDesc(ns+"_not_watched_paths_total",
 		"Paths that could not be watched, by reason: watch_map_full (sensor.max_watches) or other.", []string{"reason"}, nil)
+	descPkgWaiting = prometheus.NewDesc(ns+"_package_verdict_waiting_records",
+		"Records waiting for their package verdict, with the records of their files behind them.", nil, nil)
+	descPkgUnverified = prometheus.NewDesc(ns+"_package_unverified_records_total",
+		"Records written without waiting for their package verdict (the queue was full, or vigil stopped).", nil, nil)
 	descOversize = prometheus.NewDesc(ns+"_oversize_files_total",
 		"Reads of watched files over the parse limit: hashed, not parsed.", nil, nil)
 	descReloads = prometheus.NewDesc(ns+"_config_reloads_total",
@@ -111,7 +115,7 @@ type collector struct {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRunning, descInfo, descStart, descRecords, descChanges, descLost,
 		descHits, descMatched, descEmitted, descHookLost, descEntries, descCapacity, descFiles, descTargets,
-		descRules, descRingUsed, descRingSize, descLatency, descParse, descDecode, descNotWatched, descOversize, descReloads, descLastReload,
+		descRules, descRingUsed, descRingSize, descLatency, descParse, descDecode, descNotWatched, descOversize, descPkgWaiting, descPkgUnverified, descReloads, descLastReload,
 		descSelfTest, descTamperChecks, descTamperFindings, descTamperRepaired, descHeartbeats,
 		descSpoolDepth, descSpoolBytes, descSpoolOldest, descSpoolDelivered, descSpoolRetried, descSpoolDropped,
 		descSpoolConnected} {
@@ -174,6 +178,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descNotWatched, s.Limits.WatchMapFull, "watch_map_full")
 	counter(descNotWatched, s.Limits.NotWatched-s.Limits.WatchMapFull, "other")
 	counter(descOversize, s.Limits.Oversize)
+	gauge(descPkgWaiting, float64(s.Packages.Waiting))
+	counter(descPkgUnverified, s.Packages.Unverified)
 	for _, k := range sortedKeys(s.Reloads) {
 		counter(descReloads, s.Reloads[k], k)
 	}

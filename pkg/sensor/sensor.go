@@ -534,3 +534,66 @@ func (s *Sensor) Lineage(tgid uint32) (Package, bool, error) {
 	}
 	return p, true, nil
 }
+
+// SeedLineage marks the package managers that were already running when
+// the sensor was attached, and their descendants, in the kernel's lineage
+// map: the kernel marks a tree at the manager's exec, which it did not
+// see. It reads proc ("/proc") at start, the one time vigil reads it; from
+// then on the kernel keeps the marks (fork, exec, exit). Parents are
+// marked before their children are looked for again: a child forked after
+// its parent's mark is the kernel's to mark, one forked before is found by
+// the next pass. An entry the kernel made meanwhile is kept. A process
+// that ended between the read and its mark loses the mark again (its pid
+// could be reused). It returns the processes marked.
+func (s *Sensor) SeedLineage(proc string) ([]pkgmgr.Mark, error) {
+	lm := s.loaded.Coll.Maps[loader.MapLineage]
+	if lm == nil {
+		return nil, fmt.Errorf("no map %s", loader.MapLineage)
+	}
+	m := s.sys.wrap(lm)
+	seeded := map[uint32]uint64{} // pid -> start time of the process marked
+	var out []pkgmgr.Mark
+	for pass := 0; pass < 8; pass++ {
+		procs, err := pkgmgr.Procs(proc)
+		if err != nil {
+			return out, fmt.Errorf("reading %s: %w", proc, err)
+		}
+		added := 0
+		for _, k := range pkgmgr.Marks(procs) {
+			pid := k.Proc.PID
+			if start, ok := seeded[pid]; ok && start == k.Proc.Start {
+				continue
+			}
+			v := lineageValue{Root: k.Root, Mgr: k.Mgr}
+			if k.Script {
+				v.Flags = pkgScript
+			}
+			seeded[pid] = k.Proc.Start
+			err := m.Update(pid, v, ebpf.UpdateNoExist)
+			if errors.Is(err, ebpf.ErrKeyExist) {
+				continue // marked by the kernel since
+			}
+			if err != nil {
+				return out, fmt.Errorf("marking %d (%s) in %s: %w", pid, k.Proc.Comm, loader.MapLineage, err)
+			}
+			if cur, ok, _ := pkgmgr.ReadProc(proc, pid); !ok || cur.Start != k.Proc.Start {
+				// Ended (or ended and reused) since read: its exit is
+				// past. The entry goes unless the kernel made it anew
+				// (a reused pid forked below a marked process).
+				var now lineageValue
+				if err := m.Lookup(pid, &now); err == nil && now == v {
+					if err := m.Delete(pid); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+						return out, fmt.Errorf("unmarking %d in %s: %w", pid, loader.MapLineage, err)
+					}
+				}
+				continue
+			}
+			added++
+			out = append(out, k)
+		}
+		if added == 0 {
+			break
+		}
+	}
+	return out, nil
+}
