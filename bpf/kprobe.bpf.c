@@ -82,6 +82,7 @@ const volatile __u32 vg_arg_umount_flags = VG_ARG_UNSET;
  */
 const volatile __u32 vg_retptr_mkdir = 0;
 
+#ifndef VG_FENTRY
 /*
  * One argument register of the kprobe's pt_regs, with its offset in the load
  * instruction itself. Kernels before 7.x accept only a constant-offset load
@@ -120,6 +121,7 @@ static __always_inline __u64 vg_arg(struct pt_regs *ctx, __u32 pos)
 }
 
 #define VG_ARG(ctx, name) vg_arg(ctx, vg_arg_##name)
+#endif
 
 /*
  * struct renamedata's directories: inodes (old_dir, new_dir) from its start
@@ -152,50 +154,104 @@ static __always_inline struct inode *vg_rename_dir(struct renamedata *rd, bool n
  * takes the hooked function's arguments as values (and, at return, its
  * result). A program is a thin wrapper that reads the arguments where the
  * loader said they sit and calls the body:
- *   VG_ON_ENTRY(func, prog, body, args...)  at func's entry
- *   VG_ON_RETURN(func, prog, type, body, extra...)  at its return, the
+ *   VG_ON_ENTRY(func, name, body, args...)  at func's entry
+ *   VG_ON_RETURN(func, name, type, body, extra...)  at its return, the
  *     result converted to the C type the function returns
+ * This file builds two families (scripts/build-elf.sh): kprobe/kretprobe
+ * programs kp_<name>/kr_<name>, and with VG_FENTRY defined, BPF trampoline
+ * programs fentry/fexit fe_<name>/fx_<name>. Both keep the pending map
+ * between entry and return: the entry half must run before the function
+ * acts (a rename's source joins the map before the rename can complete),
+ * so an fexit alone would come too late.
  */
-#define VG_ON_ENTRY(func, prog, body, ...)                                                         \
+#ifndef VG_FENTRY
+#define VG_ON_ENTRY(func, name, body, ...)                                                         \
 	SEC("kprobe/" #func)                                                                       \
-	int prog(struct pt_regs *ctx)                                                              \
+	int kp_##name(struct pt_regs *ctx)                                                         \
 	{                                                                                          \
 		return body(__VA_ARGS__);                                                          \
 	}
 
-#define VG_ON_RETURN(func, prog, type, body, ...)                                                  \
+#define VG_ON_RETURN(func, name, type, body, ...)                                                  \
 	SEC("kretprobe/" #func)                                                                    \
-	int prog(struct pt_regs *ctx)                                                              \
+	int kr_##name(struct pt_regs *ctx)                                                         \
 	{                                                                                          \
 		return body((type)PT_REGS_RC(ctx), __VA_ARGS__);                                   \
 	}
+#else
+/*
+ * A trampoline program's context is the function's arguments as an array
+ * of u64, and at fexit its result after them: at index n for a function of
+ * n parameters. n differs between kernels as the positions do, so the
+ * loader sets vg_retpos_<name> from the prototype too (pkg/loader/args.go
+ * says which function each stands for). As with vg_arg, each
+ * position is a load at a constant offset, which is all the verifier
+ * accepts from this context.
+ */
+#define VG_SLOT(ctx, i)                                                                            \
+	case i:                                                                                    \
+		asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(__v) : "r"(ctx), "i"((i) * 8));       \
+		break
+
+static __always_inline __u64 vg_slot(void *ctx, __u32 pos)
+{
+	__u64 __v = 0;
+	switch (pos) {
+		VG_SLOT(ctx, 0);
+		VG_SLOT(ctx, 1);
+		VG_SLOT(ctx, 2);
+		VG_SLOT(ctx, 3);
+		VG_SLOT(ctx, 4);
+		VG_SLOT(ctx, 5);
+		VG_SLOT(ctx, 6);
+	}
+	return __v;
+}
+
+#define VG_ARG(ctx, name) vg_slot(ctx, vg_arg_##name)
+
+#define VG_ON_ENTRY(func, name, body, ...)                                                         \
+	SEC("fentry/" #func)                                                                       \
+	int fe_##name(void *ctx)                                                                   \
+	{                                                                                          \
+		return body(__VA_ARGS__);                                                          \
+	}
+
+#define VG_ON_RETURN(func, name, type, body, ...)                                                  \
+	const volatile __u32 vg_retpos_##name = VG_ARG_UNSET;                                      \
+	SEC("fexit/" #func)                                                                        \
+	int fx_##name(void *ctx)                                                                   \
+	{                                                                                          \
+		return body((type)vg_slot(ctx, vg_retpos_##name), __VA_ARGS__);                    \
+	}
+#endif
 
 /* Content changes through an open file. */
 
-VG_ON_ENTRY(vfs_write, kp_vfs_write, vg_file_op, (struct file *)VG_ARG(ctx, write_file), VG_OP_WRITE,
+VG_ON_ENTRY(vfs_write, vfs_write, vg_file_op, (struct file *)VG_ARG(ctx, write_file), VG_OP_WRITE,
 	    VG_H_VFS_WRITE, VG_ARG(ctx, write_count))
 
-VG_ON_ENTRY(vfs_writev, kp_vfs_writev, vg_file_op, (struct file *)VG_ARG(ctx, writev_file), VG_OP_WRITE,
+VG_ON_ENTRY(vfs_writev, vfs_writev, vg_file_op, (struct file *)VG_ARG(ctx, writev_file), VG_OP_WRITE,
 	    VG_H_VFS_WRITEV, 0)
 
 /* overlayfs, nfsd and loop writes, and (before 6.7) splice and sendfile. */
-VG_ON_ENTRY(vfs_iter_write, kp_vfs_iter_wr, vg_file_op, (struct file *)VG_ARG(ctx, iterw_file),
+VG_ON_ENTRY(vfs_iter_write, vfs_iter_wr, vg_file_op, (struct file *)VG_ARG(ctx, iterw_file),
 	    VG_OP_WRITE, VG_H_VFS_ITER_WRITE, 0)
 
 /* splice and sendfile into a file: since 6.7 iter_file_splice_write calls
  * ->write_iter directly, not vfs_iter_write (which older kernels reach from
  * here too, so there a splice may give two records). */
-VG_ON_ENTRY(iter_file_splice_write, kp_splice_write, vg_file_op, (struct file *)VG_ARG(ctx, splice_out),
+VG_ON_ENTRY(iter_file_splice_write, splice_write, vg_file_op, (struct file *)VG_ARG(ctx, splice_out),
 	    VG_OP_WRITE, VG_H_SPLICE_WRITE, 0)
 
-VG_ON_ENTRY(vfs_copy_file_range, kp_copy_range, vg_file_op, (struct file *)VG_ARG(ctx, copy_out),
+VG_ON_ENTRY(vfs_copy_file_range, copy_range, vg_file_op, (struct file *)VG_ARG(ctx, copy_out),
 	    VG_OP_WRITE, VG_H_COPY_FILE_RANGE, VG_ARG(ctx, copy_len))
 
 static __always_inline int vg_on_io_write(struct io_kiocb *req)
 {
 	return vg_file_op(BPF_CORE_READ(req, file), VG_OP_WRITE, VG_H_IO_WRITE, 0);
 }
-VG_ON_ENTRY(io_write, kp_io_write, vg_on_io_write, (struct io_kiocb *)VG_ARG(ctx, io_req))
+VG_ON_ENTRY(io_write, io_write, vg_on_io_write, (struct io_kiocb *)VG_ARG(ctx, io_req))
 
 /* A shared writable mapping: every later store is a write nothing sees. */
 static __always_inline int vg_on_mmap_file(struct file *file, unsigned long prot, unsigned long flags)
@@ -206,7 +262,7 @@ static __always_inline int vg_on_mmap_file(struct file *file, unsigned long prot
 	}
 	return vg_file_op(file, VG_OP_MMAP, VG_H_MMAP, prot);
 }
-VG_ON_ENTRY(security_mmap_file, kp_mmap_file, vg_on_mmap_file, (struct file *)VG_ARG(ctx, mmap_file),
+VG_ON_ENTRY(security_mmap_file, mmap_file, vg_on_mmap_file, (struct file *)VG_ARG(ctx, mmap_file),
 	    VG_ARG(ctx, mmap_prot), VG_ARG(ctx, mmap_flags))
 
 /* Creation: a file opened with O_CREAT that did not exist before. */
@@ -217,7 +273,7 @@ static __always_inline int vg_on_file_open(struct file *file)
 		return 0;
 	return vg_created(file, VG_H_FILE_OPEN);
 }
-VG_ON_ENTRY(security_file_open, kp_file_open, vg_on_file_open, (struct file *)VG_ARG(ctx, open_file))
+VG_ON_ENTRY(security_file_open, file_open, vg_on_file_open, (struct file *)VG_ARG(ctx, open_file))
 
 /* truncate, ftruncate, O_TRUNC, chmod, chown and utimes all end here. */
 static __always_inline int vg_on_notify_change(struct dentry *d, struct iattr *attr)
@@ -249,9 +305,9 @@ static __always_inline int vg_on_notify_change(struct dentry *d, struct iattr *a
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(notify_change, kp_notify_change, vg_on_notify_change,
+VG_ON_ENTRY(notify_change, notify_change, vg_on_notify_change,
 	    (struct dentry *)VG_ARG(ctx, notify_dentry), (struct iattr *)VG_ARG(ctx, notify_attr))
-VG_ON_RETURN(notify_change, kr_notify_change, int, vg_finish, VG_H_NOTIFY_CHANGE)
+VG_ON_RETURN(notify_change, notify_change, int, vg_finish, VG_H_NOTIFY_CHANGE)
 
 /*
  * Rename. At entry, when the target is watched, the source inode joins the
@@ -308,8 +364,8 @@ static __always_inline int vg_on_rename(struct renamedata *rd)
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(vfs_rename, kp_vfs_rename, vg_on_rename, (struct renamedata *)VG_ARG(ctx, rename_rd))
-VG_ON_RETURN(vfs_rename, kr_vfs_rename, int, vg_finish, VG_H_VFS_RENAME) /* the VFS returns int */
+VG_ON_ENTRY(vfs_rename, vfs_rename, vg_on_rename, (struct renamedata *)VG_ARG(ctx, rename_rd))
+VG_ON_RETURN(vfs_rename, vfs_rename, int, vg_finish, VG_H_VFS_RENAME) /* the VFS returns int */
 
 static __always_inline int vg_on_unlink(struct dentry *d)
 {
@@ -329,8 +385,8 @@ static __always_inline int vg_on_unlink(struct dentry *d)
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(vfs_unlink, kp_vfs_unlink, vg_on_unlink, (struct dentry *)VG_ARG(ctx, unlink_dentry))
-VG_ON_RETURN(vfs_unlink, kr_vfs_unlink, int, vg_finish, VG_H_VFS_UNLINK)
+VG_ON_ENTRY(vfs_unlink, vfs_unlink, vg_on_unlink, (struct dentry *)VG_ARG(ctx, unlink_dentry))
+VG_ON_RETURN(vfs_unlink, vfs_unlink, int, vg_finish, VG_H_VFS_UNLINK)
 
 /* A new name for an inode: a watched file's, or a new name in a watched place. */
 static __always_inline int vg_on_link(struct dentry *od, struct inode *ndir, struct dentry *nd)
@@ -365,9 +421,9 @@ static __always_inline int vg_on_link(struct dentry *od, struct inode *ndir, str
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(vfs_link, kp_vfs_link, vg_on_link, (struct dentry *)VG_ARG(ctx, link_old),
+VG_ON_ENTRY(vfs_link, vfs_link, vg_on_link, (struct dentry *)VG_ARG(ctx, link_old),
 	    (struct inode *)VG_ARG(ctx, link_dir), (struct dentry *)VG_ARG(ctx, link_new))
-VG_ON_RETURN(vfs_link, kr_vfs_link, int, vg_finish, VG_H_VFS_LINK)
+VG_ON_RETURN(vfs_link, vfs_link, int, vg_finish, VG_H_VFS_LINK)
 
 /*
  * Extended attributes: file capabilities (security.capability), SELinux and
@@ -391,23 +447,23 @@ static __always_inline int vg_on_xattr(struct dentry *d, const char *name, __u32
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(vfs_setxattr, kp_vfs_setxattr, vg_on_xattr, (struct dentry *)VG_ARG(ctx, setxattr_dentry),
+VG_ON_ENTRY(vfs_setxattr, vfs_setxattr, vg_on_xattr, (struct dentry *)VG_ARG(ctx, setxattr_dentry),
 	    (const char *)VG_ARG(ctx, setxattr_name), (__u32)VG_ARG(ctx, setxattr_flags), true,
 	    VG_OP_SETXATTR, VG_H_VFS_SETXATTR)
-VG_ON_RETURN(vfs_setxattr, kr_vfs_setxattr, int, vg_finish, VG_H_VFS_SETXATTR)
+VG_ON_RETURN(vfs_setxattr, vfs_setxattr, int, vg_finish, VG_H_VFS_SETXATTR)
 
-VG_ON_ENTRY(vfs_removexattr, kp_vfs_removexattr, vg_on_xattr,
+VG_ON_ENTRY(vfs_removexattr, vfs_removexattr, vg_on_xattr,
 	    (struct dentry *)VG_ARG(ctx, rmxattr_dentry), (const char *)VG_ARG(ctx, rmxattr_name), 0,
 	    false, VG_OP_REMOVEXATTR, VG_H_VFS_REMOVEXATTR)
-VG_ON_RETURN(vfs_removexattr, kr_vfs_removexattr, int, vg_finish, VG_H_VFS_REMOVEXATTR)
+VG_ON_RETURN(vfs_removexattr, vfs_removexattr, int, vg_finish, VG_H_VFS_REMOVEXATTR)
 
-VG_ON_ENTRY(vfs_set_acl, kp_vfs_set_acl, vg_on_xattr, (struct dentry *)VG_ARG(ctx, setacl_dentry),
+VG_ON_ENTRY(vfs_set_acl, vfs_set_acl, vg_on_xattr, (struct dentry *)VG_ARG(ctx, setacl_dentry),
 	    (const char *)VG_ARG(ctx, setacl_name), 0, false, VG_OP_SETXATTR, VG_H_VFS_SET_ACL)
-VG_ON_RETURN(vfs_set_acl, kr_vfs_set_acl, int, vg_finish, VG_H_VFS_SET_ACL)
+VG_ON_RETURN(vfs_set_acl, vfs_set_acl, int, vg_finish, VG_H_VFS_SET_ACL)
 
-VG_ON_ENTRY(vfs_remove_acl, kp_vfs_remove_acl, vg_on_xattr, (struct dentry *)VG_ARG(ctx, rmacl_dentry),
+VG_ON_ENTRY(vfs_remove_acl, vfs_remove_acl, vg_on_xattr, (struct dentry *)VG_ARG(ctx, rmacl_dentry),
 	    (const char *)VG_ARG(ctx, rmacl_name), 0, false, VG_OP_REMOVEXATTR, VG_H_VFS_REMOVE_ACL)
-VG_ON_RETURN(vfs_remove_acl, kr_vfs_remove_acl, int, vg_finish, VG_H_VFS_REMOVE_ACL)
+VG_ON_RETURN(vfs_remove_acl, vfs_remove_acl, int, vg_finish, VG_H_VFS_REMOVE_ACL)
 
 /*
  * Inode flags (chattr: immutable, append-only, ...). struct fileattr became
@@ -442,9 +498,9 @@ static __always_inline int vg_on_fileattr_set(struct dentry *d, void *fa)
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(vfs_fileattr_set, kp_fileattr_set, vg_on_fileattr_set,
+VG_ON_ENTRY(vfs_fileattr_set, fileattr_set, vg_on_fileattr_set,
 	    (struct dentry *)VG_ARG(ctx, fileattr_dentry), (void *)VG_ARG(ctx, fileattr_fa))
-VG_ON_RETURN(vfs_fileattr_set, kr_fileattr_set, int, vg_finish, VG_H_FILEATTR_SET)
+VG_ON_RETURN(vfs_fileattr_set, fileattr_set, int, vg_finish, VG_H_FILEATTR_SET)
 
 /* Before 5.13 each file system sets inode flags in its own ioctl. The
  * ioctl's security hook sees every ioctl with its file, command and
@@ -476,9 +532,9 @@ static __always_inline int vg_on_file_ioctl(struct file *file, __u32 cmd, unsign
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(security_file_ioctl, kp_file_ioctl, vg_on_file_ioctl, (struct file *)VG_ARG(ctx, ioctl_file),
+VG_ON_ENTRY(security_file_ioctl, file_ioctl, vg_on_file_ioctl, (struct file *)VG_ARG(ctx, ioctl_file),
 	    (__u32)VG_ARG(ctx, ioctl_cmd), VG_ARG(ctx, ioctl_arg))
-VG_ON_RETURN(__x64_sys_ioctl, kr_sys_ioctl, long, vg_finish, VG_H_FILEATTR_SET)
+VG_ON_RETURN(__x64_sys_ioctl, sys_ioctl, long, vg_finish, VG_H_FILEATTR_SET)
 
 /*
  * Names created in a watched place other than by open: directories,
@@ -507,21 +563,21 @@ static __always_inline int vg_on_create(struct dentry *d, __u32 op, __u32 hook, 
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(vfs_mkdir, kp_vfs_mkdir, vg_on_create, (struct dentry *)VG_ARG(ctx, mkdir_dentry), VG_OP_MKDIR,
+VG_ON_ENTRY(vfs_mkdir, vfs_mkdir, vg_on_create, (struct dentry *)VG_ARG(ctx, mkdir_dentry), VG_OP_MKDIR,
 	    VG_H_VFS_MKDIR, vg_retptr_mkdir != 0, NULL, false, 0)
-VG_ON_RETURN(vfs_mkdir, kr_vfs_mkdir, long, vg_finish, VG_H_VFS_MKDIR)
+VG_ON_RETURN(vfs_mkdir, vfs_mkdir, long, vg_finish, VG_H_VFS_MKDIR)
 
-VG_ON_ENTRY(vfs_symlink, kp_vfs_symlink, vg_on_create, (struct dentry *)VG_ARG(ctx, symlink_dentry),
+VG_ON_ENTRY(vfs_symlink, vfs_symlink, vg_on_create, (struct dentry *)VG_ARG(ctx, symlink_dentry),
 	    VG_OP_SYMLINK, VG_H_VFS_SYMLINK, false, (const char *)VG_ARG(ctx, symlink_target), false, 0)
-VG_ON_RETURN(vfs_symlink, kr_vfs_symlink, int, vg_finish, VG_H_VFS_SYMLINK)
+VG_ON_RETURN(vfs_symlink, vfs_symlink, int, vg_finish, VG_H_VFS_SYMLINK)
 
-VG_ON_ENTRY(vfs_mknod, kp_vfs_mknod, vg_on_create, (struct dentry *)VG_ARG(ctx, mknod_dentry), VG_OP_MKNOD,
+VG_ON_ENTRY(vfs_mknod, vfs_mknod, vg_on_create, (struct dentry *)VG_ARG(ctx, mknod_dentry), VG_OP_MKNOD,
 	    VG_H_VFS_MKNOD, false, NULL, true, (__u32)VG_ARG(ctx, mknod_dev))
-VG_ON_RETURN(vfs_mknod, kr_vfs_mknod, int, vg_finish, VG_H_VFS_MKNOD)
+VG_ON_RETURN(vfs_mknod, vfs_mknod, int, vg_finish, VG_H_VFS_MKNOD)
 
-VG_ON_ENTRY(vfs_create, kp_vfs_create, vg_on_create, (struct dentry *)VG_ARG(ctx, create_dentry),
+VG_ON_ENTRY(vfs_create, vfs_create, vg_on_create, (struct dentry *)VG_ARG(ctx, create_dentry),
 	    VG_OP_MKNOD, VG_H_VFS_CREATE, false, NULL, false, 0)
-VG_ON_RETURN(vfs_create, kr_vfs_create, int, vg_finish, VG_H_VFS_CREATE)
+VG_ON_RETURN(vfs_create, vfs_create, int, vg_finish, VG_H_VFS_CREATE)
 
 /* rmdir: matched at its security hook, which every kernel calls from
  * vfs_rmdir (5.10 inlines vfs_rmdir into do_rmdir, so a probe on it never
@@ -538,7 +594,7 @@ static __always_inline int vg_on_rmdir(struct dentry *d)
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(security_inode_rmdir, kp_vfs_rmdir, vg_on_rmdir, (struct dentry *)VG_ARG(ctx, rmdir_dentry))
+VG_ON_ENTRY(security_inode_rmdir, vfs_rmdir, vg_on_rmdir, (struct dentry *)VG_ARG(ctx, rmdir_dentry))
 
 static __always_inline int vg_on_d_delete(struct dentry *d)
 {
@@ -548,12 +604,12 @@ static __always_inline int vg_on_d_delete(struct dentry *d)
 		return 0;
 	return vg_finish(0, VG_H_VFS_RMDIR);
 }
-VG_ON_ENTRY(d_delete, kp_d_delete, vg_on_d_delete, (struct dentry *)VG_ARG(ctx, delete_dentry))
-VG_ON_RETURN(vfs_rmdir, kr_vfs_rmdir, int, vg_finish, VG_H_VFS_RMDIR)
+VG_ON_ENTRY(d_delete, d_delete, vg_on_d_delete, (struct dentry *)VG_ARG(ctx, delete_dentry))
+VG_ON_RETURN(vfs_rmdir, vfs_rmdir, int, vg_finish, VG_H_VFS_RMDIR)
 
 /* fallocate: punching a hole, zeroing, collapsing or inserting a range
  * changes content without a write. */
-VG_ON_ENTRY(vfs_fallocate, kp_vfs_fallocate, vg_file_op_attr, (struct file *)VG_ARG(ctx, falloc_file),
+VG_ON_ENTRY(vfs_fallocate, vfs_fallocate, vg_file_op_attr, (struct file *)VG_ARG(ctx, falloc_file),
 	    VG_OP_WRITE, VG_H_VFS_FALLOCATE, VG_ARG(ctx, falloc_len), (__u32)VG_ARG(ctx, falloc_mode), 0, 0,
 	    0)
 
@@ -579,10 +635,10 @@ static __always_inline int vg_on_path_mount(const char *dev, struct path *path, 
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(path_mount, kp_path_mount, vg_on_path_mount, (const char *)VG_ARG(ctx, mount_dev),
+VG_ON_ENTRY(path_mount, path_mount, vg_on_path_mount, (const char *)VG_ARG(ctx, mount_dev),
 	    (struct path *)VG_ARG(ctx, mount_path), (const char *)VG_ARG(ctx, mount_type),
 	    VG_ARG(ctx, mount_flags))
-VG_ON_RETURN(path_mount, kr_path_mount, int, vg_finish_any, true, VG_H_PATH_MOUNT)
+VG_ON_RETURN(path_mount, path_mount, int, vg_finish_any, true, VG_H_PATH_MOUNT)
 
 /* move_mount(2), how the new mount API (and util-linux 2.39+'s mount)
  * attaches a mount: the security hook has both paths, the syscall's return
@@ -599,9 +655,9 @@ static __always_inline int vg_on_move_mount(struct path *from, struct path *to)
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(security_move_mount, kp_move_mount, vg_on_move_mount, (struct path *)VG_ARG(ctx, move_from),
+VG_ON_ENTRY(security_move_mount, move_mount, vg_on_move_mount, (struct path *)VG_ARG(ctx, move_from),
 	    (struct path *)VG_ARG(ctx, move_to))
-VG_ON_RETURN(__x64_sys_move_mount, kr_move_mount, long, vg_finish_any, true, VG_H_MOVE_MOUNT)
+VG_ON_RETURN(__x64_sys_move_mount, move_mount, long, vg_finish_any, true, VG_H_MOVE_MOUNT)
 
 /* An unmount uncovers its mountpoint: reported with the mountpoint's path
  * (read at entry, in the parent mount) and what was mounted there. */
@@ -620,6 +676,6 @@ static __always_inline int vg_on_path_umount(struct path *path, int flags)
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(path_umount, kp_path_umount, vg_on_path_umount, (struct path *)VG_ARG(ctx, umount_path),
+VG_ON_ENTRY(path_umount, path_umount, vg_on_path_umount, (struct path *)VG_ARG(ctx, umount_path),
 	    (int)VG_ARG(ctx, umount_flags))
-VG_ON_RETURN(path_umount, kr_path_umount, int, vg_finish_any, true, VG_H_PATH_UMOUNT)
+VG_ON_RETURN(path_umount, path_umount, int, vg_finish_any, true, VG_H_PATH_UMOUNT)

@@ -424,9 +424,9 @@ func cmdObjects(stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "vigil:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%-6s %-11s %-6s %-44s %s\n", "NAME", "HOOKS", "BTF", "BUILT AGAINST", "SHA256")
+	fmt.Fprintf(stdout, "%-11s %-11s %-6s %-44s %s\n", "NAME", "HOOKS", "BTF", "BUILT AGAINST", "SHA256")
 	for _, o := range man.Objects {
-		fmt.Fprintf(stdout, "%-6s %-11s %-6s %-44s %s\n", o.Name, o.Hooks, o.BTF, o.BTFKernel, o.SHA256[:16])
+		fmt.Fprintf(stdout, "%-11s %-11s %-6s %-44s %s\n", o.Name, o.Hooks, o.BTF, o.BTFKernel, o.SHA256[:16])
 	}
 	fmt.Fprintf(stdout, "\nkernel %s (BTF %v, kprobes %v) would try, in order:\n", facts.Release, facts.BTF, facts.Kprobes)
 	cands, refused := loader.Order(man.Objects, facts, loader.Options{})
