@@ -77,9 +77,10 @@ RUNS=${VMTEST_RUNS:-fentry tracepoint xload}
 # the loader's own choice was the kprobe object before the fentry family: the old name stays
 RUNS=$(sed 's/\bkprobe\b/fentry/g' <<<"$RUNS")
 # The cross-load run's core cases (write, rename-over, unlink, chmod, create in a tree, and
-# issue 14's operations: xattrs, ACLs, flags, mkdir, rmdir, symlink, mknod, fallocate, mounts),
-# per test binary: "<binary> <-test.run regexp>". TestObjectChoice asserts the forced object.
-XLOAD_TESTS='sensor ^(TestObjectChoice|TestWriteRecord|TestRenameOverWatchedFile|TestUnlinkWatched|TestSetattrWatched|TestRecursiveCreateDeep|TestGrantOperations)$
+# issue 14's operations: xattrs, ACLs, flags, mkdir, rmdir, symlink, mknod, fallocate, mounts;
+# and TestFamiliesAgree: the forced object's line's fentry and kprobe objects give the same
+# records), per test binary: "<binary> <-test.run regexp>". TestObjectChoice asserts the forced object.
+XLOAD_TESTS='sensor ^(TestObjectChoice|TestFamiliesAgree|TestWriteRecord|TestRenameOverWatchedFile|TestUnlinkWatched|TestSetattrWatched|TestRecursiveCreateDeep|TestGrantOperations)$
 agent ^(TestAtomicReplaceAddsUser|TestChmodChown|TestTreeCreateExclude)$'
 MANIFEST=$HERE/../elf/manifest.json
 # modules the guest needs for its disk; missing or built-in ones are skipped
