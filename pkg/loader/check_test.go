@@ -350,6 +350,14 @@ func TestCheckEveryObjectOnEveryKernel(t *testing.T) {
 						}
 					}
 				}
+				// An fexit program finds the result after the arguments:
+				// vfs_unlink has 3 parameters before 5.12, 4 after.
+				if o.Hooks == HooksFentry {
+					n := uint32(len(sigs["vfs_unlink"]))
+					if got := argValue(t, spec, "vg_retpos_vfs_unlink"); got != n {
+						t.Errorf("vg_retpos_vfs_unlink = %d, want %d", got, n)
+					}
+				}
 			})
 		}
 	}

@@ -253,3 +253,43 @@ func TestManifestInStep(t *testing.T) {
 		})
 	}
 }
+
+// A kernel line's fentry object comes before its kprobe object, line by
+// line; without kprobes only the fentry objects and the tracepoint object
+// are candidates.
+func TestOrderFamilies(t *testing.T) {
+	objs := []elf.Object{
+		{Name: "5.10", Hooks: HooksKprobe}, {Name: "fentry-5.10", Hooks: HooksFentry},
+		{Name: "6.1", Hooks: HooksKprobe}, {Name: "fentry-6.1", Hooks: HooksFentry},
+		{Name: "7.3", Hooks: HooksKprobe}, {Name: "fentry-7.3", Hooks: HooksFentry},
+		{Name: "tp", Hooks: HooksTracepoint},
+	}
+	names := func(cs []Candidate) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.Object.Name)
+		}
+		return out
+	}
+	cands, _ := Order(objs, facts(t, "6.1.0", true, true), Options{})
+	want := []string{"fentry-6.1", "6.1", "fentry-5.10", "5.10", "fentry-7.3", "7.3", "tp"}
+	if got := names(cands); !reflect.DeepEqual(got, want) {
+		t.Errorf("6.1 with kprobes: %q, want %q", got, want)
+	}
+	if !strings.Contains(cands[0].Why, "fentry") || !strings.Contains(cands[0].Why, "exact match") {
+		t.Errorf("first candidate's reason %q names neither the family nor the match", cands[0].Why)
+	}
+	cands, refused := Order(objs, facts(t, "6.18.0", true, false), Options{})
+	want = []string{"fentry-6.1", "fentry-5.10", "fentry-7.3", "tp"}
+	if got := names(cands); !reflect.DeepEqual(got, want) {
+		t.Errorf("6.18 without kprobes: %q, want %q", got, want)
+	}
+	if len(refused) != 3 {
+		t.Errorf("6.18 without kprobes: refused %+v, want the three kprobe objects", refused)
+	}
+	cands, _ = Order(objs, facts(t, "6.1.0", true, true), Options{Hooks: HooksKprobe})
+	want = []string{"6.1", "5.10", "7.3"}
+	if got := names(cands); !reflect.DeepEqual(got, want) {
+		t.Errorf("kprobe forced: %q, want %q", got, want)
+	}
+}
