@@ -210,11 +210,14 @@ static __always_inline __u64 vg_slot(void *ctx, __u32 pos)
 
 #define VG_ARG(ctx, name) vg_slot(ctx, vg_arg_##name)
 
+/* The verifier takes only 0 from an fentry or fexit program: the body's
+ * value is dropped (the kernel ignores a kprobe's too). */
 #define VG_ON_ENTRY(func, name, body, ...)                                                         \
 	SEC("fentry/" #func)                                                                       \
 	int fe_##name(void *ctx)                                                                   \
 	{                                                                                          \
-		return body(__VA_ARGS__);                                                          \
+		body(__VA_ARGS__);                                                                 \
+		return 0;                                                                          \
 	}
 
 #define VG_ON_RETURN(func, name, type, body, ...)                                                  \
@@ -222,7 +225,8 @@ static __always_inline __u64 vg_slot(void *ctx, __u32 pos)
 	SEC("fexit/" #func)                                                                        \
 	int fx_##name(void *ctx)                                                                   \
 	{                                                                                          \
-		return body((type)vg_slot(ctx, vg_retpos_##name), __VA_ARGS__);                    \
+		body((type)vg_slot(ctx, vg_retpos_##name), __VA_ARGS__);                           \
+		return 0;                                                                          \
 	}
 #endif
 
