@@ -108,16 +108,9 @@ func Load(f *kernel.Facts, opt Options) (*Loaded, error) {
 		}
 		l, err := try(c, f, opt)
 		if err != nil {
-			r := Refusal{Object: c.Object.Name, Reason: err.Error()}
-			if c.Object.Hooks == HooksFentry {
-				r.Reason = "fentry/fexit (BPF trampolines): " + r.Reason
-				if errors.Is(err, unix.EPERM) {
-					// cilium/ebpf's hint on EPERM is about MEMLOCK, which the
-					// sensor has lifted: drop it.
-					r.Reason = "the kernel refused fentry/fexit programs (BPF trampolines) with EPERM: " +
-						strings.Replace(err.Error(), " (MEMLOCK may be too low, consider rlimit.RemoveMemlock)", "", 1)
-					noTrampolines = &r
-				}
+			r := Refusal{Object: c.Object.Name, Reason: reason(c, err)}
+			if c.Object.Hooks == HooksFentry && errors.Is(err, unix.EPERM) {
+				noTrampolines = &r
 			}
 			refused = append(refused, r)
 			opt.Log.Info().Str("object", c.Object.Name).Str("reason", r.Reason).Msg("object refused, falling back")
@@ -201,20 +194,48 @@ func HookedFuncs(spec *ebpf.CollectionSpec) ([]string, error) {
 	return out, nil
 }
 
-func try(c Candidate, f *kernel.Facts, opt Options) (*Loaded, error) {
+// reason is the refusal of a candidate that failed to load: for an fentry
+// object, naming the family and, on EPERM, the kernel's refusal of
+// trampoline programs.
+func reason(c Candidate, err error) string {
+	if c.Object.Hooks != HooksFentry {
+		return err.Error()
+	}
+	if errors.Is(err, unix.EPERM) {
+		// cilium/ebpf's hint on EPERM is about MEMLOCK, which the sensor
+		// has lifted: drop it.
+		return "the kernel refused fentry/fexit programs (BPF trampolines) with EPERM: " +
+			strings.Replace(err.Error(), " (MEMLOCK may be too low, consider rlimit.RemoveMemlock)", "", 1)
+	}
+	return "fentry/fexit (BPF trampolines): " + err.Error()
+}
+
+// LoadOnly does what Load does for one candidate up to the verifier and
+// the kernel's acceptance of its programs, then frees it: nothing is
+// attached. The error is the refusal Load would record (`vigil objects`).
+func LoadOnly(c Candidate, f *kernel.Facts, opt Options) error {
+	coll, _, _, err := load(c, f, opt)
+	if err != nil {
+		return errors.New(reason(c, err))
+	}
+	coll.Close()
+	return nil
+}
+
+func load(c Candidate, f *kernel.Facts, opt Options) (*ebpf.Collection, *ebpf.CollectionSpec, []Skip, error) {
 	spec, err := Spec(c.Object)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	skipped, err := Prune(spec, f.Funcs)
 	if err != nil {
-		return nil, fmt.Errorf("verifying against kernel BTF: %w", err)
+		return nil, nil, nil, fmt.Errorf("verifying against kernel BTF: %w", err)
 	}
 	if err := Check(c.Object, spec, f); err != nil {
-		return nil, fmt.Errorf("verifying against kernel BTF: %w", err)
+		return nil, nil, nil, fmt.Errorf("verifying against kernel BTF: %w", err)
 	}
 	if err := configure(spec, opt); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
 		Programs: ebpf.ProgramOptions{KernelTypes: f.Spec},
@@ -223,9 +244,17 @@ func try(c Candidate, f *kernel.Facts, opt Options) (*Loaded, error) {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			logVerifier(opt.Log, c.Object.Name, ve)
-			return nil, fmt.Errorf("verifier rejected the object: %s", summarize(ve))
+			return nil, nil, nil, fmt.Errorf("verifier rejected the object: %s", summarize(ve))
 		}
-		return nil, fmt.Errorf("loading: %w", err)
+		return nil, nil, nil, fmt.Errorf("loading: %w", err)
+	}
+	return coll, spec, skipped, nil
+}
+
+func try(c Candidate, f *kernel.Facts, opt Options) (*Loaded, error) {
+	coll, spec, skipped, err := load(c, f, opt)
+	if err != nil {
+		return nil, err
 	}
 	l := &Loaded{Object: c.Object, Coll: coll, Skipped: skipped}
 	for _, p := range spec.Programs {
