@@ -641,11 +641,11 @@ if [[ " $RUNS " == *" xload "* ]]; then
 		echo "cross-load: each kprobe and fentry object forced on each kernel at or above its own (core cases; own fentry = the fentry run)"
 		mapfile -t objs < <(cut -f1 "$xl" | sort -uV)
 		mapfile -t kers < <(cut -f2 "$xl" | sort -uV)
-		printf '%-8s' object
+		printf '%-12s' object
 		printf ' %-7s' "${kers[@]}"
 		echo
 		for o in "${objs[@]}"; do
-			printf '%-8s' "$o"
+			printf '%-12s' "$o"
 			for k in "${kers[@]}"; do
 				c=$(awk -F'\t' -v o="$o" -v k="$k" '$1 == o && $2 == k { print $4 }' "$xl" | tail -n1)
 				printf ' %-7s' "${c:--}"
