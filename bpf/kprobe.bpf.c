@@ -220,12 +220,25 @@ static __always_inline __u64 vg_slot(void *ctx, __u32 pos)
 		return 0;                                                                          \
 	}
 
+/* The result as a plain number: where the function returns a pointer
+ * (vfs_mkdir since 6.15), a load from the context would give the verifier a
+ * typed pointer, and 7.x's refuses the arithmetic vg_finish does on an
+ * ERR_PTR. Copied through the stack by a helper, it is a scalar. */
+static __always_inline long vg_result(void *ctx, __u32 pos)
+{
+	long v = 0;
+	if (pos > 6)
+		return 0;
+	bpf_probe_read_kernel(&v, sizeof(v), (__u64 *)ctx + pos);
+	return v;
+}
+
 #define VG_ON_RETURN(func, name, type, body, ...)                                                  \
 	const volatile __u32 vg_retpos_##name = VG_ARG_UNSET;                                      \
 	SEC("fexit/" #func)                                                                        \
 	int fx_##name(void *ctx)                                                                   \
 	{                                                                                          \
-		body((type)vg_slot(ctx, vg_retpos_##name), __VA_ARGS__);                           \
+		body((type)vg_result(ctx, vg_retpos_##name), __VA_ARGS__);                         \
 		return 0;                                                                          \
 	}
 #endif
