@@ -221,15 +221,15 @@ static __always_inline __u64 vg_slot(void *ctx, __u32 pos)
 	}
 
 /* The result as a plain number: where the function returns a pointer
- * (vfs_mkdir since 6.15), a load from the context would give the verifier a
+ * (vfs_mkdir since 6.15), the load from the context gives the verifier a
  * typed pointer, and 7.x's refuses the arithmetic vg_finish does on an
- * ERR_PTR. Copied through the stack by a helper, it is a scalar. */
+ * ERR_PTR. Copied through the stack by a helper, it is a scalar (and the
+ * context is only read at constant offsets, as everywhere). */
 static __always_inline long vg_result(void *ctx, __u32 pos)
 {
+	__u64 slot = vg_slot(ctx, pos);
 	long v = 0;
-	if (pos > 6)
-		return 0;
-	bpf_probe_read_kernel(&v, sizeof(v), (__u64 *)ctx + pos);
+	bpf_probe_read_kernel(&v, sizeof(v), &slot);
 	return v;
 }
 
