@@ -4,7 +4,7 @@ package main
 
 // The emulated half of `make bench`: scripts/bench.sh builds this test
 // binary static and boots it in the matrix kernels with scripts/vmtest.sh,
-// where vigil loads its kprobe object. Software emulation (TCG) distorts
+// where vigil is made to load its kprobe object (-hooks kprobe). Software emulation (TCG) distorts
 // absolute speeds, so only ratios to the no-agent runs are reported, and
 // they are labelled as emulated. It asserts nothing about speed: it fails
 // only when a workload or an agent fails.
@@ -35,7 +35,11 @@ func TestGuestOverhead(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws := []watchSpec{{Path: watched[0]}, {Path: watched[1], Recursive: true}}
-	tools := []tool{&vigilAgent{label: "vigil", bin: *guestVigil, dir: filepath.Join(root, "agent-auto"), watches: ws}}
+	// The kprobe object, forced: the loader's own choice in the guests is
+	// the fentry object since issue 15, and this section's figures and
+	// targets are the kprobe family's (the family comparison is to come).
+	tools := []tool{&vigilAgent{label: "vigil", bin: *guestVigil, dir: filepath.Join(root, "agent-kprobe"), watches: ws,
+		extra: []string{"-hooks", "kprobe"}}}
 	if *guestTP {
 		tools = append(tools, &vigilAgent{label: "vigil-tracepoint", bin: *guestVigil, dir: filepath.Join(root, "agent-tp"),
 			watches: ws, extra: []string{"-hooks", "tracepoint"}})
