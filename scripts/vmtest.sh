@@ -15,15 +15,13 @@
 # mounted, and an ext4 scratch filesystem (virtio disk) mounted at /mnt/ext4.
 #
 # Runs: each kernel boots once per run type (VMTEST_RUNS, default all three):
-#   fentry      the suite with the loader's own choice (TestObjectChoice asserts the fentry
-#               object of the kernel's own major.minor); "kprobe" is accepted as its old name
+#   kprobe      the suite with the loader's own choice (TestObjectChoice asserts the kprobe
+#               object of the kernel's own major.minor)
 #   tracepoint  the suite with the tracepoint object forced (VIGIL_TEST_HOOKS=tracepoint);
 #               N/A on a kernel the object cannot load on (no bpf_loop helper before 5.17)
-#   xload       cross-load: the kernel's own kprobe object and every older kprobe and fentry
-#               object of elf/manifest.json, in one boot, forced in turn
-#               (VIGIL_TEST_OBJECT=<object>), running the core cases XLOAD_TESTS below: the
-#               kprobe family's run on every kernel; the own fentry object's cell comes from
-#               the fentry run
+#   xload       cross-load: every older kprobe object of elf/manifest.json, in one boot,
+#               forced in turn (VIGIL_TEST_OBJECT=<object>), running the core cases
+#               XLOAD_TESTS below; the own object's cell comes from the kprobe run
 # and the forward-compatibility kernel boots once, as the "forward" run, with the loader's
 # own choice (VIGIL_VM_FORWARD=1: TestObjectChoice asserts the first candidate loaded).
 # A matrix line that no suite serves any more is RETIRED: reported, not booted, not a
@@ -34,10 +32,9 @@
 #                        by the guest's sh, so quote as in a shell). When it has -test.run or
 #                        -test.skip, a binary that runs no test is tolerated (not a kernel that
 #                        runs none).
-#   VMTEST_RUNS          run types, any of "fentry tracepoint xload" (all)
+#   VMTEST_RUNS          run types, any of "kprobe tracepoint xload" (all)
 #   VMTEST_FORWARD=0     no forward-compatibility run (on by default when no kernel is named)
-#   VMTEST_TIMEOUT       seconds per run before qemu is killed and the run is HUNG (480; an
-#                        xload run of more than four objects gets that per four objects)
+#   VMTEST_TIMEOUT       seconds per run before qemu is killed and the run is HUNG (480)
 #   VMTEST_TEST_TIMEOUT  -test.timeout of each binary (default: VMTEST_TIMEOUT-60 seconds)
 #   VMTEST_JOBS          kernels run at once (1)
 #   VMTEST_KVM=1         use KVM instead of TCG (hangs or aborts on some machines)
@@ -48,7 +45,7 @@
 #   VMTEST_APPEND        extra kernel command line (e.g. lsm=lockdown,capability,bpf)
 #   VMTEST_MODULES       extra kernel modules to load (names, with their modules.dep deps)
 #   VMTEST_DISK_MB       size of the ext4 disk (64)
-#   VMTEST_OUT           logs: $VMTEST_OUT/<kernel>/{console.log,results.log} for the fentry
+#   VMTEST_OUT           logs: $VMTEST_OUT/<kernel>/{console.log,results.log} for the kprobe
 #                        and forward runs, $VMTEST_OUT/<kernel>/{tracepoint,xload}/... for the
 #                        others; the cross-load table in $VMTEST_OUT/crossload.tsv
 #                        (default ${VIGIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil}/vmtest)
@@ -73,14 +70,11 @@ MEM=${VMTEST_MEM:-1536}
 JOBS=${VMTEST_JOBS:-1}
 DISK_MB=${VMTEST_DISK_MB:-64}
 ARGS=${VMTEST_ARGS:-}
-RUNS=${VMTEST_RUNS:-fentry tracepoint xload}
-# the loader's own choice was the kprobe object before the fentry family: the old name stays
-RUNS=$(sed 's/\bkprobe\b/fentry/g' <<<"$RUNS")
+RUNS=${VMTEST_RUNS:-kprobe tracepoint xload}
 # The cross-load run's core cases (write, rename-over, unlink, chmod, create in a tree, and
-# issue 14's operations: xattrs, ACLs, flags, mkdir, rmdir, symlink, mknod, fallocate, mounts;
-# and TestFamiliesAgree: the forced object's line's fentry and kprobe objects give the same
-# records), per test binary: "<binary> <-test.run regexp>". TestObjectChoice asserts the forced object.
-XLOAD_TESTS='sensor ^(TestObjectChoice|TestFamiliesAgree|TestWriteRecord|TestRenameOverWatchedFile|TestUnlinkWatched|TestSetattrWatched|TestRecursiveCreateDeep|TestGrantOperations)$
+# issue 14's operations: xattrs, ACLs, flags, mkdir, rmdir, symlink, mknod, fallocate, mounts),
+# per test binary: "<binary> <-test.run regexp>". TestObjectChoice asserts the forced object.
+XLOAD_TESTS='sensor ^(TestObjectChoice|TestWriteRecord|TestRenameOverWatchedFile|TestUnlinkWatched|TestSetattrWatched|TestRecursiveCreateDeep|TestGrantOperations)$
 agent ^(TestAtomicReplaceAddsUser|TestChmodChown|TestTreeCreateExclude)$'
 MANIFEST=$HERE/../elf/manifest.json
 # modules the guest needs for its disk; missing or built-in ones are skipped
@@ -118,7 +112,7 @@ if ldd "$BUSYBOX" >/dev/null 2>&1; then
 fi
 
 for r in $RUNS; do
-	[[ "$r" =~ ^(fentry|tracepoint|xload)$ ]] || die "VMTEST_RUNS: unknown run type '$r'"
+	[[ "$r" =~ ^(kprobe|tracepoint|xload)$ ]] || die "VMTEST_RUNS: unknown run type '$r'"
 done
 FORWARD=${VMTEST_FORWARD:-1}
 if [[ $# -gt 0 ]]; then
@@ -361,18 +355,16 @@ parse_xload() { # results.log
 		END { out() }'
 }
 
-# The kernel lines' objects of the manifest (kprobe and fentry families), as "name line
-# family" lines, oldest line first, kprobe before fentry within a line.
-line_objects() {
+# The kprobe objects of the manifest, as "name" lines, oldest first.
+kprobe_objects() {
 	awk -F'"' '/"name":/ {
 		name = ""; hooks = ""
 		for (i = 1; i < NF; i++) {
 			if ($i == "name") name = $(i + 2)
 			if ($i == "hooks") hooks = $(i + 2)
 		}
-		line = name; sub("^" hooks "-", "", line)
-		if (hooks == "kprobe" || hooks == "fentry") print name, line, hooks
-	}' "$MANIFEST" | sort -V -k2,2 -k3,3r
+		if (hooks == "kprobe") print name
+	}' "$MANIFEST" | sort -V
 }
 
 vless() { [[ "$1" != "$2" && "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" == "$1" ]]; }
@@ -409,7 +401,7 @@ run_kernel() { # K type
 	fi
 	rel=$(cat "$kdir/release")
 	case $typ in
-	fentry | forward) odir=$OUT/$k ;;
+	kprobe | forward) odir=$OUT/$k ;;
 	*) odir=$OUT/$k/$typ ;;
 	esac
 	mkdir -p "$odir"
@@ -419,7 +411,7 @@ run_kernel() { # K type
 	# loglevel=5 after quiet: warnings and oopses ("Oops: ..." is KERN_DEFAULT) reach console.log
 	local append="console=ttyS0 quiet loglevel=5 panic=-1 vigil.timeout=$TEST_TIMEOUT" objs=() nbins=${#TESTS[@]}
 	case $typ in
-	fentry | forward)
+	kprobe | forward)
 		[[ "$typ" == forward ]] && append+=" vigil.forward=1"
 		;;
 	tracepoint)
@@ -433,14 +425,10 @@ run_kernel() { # K type
 		append+=" vigil.hooks=tracepoint"
 		;;
 	xload)
-		# the own kprobe object, and every older line's objects (the own fentry object is
-		# the fentry run's)
-		local o line fam
-		while read -r o line fam; do
-			if vless "$line" "$k" || [[ "$line" == "$k" && "$fam" == kprobe ]]; then objs+=("$o"); fi
-		done < <(line_objects)
+		local o
+		while read -r o; do vless "$o" "$k" && objs+=("$o"); done < <(kprobe_objects)
 		if ((${#objs[@]} == 0)); then
-			printf '%-7s %-10s %-22s %-8s %s\n' "$k" "$typ" "$rel" N/A "no kprobe or older object" >"$row"
+			printf '%-7s %-10s %-22s %-8s %s\n' "$k" "$typ" "$rel" N/A "no older kprobe object" >"$row"
 			cp "$row" "$odir/summary"
 			return 0
 		fi
@@ -470,12 +458,8 @@ run_kernel() { # K type
 	note "$k $typ: booting $rel with $accel -smp $smp${objs:+, objects ${objs[*]}} ($(sed -n 's/^loadable: /modules: /p' "${mods%.cpio}.info"); built-in: $(sed -n 's/^built-in: //p' "${mods%.cpio}.info"))"
 	local cpu=(-cpu "${VMTEST_CPU:-max}")
 	[[ "${VMTEST_KVM:-0}" == 1 ]] && cpu=(-cpu "${VMTEST_CPU:-host}")
-	# a cross-load boot runs the core cases once per object: the budget is TIMEOUT per four
-	# objects (the most one boot forced before the fentry family)
-	local tmo=$TIMEOUT
-	((${#objs[@]} <= 4)) || tmo=$((TIMEOUT * ${#objs[@]} / 4))
 	start=$(date +%s)
-	timeout -k 5 "$tmo" qemu-system-x86_64 -accel "$accel" "${cpu[@]}" -m "$MEM" -smp "$smp" \
+	timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -accel "$accel" "${cpu[@]}" -m "$MEM" -smp "$smp" \
 		-nographic -no-reboot -monitor none -nic none \
 		-kernel "$kdir/vmlinuz" -initrd "$initrd" -append "$append" \
 		-drive "file=$disk,if=virtio,format=raw,cache=unsafe" \
@@ -547,8 +531,8 @@ run_kernel() { # K type
 	note "$k $typ: $result in ${secs}s (passed $pass, failed $fail, skipped $skip, host-only $host)"
 }
 
-# The fentry run's verdict on the core cases, for the cross-load table's diagonal: the
-# kernel's own fentry object, loaded by the loader's own choice (asserted by TestObjectChoice).
+# The kprobe run's verdict on the core cases, for the cross-load table's diagonal: the
+# kernel's own object, loaded by the loader's own choice (asserted by TestObjectChoice).
 own_cell() { # K
 	local log=$OUT/$1/results.log rel names n st bad="" unrun=0
 	[[ -s "$log" && -s "$OUT/$1/summary" ]] || return 1
@@ -562,9 +546,9 @@ own_cell() { # K
 	# a narrowed run (VMTEST_ARGS) that left a core case out says nothing about the cell
 	((!unrun)) || [[ -n "$bad" ]] || return 1
 	if [[ -z "$bad" ]]; then
-		printf '%s\t%s\t%s\tPASS\t-\n' "fentry-$1" "$1" "$rel"
+		printf '%s\t%s\t%s\tPASS\t-\n' "$1" "$1" "$rel"
 	else
-		printf '%s\t%s\t%s\tFAIL\t%s\n' "fentry-$1" "$1" "$rel" "fentry run: ${bad% }"
+		printf '%s\t%s\t%s\tFAIL\t%s\n' "$1" "$1" "$rel" "kprobe run: ${bad% }"
 	fi
 }
 
@@ -576,7 +560,7 @@ for k in "${KS[@]}"; do
 	krc=0
 	"$KERNELS" path "$k" >/dev/null 2>&1 || krc=$?
 	if ((krc == 3)); then
-		PLAN+=("$k:fentry")
+		PLAN+=("$k:kprobe")
 		continue
 	fi
 	for r in $RUNS; do PLAN+=("$k:$r"); done
@@ -627,25 +611,25 @@ for e in "${PLAN[@]}"; do
 	fi
 done
 
-# The cross-load table: object x kernel, from the xload runs and the fentry runs' own cells.
+# The cross-load table: object x kernel, from the xload runs and the kprobe runs' own cells.
 if [[ " $RUNS " == *" xload "* ]]; then
 	xl=$WORK/crossload.tsv
 	: >"$xl"
 	for k in "${KS[@]}"; do
-		[[ " $RUNS " == *" fentry "* ]] && own_cell "$k" >>"$xl" || true
+		[[ " $RUNS " == *" kprobe "* ]] && own_cell "$k" >>"$xl" || true
 		[[ -s "$OUT/$k/xload/crossload" ]] && cat "$OUT/$k/xload/crossload" >>"$xl"
 	done
 	if [[ -s "$xl" ]]; then
 		cp "$xl" "$OUT/crossload.tsv"
 		echo
-		echo "cross-load: each kprobe and fentry object forced on each kernel at or above its own (core cases; own fentry = the fentry run)"
+		echo "cross-load: each kprobe object forced on each kernel at or above its own (core cases; own = the kprobe run)"
 		mapfile -t objs < <(cut -f1 "$xl" | sort -uV)
 		mapfile -t kers < <(cut -f2 "$xl" | sort -uV)
-		printf '%-12s' object
+		printf '%-8s' object
 		printf ' %-7s' "${kers[@]}"
 		echo
 		for o in "${objs[@]}"; do
-			printf '%-12s' "$o"
+			printf '%-8s' "$o"
 			for k in "${kers[@]}"; do
 				c=$(awk -F'\t' -v o="$o" -v k="$k" '$1 == o && $2 == k { print $4 }' "$xl" | tail -n1)
 				printf ' %-7s' "${c:--}"

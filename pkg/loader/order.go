@@ -3,22 +3,19 @@
 // falling back in a fixed, documented order and saying why at each step.
 //
 // The order (docs/kernels.md):
-//  1. the kernel lines' objects: the exact major.minor, else the nearest
-//     lower one; then the other lower ones, nearest first; then the higher
-//     ones, nearest first. Within a line, the fentry object (BPF
-//     trampolines) first, then the kprobe object (when the kernel has
-//     kprobes).
+//  1. kprobe objects, when the kernel has kprobes: the exact major.minor,
+//     else the nearest lower one; then the other lower ones, nearest first;
+//     then the higher ones, nearest first.
 //  2. the tracepoint object.
 //
-// A better hook type (BPF-LSM) joins as a new group before the kernel
-// lines' objects: callers see only Candidate and Refusal.
+// A better hook type (fentry, BPF-LSM) joins as a new group before the
+// kprobe objects: callers see only Candidate and Refusal.
 package loader
 
 import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/cilium/ebpf"
 
@@ -28,38 +25,12 @@ import (
 
 // Hook types, as named in bpf/matrix and the manifest.
 const (
-	HooksFentry     = "fentry"
 	HooksKprobe     = "kprobe"
 	HooksTracepoint = "tracepoint"
 )
 
-// linePrefix starts the name of a kernel line's object of a family other
-// than kprobe (bpf/matrix, scripts/build-elf.sh): "fentry-6.1".
-var linePrefix = map[string]string{
-	HooksFentry: HooksFentry + "-",
-	HooksKprobe: "",
-}
-
-// LineOf is the kernel line (bpf/matrix's name, a major.minor) an object
-// of a kernel line was built for: "6.1" for both "6.1" and "fentry-6.1".
-// ok is false for the tracepoint object and unknown families.
-func LineOf(o elf.Object) (line string, ok bool) {
-	prefix, ok := linePrefix[o.Hooks]
-	if !ok {
-		return "", false
-	}
-	return strings.CutPrefix(o.Name, prefix)
-}
-
-// familyRank orders the families of one kernel line: lower is tried first.
-var familyRank = map[string]int{
-	HooksFentry: 0,
-	HooksKprobe: 1,
-}
-
 // hookRank orders hook-type groups: lower is tried first.
 var hookRank = map[string]int{
-	HooksFentry:     10,
 	HooksKprobe:     10,
 	HooksTracepoint: 100,
 }
@@ -108,17 +79,12 @@ func Order(objs []elf.Object, f *kernel.Facts, opt Options) ([]Candidate, []Refu
 			continue
 		}
 		switch o.Hooks {
-		case HooksFentry, HooksKprobe:
-			if o.Hooks == HooksKprobe && !f.Kprobes {
+		case HooksKprobe:
+			if !f.Kprobes {
 				refuse(o, "kernel %s has no kprobes", f.Release)
 				continue
 			}
-			line, ok := LineOf(o)
-			if !ok {
-				refuse(o, "object name %q does not start with %q", o.Name, linePrefix[o.Hooks])
-				continue
-			}
-			ov, err := kernel.ParseRelease(line)
+			ov, err := kernel.ParseRelease(o.Name)
 			if err != nil {
 				refuse(o, "object name is not a kernel version: %v", err)
 				continue
@@ -138,12 +104,6 @@ func Order(objs []elf.Object, f *kernel.Facts, opt Options) ([]Candidate, []Refu
 				r.order += distance(kv, ov)
 				r.Why = fmt.Sprintf("built for newer kernel %s, tried after every lower one", ov.MajorMinor())
 			}
-			// The families of a line side by side: the line's order
-			// first, then the family's.
-			r.order = r.order*len(familyRank) + familyRank[o.Hooks]
-			if o.Hooks == HooksFentry {
-				r.Why = "BPF trampolines (fentry/fexit), " + r.Why
-			}
 			rs = append(rs, r)
 		case HooksTracepoint:
 			rs = append(rs, ranked{
@@ -158,19 +118,15 @@ func Order(objs []elf.Object, f *kernel.Facts, opt Options) ([]Candidate, []Refu
 		}
 		return rs[i].order < rs[j].order
 	})
-	// Only the first lower object of a family is "nearest lower"; say so
-	// plainly for the others.
-	seenLower := map[string]bool{}
-	n := len(familyRank)
+	// Only the first lower kprobe object is "nearest lower"; say so plainly
+	// for the others.
+	seenLower := false
 	for _, r := range rs {
-		if line, ok := LineOf(r.Object); ok && r.order >= n && r.order < (1<<20)*n {
-			if seenLower[r.Object.Hooks] {
-				r.Why = fmt.Sprintf("built for %s, an older kernel: fallback", line)
-				if r.Object.Hooks == HooksFentry {
-					r.Why = "BPF trampolines (fentry/fexit), " + r.Why
-				}
+		if r.Object.Hooks == HooksKprobe && r.order > 0 && r.order < 1<<20 {
+			if seenLower {
+				r.Why = fmt.Sprintf("built for %s, an older kernel: fallback", r.Object.Name)
 			}
-			seenLower[r.Object.Hooks] = true
+			seenLower = true
 		}
 		if opt.Object == r.Object.Name {
 			r.Why = "forced by sensor.object"

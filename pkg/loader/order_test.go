@@ -162,16 +162,15 @@ func TestOrderWhyLabels(t *testing.T) {
 
 func TestOrderBadObjects(t *testing.T) {
 	objs := []elf.Object{
-		{Name: "lsm", Hooks: "lsm"},
+		{Name: "fentry", Hooks: "fentry"},
 		{Name: "latest", Hooks: HooksKprobe},
-		{Name: "6.1", Hooks: HooksFentry},
 		{Name: "tp", Hooks: HooksTracepoint},
 	}
 	cands, refused := Order(objs, facts(t, "6.1.0", true, true), Options{})
 	if len(cands) != 1 || cands[0].Object.Name != "tp" {
 		t.Errorf("candidates %+v, want only tp", cands)
 	}
-	want := map[string]string{"lsm": "unknown hook type", "latest": "not a kernel version", "6.1": `does not start with "fentry-"`}
+	want := map[string]string{"fentry": "unknown hook type", "latest": "not a kernel version"}
 	if len(refused) != len(want) {
 		t.Fatalf("refused %+v, want %d", refused, len(want))
 	}
@@ -201,16 +200,8 @@ func TestManifestInStep(t *testing.T) {
 	}
 	var lines, names []string
 	for _, line := range strings.Split(string(matrix), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && !strings.HasPrefix(f[0], "#") && !strings.HasPrefix(f[0], "@") {
-			// A line's families: the kprobe object keeps the line's name,
-			// the others are <family>-<name>.
-			for _, fam := range strings.Split(f[1], ",") {
-				if fam == HooksKprobe || fam == HooksTracepoint {
-					lines = append(lines, f[0])
-				} else {
-					lines = append(lines, fam+"-"+f[0])
-				}
-			}
+		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") && !strings.HasPrefix(f[0], "@") {
+			lines = append(lines, f[0])
 		}
 	}
 	for _, o := range man.Objects {
@@ -227,20 +218,16 @@ func TestManifestInStep(t *testing.T) {
 			if _, err := elf.Bytes(o.File); err != nil {
 				t.Fatalf("object file %s not embedded: %v", o.File, err)
 			}
-			line, ok := LineOf(o)
-			if !ok {
+			if o.Hooks != HooksKprobe {
 				return
 			}
-			v, err := kernel.ParseRelease(line)
+			v, err := kernel.ParseRelease(o.Name)
 			if err != nil {
-				t.Fatalf("object name %s: %v", o.Name, err)
+				t.Fatalf("kprobe object name: %v", err)
 			}
-			// On its own kernel: the line's fentry object first, then its
-			// kprobe object.
-			cands, _ := Order(man.Objects, facts(t, line+".0", true, true), Options{})
-			i := familyRank[o.Hooks]
-			if len(cands) <= i || cands[i].Object.Name != o.Name {
-				t.Errorf("kernel %s.0: candidate %d is not object %s: %+v", line, i+1, o.Name, cands)
+			cands, _ := Order(man.Objects, facts(t, o.Name+".0", true, true), Options{})
+			if len(cands) == 0 || cands[0].Object.Name != o.Name {
+				t.Errorf("kernel %s.0: first candidate is not object %s: %+v", o.Name, o.Name, cands)
 			}
 			f := kernelOf(t, o, sigsFor(v))
 			spec, err := Spec(o)
@@ -251,45 +238,5 @@ func TestManifestInStep(t *testing.T) {
 				t.Errorf("object %s on its own kernel: %v", o.Name, err)
 			}
 		})
-	}
-}
-
-// A kernel line's fentry object comes before its kprobe object, line by
-// line; without kprobes only the fentry objects and the tracepoint object
-// are candidates.
-func TestOrderFamilies(t *testing.T) {
-	objs := []elf.Object{
-		{Name: "5.10", Hooks: HooksKprobe}, {Name: "fentry-5.10", Hooks: HooksFentry},
-		{Name: "6.1", Hooks: HooksKprobe}, {Name: "fentry-6.1", Hooks: HooksFentry},
-		{Name: "7.3", Hooks: HooksKprobe}, {Name: "fentry-7.3", Hooks: HooksFentry},
-		{Name: "tp", Hooks: HooksTracepoint},
-	}
-	names := func(cs []Candidate) []string {
-		var out []string
-		for _, c := range cs {
-			out = append(out, c.Object.Name)
-		}
-		return out
-	}
-	cands, _ := Order(objs, facts(t, "6.1.0", true, true), Options{})
-	want := []string{"fentry-6.1", "6.1", "fentry-5.10", "5.10", "fentry-7.3", "7.3", "tp"}
-	if got := names(cands); !reflect.DeepEqual(got, want) {
-		t.Errorf("6.1 with kprobes: %q, want %q", got, want)
-	}
-	if !strings.Contains(cands[0].Why, "fentry") || !strings.Contains(cands[0].Why, "exact match") {
-		t.Errorf("first candidate's reason %q names neither the family nor the match", cands[0].Why)
-	}
-	cands, refused := Order(objs, facts(t, "6.18.0", true, false), Options{})
-	want = []string{"fentry-6.1", "fentry-5.10", "fentry-7.3", "tp"}
-	if got := names(cands); !reflect.DeepEqual(got, want) {
-		t.Errorf("6.18 without kprobes: %q, want %q", got, want)
-	}
-	if len(refused) != 3 {
-		t.Errorf("6.18 without kprobes: refused %+v, want the three kprobe objects", refused)
-	}
-	cands, _ = Order(objs, facts(t, "6.1.0", true, true), Options{Hooks: HooksKprobe})
-	want = []string{"6.1", "5.10", "7.3"}
-	if got := names(cands); !reflect.DeepEqual(got, want) {
-		t.Errorf("kprobe forced: %q, want %q", got, want)
 	}
 }
