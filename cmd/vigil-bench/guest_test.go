@@ -35,9 +35,8 @@ func TestGuestOverhead(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws := []watchSpec{{Path: watched[0]}, {Path: watched[1], Recursive: true}}
-	// The kprobe object, forced: the loader's own choice in the guests is
-	// the fentry object since issue 15, and this section's figures and
-	// targets are the kprobe family's (the family comparison is to come).
+	// The kprobe object, forced: this section's figures and targets are the
+	// kprobe family's, whatever family the loader prefers.
 	tools := []tool{&vigilAgent{label: "vigil", bin: *guestVigil, dir: filepath.Join(root, "agent-kprobe"), watches: ws,
 		extra: []string{"-hooks", "kprobe"}}}
 	if *guestTP {
