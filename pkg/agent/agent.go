@@ -100,6 +100,9 @@ type Agent struct {
 	included map[string]bool
 	// tamper is the periodic tamper check's state (loop goroutine only).
 	tamper tamperState
+	// rechecks are files just reported created, to be read once more
+	// (recheck.go; loop goroutine only).
+	rechecks map[string]recheck
 
 	// Counters read beside the pipeline (Stats), under mu.
 	mu sync.Mutex
@@ -470,7 +473,8 @@ func (a *Agent) loop(ctx context.Context) error {
 			}
 			a.store.flush()
 		// Beside it: loss recovery, liveness, tamper checks, reloads.
-		case <-health.C:
+		case now := <-health.C:
+			a.recheckCreated(now)
 			a.checkLoss()
 			a.checkSpools()
 		case <-heartbeat.C:
@@ -573,6 +577,7 @@ func (a *Agent) handle(co *coalescer, e *sensor.Event) {
 	if !ok {
 		return
 	}
+	a.recheckSeen(ch)
 	if ch.Action == watch.ActionModified {
 		if b := co.add(ch, e); b != nil {
 			a.emitBurst(b)
@@ -669,6 +674,9 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 		}
 	}
 	a.record(ch, b, &sn, job)
+	if ch.Action == watch.ActionCreated && ch.SourcePath == "" && sn.st != nil && !special(sn.st.Mode) {
+		a.recheckLater(f)
+	}
 }
 
 // checkLoss turns records the kernel or the queue could not take into an
