@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,6 +72,12 @@ func measureScan(root, treeDir, bin string, n, runs int, logf func(string, ...an
 		return nil, fmt.Errorf("making the tree: %w", err)
 	}
 	tree := filepath.Join(treeDir, "t")
+	// vigil's baseline keeps every entry of a tree, its directories too
+	// (issue 14): it must record each of them.
+	entries := 0
+	if err := filepath.WalkDir(tree, func(string, fs.DirEntry, error) error { entries++; return nil }); err != nil {
+		return nil, fmt.Errorf("counting the tree: %w", err)
+	}
 	work := filepath.Join(root, "scan")
 	os.RemoveAll(work)
 	if err := os.MkdirAll(work, 0o700); err != nil {
@@ -94,8 +101,9 @@ func measureScan(root, treeDir, bin string, n, runs int, logf func(string, ...an
 		if err != nil {
 			return 0, 0, fmt.Errorf("vigil scan: %w: %s", err, lastLines(string(out), 5))
 		}
-		if !strings.Contains(string(out), fmt.Sprintf("baseline recorded: %d files", n)) {
-			return 0, 0, fmt.Errorf("vigil scan did not record %d files: %s", n, lastLines(string(out), 5))
+		if !strings.Contains(string(out), fmt.Sprintf("baseline recorded: %d files", entries)) {
+			return 0, 0, fmt.Errorf("vigil scan did not record the tree's %d entries (%d files and their directories): %s",
+				entries, n, lastLines(string(out), 5))
 		}
 		return w, c, nil
 	}

@@ -674,7 +674,7 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 		}
 	}
 	a.record(ch, b, &sn, job)
-	if ch.Action == watch.ActionCreated && ch.SourcePath == "" && sn.st != nil && !special(sn.st.Mode) {
+	if ch.Action == watch.ActionCreated && ch.SourcePath == "" && sn.st != nil && !special(sn.st.Mode) && sn.st.Size == 0 {
 		a.recheckLater(f)
 	}
 }

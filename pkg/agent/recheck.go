@@ -14,8 +14,10 @@ import (
 // the kernel before that, and whose data landed after the agent read the
 // new file, was seen by neither: `echo key > authorized_keys` in a fresh
 // file could leave a created record with an empty file and nothing else.
-// So a created regular file is read once more shortly after, unless a
-// record for it came meanwhile (then the kernel is following it); what
+// So a created regular file that was empty when read is read once more
+// shortly after, unless a record for it came meanwhile (then the kernel is
+// following it). One read with content was read after a write landed:
+// bursts of new files (a package unpacking a tree) are not read twice. What
 // changed since the created record is reported as recovered (no actor: the
 // kernel never saw the write).
 
