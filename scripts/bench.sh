@@ -103,7 +103,7 @@ notes=()
 "$OUT/vigil-bench" report -host "$OUT/host.json" "${guests[@]}" "${notes[@]}" -o "$DOC"
 if [[ "${BENCH_FLEET:-1}" != 0 ]]; then
 	note "fleet: TestFleet for ${VIGIL_FLEET_SECONDS:-60} s"
-	VIGIL_FLEET_SECONDS=${VIGIL_FLEET_SECONDS:-60} VIGIL_FLEET_REPORT="$OUT/fleet.json" \
+	VIGIL_FLEET_SECONDS=${VIGIL_FLEET_SECONDS:-60} VIGIL_FLEET_REPORT="$(realpath "$OUT")/fleet.json" \
 		"$GO" test -tags privileged -count=1 -timeout 15m -run '^TestFleet$' -v ./cmd/vigil >"$OUT/fleet.log" 2>&1 ||
 		die "TestFleet failed: see $OUT/fleet.log"
 	python3 "$HERE/fleet-doc.py" "$OUT/fleet.json" >>"$DOC"

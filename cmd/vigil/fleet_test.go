@@ -612,7 +612,9 @@ kind = "diff"
 		rep.MaxDepthHosts, steadyDepth, rep.MaxHostSpoolByte, rep.MaxDepthAgent, rep.DeliveredHosts, rep.RetriedHosts)
 	if p := os.Getenv("VIGIL_FLEET_REPORT"); p != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
-		os.WriteFile(p, b, 0o644)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Errorf("writing the fleet report: %v", err)
+		}
 	}
 }
 
