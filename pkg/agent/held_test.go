@@ -116,12 +116,16 @@ func TestHeldRecords(t *testing.T) {
 		t.Errorf("Stats.Packages %+v, want 2 waiting, 1 unverified", p)
 	}
 
-	// The end: the verifier answers what is due, then closes.
+	// The end: the verifier has answered what is due (the later record's
+	// verdict first), then closes. Verdicts read together write their
+	// records in the order they were made. (A verdict read alone writes
+	// its record at once, whatever another file waits for: so the
+	// verdicts are in the channel before finishHeld reads it.)
+	a.held.verdicts <- verdictMsg{je.id, &verdict{result: verifyNotPackaged}}
+	a.held.verdicts <- verdictMsg{jd.id, &verdict{result: verifyMismatch}}
 	go func() {
 		for range a.held.jobs {
 		}
-		a.held.verdicts <- verdictMsg{je.id, &verdict{result: verifyNotPackaged}}
-		a.held.verdicts <- verdictMsg{jd.id, &verdict{result: verifyMismatch}}
 		close(a.held.verdicts)
 	}()
 	a.finishHeld()
