@@ -87,7 +87,10 @@ int BPF_PROG(vg_pkg_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 }
 
 /* A fork: a new thread group below a marked one inherits its mark as a
- * script. A new thread shares its group's entry. */
+ * script. A new thread shares its group's entry. Below an unmarked one, an
+ * entry the new group's id still has is a dead group's whose exit run the
+ * kernel skipped (a preempted run, docs/kernels.md): it goes, so that no
+ * process inherits a mark by its reused pid. */
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(vg_pkg_fork, struct task_struct *parent, struct task_struct *child)
 {
@@ -96,8 +99,10 @@ int BPF_PROG(vg_pkg_fork, struct task_struct *parent, struct task_struct *child)
 	if (ptgid == ctgid)
 		return 0;
 	struct vg_lineage *pl = bpf_map_lookup_elem(&lineage, &ptgid);
-	if (!pl)
+	if (!pl) {
+		bpf_map_delete_elem(&lineage, &ctgid);
 		return 0;
+	}
 	struct vg_lineage l = {.root = pl->root, .mgr = pl->mgr, .flags = pl->flags | VG_P_SCRIPT};
 	bpf_map_update_elem(&lineage, &ctgid, &l, BPF_ANY);
 	return 0;

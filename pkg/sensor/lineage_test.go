@@ -122,3 +122,59 @@ func TestPackageLineage(t *testing.T) {
 		}
 	}
 }
+
+// TestLineageStaleEntry: an entry left by a thread group whose exit run the
+// kernel skipped (a preempted run: docs/kernels.md) is not inherited by the
+// unrelated process that reuses its pid. The stale entry is put in the map
+// by hand, and the next pid is set through ns_last_pid so that the child
+// gets that pid (retried when another task took it first).
+func TestLineageStaleEntry(t *testing.T) {
+	needSensor(t)
+	p, k, _ := watchFile(t, t.TempDir(), "passwd")
+	const lastPID = "/proc/sys/kernel/ns_last_pid"
+	for try := 0; try < 10; try++ {
+		raw, err := os.ReadFile(lastPID)
+		if err != nil {
+			t.Fatalf("reading %s: %v", lastPID, err)
+		}
+		last, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid := last + 100
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			continue
+		}
+		if err := sens.PutLineage(uint32(pid), uint32(pid), 1); err != nil {
+			t.Fatal(err)
+		}
+		mark := coll.Mark()
+		cmd := exec.Command(os.Args[0], "write="+p)
+		cmd.Env = append(os.Environ(), childEnv+"=1")
+		if err := os.WriteFile(lastPID, []byte(strconv.Itoa(pid-1)), 0o644); err != nil {
+			t.Fatalf("writing %s: %v", lastPID, err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		got := cmd.Process.Pid
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("child: %v", err)
+		}
+		e := coll.WaitN(t, mark, 1, func(e *sensor.Event) bool {
+			return e.File == k && e.Op == sensor.OpWrite && e.Proc.PID == uint32(got)
+		})[0]
+		if got != pid {
+			t.Logf("try %d: the child got pid %d, not %d: again", try, got, pid)
+			continue
+		}
+		if e.Proc.Package != (sensor.Package{}) {
+			t.Fatalf("pid %d, reused, wrote marked by the dead group's entry: %+v", pid, e.Proc.Package)
+		}
+		if pk, ok, err := sens.Lineage(uint32(pid)); err != nil || ok {
+			t.Fatalf("lineage of the exited %d: %+v, %v, %v", pid, pk, ok, err)
+		}
+		return
+	}
+	t.Fatal("no child got the pid asked for in 10 tries")
+}
