@@ -474,8 +474,8 @@ func (a *Agent) loop(ctx context.Context) error {
 			a.store.flush()
 		// Beside it: loss recovery, liveness, tamper checks, reloads.
 		case now := <-health.C:
-			a.recheckCreated(now)
-			a.checkLoss()
+			a.recheckCreated(co, now)
+			a.checkLoss(co)
 			a.checkSpools()
 		case <-heartbeat.C:
 			a.heartbeat(started)
@@ -517,18 +517,21 @@ func (a *Agent) read() error {
 		if err != nil {
 			a.opt.Log.Warn().Err(err).Msg("bad kernel record")
 			a.countDecodeError()
+			a.loss.other()
 			continue
 		}
 		if e.WatchID == selfTestID {
 			a.self.deliver(e)
+			a.loss.other()
 			continue
 		}
 		// The container is read while the writer runs: runc's state
 		// directory names its container only until it exits.
 		a.rec.containers.Resolve(e.Proc.CgroupID)
-		a.loss.read(e.WatchID)
+		// Counted once queued: the loop's catchUp relies on it.
 		select {
 		case a.queue <- e:
+			a.loss.read(e.WatchID)
 		default:
 			a.loss.drop(e.WatchID)
 		}
@@ -684,11 +687,20 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 // some, so that no change goes unreported (their actor is unknown: origin
 // "recovered"). The kernel counts, per watch entry, the records it tried to
 // emit; an entry whose count exceeds the records read for it lost records.
-func (a *Agent) checkLoss() {
+// The records that did reach the ring buffer are handled first (catchUp),
+// and a file with a burst still gathering is left to its burst's record,
+// which compares it with the last state read: a change with a live record
+// on its way is not also reported recovered.
+func (a *Agent) checkLoss(co *coalescer) {
 	l, ok := a.loss.collect()
 	if !ok {
 		return
 	}
+	if !l.files() {
+		a.rec.lost(l, 0)
+		return
+	}
+	a.catchUp(co, l.emitted)
 	var recovered uint64
 	for _, f := range a.set.Files() {
 		if !l.concerns(f.Target) {
@@ -697,6 +709,9 @@ func (a *Agent) checkLoss() {
 		f := f
 		if a.recoverGone(&f) {
 			recovered++
+			continue
+		}
+		if co.pending(f.Path) {
 			continue
 		}
 		sn := a.observe(&f, false)
@@ -708,7 +723,34 @@ func (a *Agent) checkLoss() {
 	a.mu.Lock()
 	a.recovered += recovered
 	a.mu.Unlock()
-	a.rec.lost(l.kernel, l.skipped, l.dropped, len(l.dirty), l.all, recovered)
+	a.rec.lost(l, recovered)
+}
+
+// catchUpWait bounds how long a re-read waits for the ring buffer reader.
+const catchUpWait = 250 * time.Millisecond
+
+// catchUp handles the records of the first n the kernel emitted that are
+// still on their way (in the ring buffer or the queue) before a file is
+// re-read: a change the kernel did see is then reported live, with its
+// actor, rather than recovered without one just before its live record.
+// It waits for the reader at most catchUpWait, handling the queue
+// meanwhile.
+func (a *Agent) catchUp(co *coalescer, n uint64) {
+	deadline := time.Now().Add(catchUpWait)
+	for !a.loss.caughtUp(n) {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			break
+		}
+		select {
+		case e := <-a.queue:
+			a.handle(co, e)
+		case <-time.After(min(wait, 2*time.Millisecond)):
+		}
+	}
+	for i := len(a.queue); i > 0; i-- {
+		a.handle(co, <-a.queue)
+	}
 }
 
 // recoverGone reports a watched file that no longer exists although its

@@ -638,3 +638,14 @@ func TestSudoersIncludeFollowed(t *testing.T) {
 		t.Errorf("want nopasswd: %s", r)
 	}
 }
+
+// logLost logs the events-lost records written so far: a recovered record
+// the test did not cause comes from the loss they report.
+func logLost(t *testing.T, r *records) {
+	t.Helper()
+	for _, l := range strings.Split(r.raw(), "\n") {
+		if strings.Contains(l, `"events-lost"`) {
+			t.Logf("events-lost: %s", l)
+		}
+	}
+}

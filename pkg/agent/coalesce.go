@@ -122,6 +122,9 @@ func (c *coalescer) flush(path string) *burst {
 	return b
 }
 
+// pending reports whether a burst for path is gathering.
+func (c *coalescer) pending(path string) bool { return c.bursts[path] != nil }
+
 // all takes every burst out, oldest first.
 func (c *coalescer) all() []*burst {
 	var out []*burst

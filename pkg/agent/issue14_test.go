@@ -455,6 +455,7 @@ recursive = true
 			})
 			if x.s("vigil.origin") == "recovered" {
 				t.Errorf("%s: not the live record of %s (pid %d): %s", op.name, name, pid, x)
+				logLost(t, r)
 				continue
 			}
 			if x.s("process.pid") != fmt.Sprint(pid) || x.s("process.name") != name {

@@ -58,7 +58,21 @@ func (a *Agent) recheckSeen(ch watch.Change) {
 
 // recheckCreated reads the files whose second read is due and reports a
 // change found as recovered.
-func (a *Agent) recheckCreated(now time.Time) {
+func (a *Agent) recheckCreated(co *coalescer, now time.Time) {
+	due := false
+	for _, rc := range a.rechecks {
+		if !now.Before(rc.due) {
+			due = true
+			break
+		}
+	}
+	if !due {
+		return
+	}
+	// A record for the file on its way now drops its second read.
+	if n, err := a.loss.emitted(); err == nil {
+		a.catchUp(co, n)
+	}
 	var recovered uint64
 	for p, rc := range a.rechecks {
 		if now.Before(rc.due) {

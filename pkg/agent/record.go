@@ -120,16 +120,24 @@ func (r *recorder) stopped(live, recovered uint64) {
 			Uint64("live", live).Uint64("recovered", recovered))).Send()
 }
 
-func (r *recorder) lost(kernel, skipped, dropped uint64, entries int, all bool, recovered uint64) {
+// lost writes the events-lost record of a loss: file records lost (then
+// re-read), or only skipped runs of the programs that emit none (gaps:
+// nothing to re-read).
+func (r *recorder) lost(l loss, recovered uint64) {
 	scope := "the watch entries that lost records"
-	if all {
+	recovery := "re-read; the changes found were written just before this record with vigil.origin=recovered"
+	switch {
+	case !l.files():
+		scope, recovery = "nothing", "none needed: no file record was lost"
+	case l.all:
 		scope = "every watched file"
 	}
 	r.begin(time.Now(), "events-lost", []string{"file"}, []string{"info"}, "alert").
-		Dict("vigil", zerolog.Dict().Uint64("lost", kernel+dropped).
-			Uint64("lost_in_kernel", kernel).Uint64("lost_skipped_runs", skipped).Uint64("lost_in_queue", dropped).
-			Int("entries", entries).Str("reread", scope).Uint64("recovered", recovered).
-			Str("recovery", "re-read; the changes found were written just before this record with vigil.origin=recovered")).
+		Dict("vigil", zerolog.Dict().Uint64("lost", l.kernel+l.dropped).
+			Uint64("lost_in_kernel", l.kernel).Uint64("lost_skipped_runs", l.skipped).Uint64("lost_in_queue", l.dropped).
+			Uint64("lineage_skipped_runs", l.gaps["lineage"]).Uint64("cgroup_skipped_runs", l.gaps["cgroup"]).
+			Int("entries", len(l.dirty)).Str("reread", scope).Uint64("recovered", recovered).
+			Str("recovery", recovery)).
 		Send()
 }
 

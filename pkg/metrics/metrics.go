@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,9 @@ var (
 		"Records each hook put in the ring buffer.", []string{"hook"}, nil)
 	descHookLost = prometheus.NewDesc(ns+"_kernel_hook_lost_total",
 		"Records each hook could not put in the ring buffer.", []string{"hook"}, nil)
+	descGaps = prometheus.NewDesc(ns+"_kernel_skipped_runs_total",
+		"Runs the kernel skipped of the programs that emit no file record, by what they lose "+
+			"(lineage: a package manager's mark; cgroup: a container's name) and program.", []string{"gap", "program"}, nil)
 	descEntries = prometheus.NewDesc(ns+"_watch_map_entries",
 		"Inode entries in the kernel's watch map.", nil, nil)
 	descCapacity = prometheus.NewDesc(ns+"_watch_map_capacity",
@@ -114,7 +118,7 @@ type collector struct {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRunning, descInfo, descStart, descRecords, descChanges, descLost,
-		descHits, descMatched, descEmitted, descHookLost, descEntries, descCapacity, descFiles, descTargets,
+		descHits, descMatched, descEmitted, descHookLost, descGaps, descEntries, descCapacity, descFiles, descTargets,
 		descRules, descRingUsed, descRingSize, descLatency, descParse, descDecode, descNotWatched, descOversize, descPkgWaiting, descPkgUnverified, descReloads, descLastReload,
 		descSelfTest, descTamperChecks, descTamperFindings, descTamperRepaired, descHeartbeats,
 		descSpoolDepth, descSpoolBytes, descSpoolOldest, descSpoolDelivered, descSpoolRetried, descSpoolDropped,
@@ -152,6 +156,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descMatched, s.Kernel.Matched[h], h)
 		counter(descEmitted, s.Kernel.Emitted[h], h)
 		counter(descHookLost, s.Kernel.Lost[h], h)
+	}
+	for _, k := range sortedKeys(s.Kernel.Gaps) {
+		gap, prog, _ := strings.Cut(k, ":")
+		counter(descGaps, s.Kernel.Gaps[k], gap, prog)
 	}
 	if s.Watch.MapEntries >= 0 {
 		gauge(descEntries, float64(s.Watch.MapEntries))

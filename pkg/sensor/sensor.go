@@ -83,6 +83,9 @@ type Sensor struct {
 	// maxDepth is the loaded object's vg_max_depth: how far the user-space
 	// ancestor walk (resolve) goes, as the kernel's does.
 	maxDepth int
+	// gaps names, per program that emits no file record, what its
+	// skipped runs lose (gapOf).
+	gaps map[string]string
 
 	mu        sync.Mutex
 	closed    bool
@@ -130,6 +133,12 @@ func NewWithFacts(facts *kernel.Facts, opt loader.Options) (*Sensor, error) {
 			Why: l.Why, Hooks: l.Hooks, Refused: l.Refused, Skipped: l.Skipped, BTF: l.Object.BTF,
 			Features: features[l.Object.Hooks], MapThread: sys.policy,
 		},
+	}
+	s.gaps = map[string]string{}
+	for _, at := range l.Attached {
+		if g := gapOf(at.Hook); g != "" {
+			s.gaps[at.Program] = g
+		}
 	}
 	if s.watch == nil || s.names == nil || s.ctrs == nil || l.Coll.Maps[loader.MapEvents] == nil {
 		l.Close()
@@ -415,12 +424,48 @@ type Counters struct {
 	Matched map[string]uint64 `json:"matched"`
 	Emitted map[string]uint64 `json:"emitted"`
 	Lost    map[string]uint64 `json:"lost"`
+	// Gaps counts the runs the kernel skipped of the programs that emit
+	// no file record, as "<gap>:<program>": "lineage" for the
+	// package-manager lineage (a process may lack its mark), "cgroup" for
+	// cgroup names (a container may go unnamed). No file record is lost
+	// by them: they are not in Lost.
+	Gaps map[string]uint64 `json:"gaps"`
+}
+
+// TotalGaps sums Gaps.
+func (c Counters) TotalGaps() uint64 {
+	var n uint64
+	for _, v := range c.Gaps {
+		n += v
+	}
+	return n
+}
+
+// gapOf names what a skipped run of the program attached at hook loses
+// when that is not a file record ("" when it may be one).
+func gapOf(hook string) string {
+	switch {
+	case strings.HasPrefix(hook, "tp_btf/sched_process_"):
+		return "lineage"
+	case hook == "tp_btf/cgroup_mkdir":
+		return "cgroup"
+	}
+	return ""
 }
 
 // TotalLost sums Lost.
 func (c Counters) TotalLost() uint64 {
 	var n uint64
 	for _, v := range c.Lost {
+		n += v
+	}
+	return n
+}
+
+// TotalEmitted sums the records put in the ring buffer over all hooks.
+func (c Counters) TotalEmitted() uint64 {
+	var n uint64
+	for _, v := range c.Emitted {
 		n += v
 	}
 	return n
@@ -445,7 +490,8 @@ func (s *Sensor) Counters() (Counters, error) {
 	if err := s.ctrs.Lookup(uint32(0), &per); err != nil {
 		return Counters{}, fmt.Errorf("reading counters: %w", err)
 	}
-	c := Counters{Hits: map[string]uint64{}, Matched: map[string]uint64{}, Emitted: map[string]uint64{}, Lost: map[string]uint64{}}
+	c := Counters{Hits: map[string]uint64{}, Matched: map[string]uint64{}, Emitted: map[string]uint64{}, Lost: map[string]uint64{},
+		Gaps: map[string]uint64{}}
 	for _, p := range per {
 		for h := 0; h < hookMax; h++ {
 			name := Hook(h).String()
@@ -462,15 +508,23 @@ func (s *Sensor) Counters() (Counters, error) {
 	}
 	// Runs the kernel skipped: a program is not run on a CPU where it is
 	// already running (or, for a perf-event tracepoint, where any tracing
-	// program is). What a program skipped is never seen, and is counted
-	// here as lost so that the agent reports and recovers it
+	// program is), which a preemptible program meets when it is preempted
+	// and another task on its CPU reaches the same hook. What a file
+	// hook's program skipped is never seen, and is counted here as lost
+	// so that the agent reports and recovers it; a skipped run of a
+	// program that emits no file record is a gap of its own
 	// (docs/kernels.md).
 	for name, p := range s.loaded.Coll.Programs {
 		st, err := p.Stats()
 		if err != nil {
 			return Counters{}, fmt.Errorf("reading program %s's statistics: %w", name, err)
 		}
-		if st.RecursionMisses != 0 {
+		if st.RecursionMisses == 0 {
+			continue
+		}
+		if g := s.gaps[name]; g != "" {
+			c.Gaps[g+":"+name] += st.RecursionMisses
+		} else {
 			c.Lost["skipped:"+name] += st.RecursionMisses
 		}
 	}
