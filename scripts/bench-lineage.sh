@@ -57,13 +57,14 @@ sample() {
 }
 
 start_agent() {
+	rm -f "$work/records.json" # this start's agent-ready, not the last one's
 	"$vigil" run --config "$work/vigil.toml" 2>"$work/agent.log" &
 	agent=$!
 	for _ in $(seq 300); do
 		grep -q agent-ready "$work/records.json" 2>/dev/null && return 0
 		sleep 0.1
 	done
-	echo "bench-lineage: agent not ready: $(tail -3 "$work/agent.log")" >&2
+	echo "bench-lineage: agent not ready after 30 s (exit status: $(kill -0 "$agent" 2>/dev/null && echo running || { wait "$agent"; echo $?; })): $(tail -5 "$work/agent.log")" >&2
 	exit 1
 }
 stop_agent() { kill "$agent"; wait "$agent" 2>/dev/null || true; agent=; }
@@ -87,7 +88,6 @@ for ((p = 0; p < pairs; p++)); do
 		w=$(sample)
 		stop_agent
 	fi
-	rm -f "$work/records.json"
 	base+=("$b") with+=("$w")
 	ratio+=("$(awk -v w="$w" -v b="$b" 'BEGIN { printf "%.3f", w / b }')")
 	echo "bench-lineage: pair $((p + 1))/$pairs: no agent $b ns, vigil $w ns (${ratio[-1]}x)" >&2
