@@ -464,6 +464,7 @@ func (a *Agent) loop(ctx context.Context) error {
 		// The data path: each record in order, then the bursts whose
 		// coalescing window closed, and the store's batch.
 		case e := <-a.queue:
+			a.loss.taken(e.WatchID)
 			a.handle(co, e)
 		case m := <-verdicts:
 			a.verdict(m)
@@ -528,7 +529,9 @@ func (a *Agent) read() error {
 		// The container is read while the writer runs: runc's state
 		// directory names its container only until it exits.
 		a.rec.containers.Resolve(e.Proc.CgroupID)
-		// Counted once queued: the loop's catchUp relies on it.
+		// Counted queued before the loop can take it, and read once
+		// queued: catchUp relies on both.
+		a.loss.queuing(e.WatchID)
 		select {
 		case a.queue <- e:
 			a.loss.read(e.WatchID)
@@ -542,6 +545,7 @@ func (a *Agent) drain(co *coalescer) {
 	for {
 		select {
 		case e := <-a.queue:
+			a.loss.taken(e.WatchID)
 			a.handle(co, e)
 		default:
 			for _, b := range co.all() {
@@ -687,10 +691,10 @@ func (a *Agent) emit(ch watch.Change, b *burst) {
 // some, so that no change goes unreported (their actor is unknown: origin
 // "recovered"). The kernel counts, per watch entry, the records it tried to
 // emit; an entry whose count exceeds the records read for it lost records.
-// The records that did reach the ring buffer are handled first (catchUp),
-// and a file with a burst still gathering is left to its burst's record,
-// which compares it with the last state read: a change with a live record
-// on its way is not also reported recovered.
+// A file with a record on its way (catchUp: read from the ring buffer and
+// queued, not yet handled) or with a burst still gathering is left to that
+// record, which compares it with the last state read: a change with a live
+// record on its way is not also reported recovered.
 func (a *Agent) checkLoss(co *coalescer) {
 	l, ok := a.loss.collect()
 	if !ok {
@@ -700,18 +704,18 @@ func (a *Agent) checkLoss(co *coalescer) {
 		a.rec.lost(l, 0)
 		return
 	}
-	a.catchUp(co, l.emitted)
+	a.catchUp(l.emitted)
 	var recovered uint64
 	for _, f := range a.set.Files() {
 		if !l.concerns(f.Target) {
 			continue
 		}
 		f := f
-		if a.recoverGone(&f) {
-			recovered++
+		if co.pending(f.Path) || a.loss.queuedFor(f.Target) {
 			continue
 		}
-		if co.pending(f.Path) {
+		if a.recoverGone(&f) {
+			recovered++
 			continue
 		}
 		sn := a.observe(&f, false)
@@ -729,27 +733,16 @@ func (a *Agent) checkLoss(co *coalescer) {
 // catchUpWait bounds how long a re-read waits for the ring buffer reader.
 const catchUpWait = 250 * time.Millisecond
 
-// catchUp handles the records of the first n the kernel emitted that are
-// still on their way (in the ring buffer or the queue) before a file is
-// re-read: a change the kernel did see is then reported live, with its
-// actor, rather than recovered without one just before its live record.
-// It waits for the reader at most catchUpWait, handling the queue
-// meanwhile.
-func (a *Agent) catchUp(co *coalescer, n uint64) {
+// catchUp waits, at most catchUpWait, until the ring buffer reader has
+// queued the first n records the kernel emitted, before files are re-read:
+// a file with a record in the queue is then left to it (queuedFor), so a
+// change the kernel did see is reported live with its actor, not also
+// recovered without one. The queue itself is not handled here: under a
+// storm that would hold the loss's record back behind it.
+func (a *Agent) catchUp(n uint64) {
 	deadline := time.Now().Add(catchUpWait)
-	for !a.loss.caughtUp(n) {
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			break
-		}
-		select {
-		case e := <-a.queue:
-			a.handle(co, e)
-		case <-time.After(min(wait, 2*time.Millisecond)):
-		}
-	}
-	for i := len(a.queue); i > 0; i-- {
-		a.handle(co, <-a.queue)
+	for !a.loss.caughtUp(n) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
 	}
 }
 

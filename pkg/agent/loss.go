@@ -31,7 +31,10 @@ type lossTracker struct {
 	// handed counts the records the reader is done with: queued, dropped,
 	// the self-test's or undecodable. With the sensor's unmatched ones it
 	// is compared with the kernel's emitted count (caughtUp).
-	handed  uint64
+	handed uint64
+	// queued counts, per watch id, the records in the pipeline's queue:
+	// a file with one on its way is not re-read (checkLoss).
+	queued  map[uint64]int
 	dropped uint64 // records the queue could not take since collect
 	// droppedTotal and lost count the queue's and the kernel's losses, ever.
 	droppedTotal, lost uint64
@@ -42,7 +45,16 @@ type lossTracker struct {
 }
 
 func newLossTracker(k lossCounters) *lossTracker {
-	return &lossTracker{k: k, received: map[uint64]uint64{}, dirty: map[uint64]struct{}{}, gaps: map[string]uint64{}}
+	return &lossTracker{k: k, received: map[uint64]uint64{}, dirty: map[uint64]struct{}{}, gaps: map[string]uint64{},
+		queued: map[uint64]int{}}
+}
+
+// queuing counts a record for watch id about to be queued (before the
+// pipeline can take it); read or drop follows.
+func (l *lossTracker) queuing(id uint64) {
+	l.mu.Lock()
+	l.queued[id]++
+	l.mu.Unlock()
 }
 
 // read counts a record for watch id that the queue took.
@@ -53,9 +65,28 @@ func (l *lossTracker) read(id uint64) {
 	l.mu.Unlock()
 }
 
+// taken counts a record for watch id taken from the queue by the pipeline.
+func (l *lossTracker) taken(id uint64) {
+	l.mu.Lock()
+	if l.queued[id]--; l.queued[id] <= 0 {
+		delete(l.queued, id)
+	}
+	l.mu.Unlock()
+}
+
+// queuedFor reports whether a record for watch id waits in the queue.
+func (l *lossTracker) queuedFor(id uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.queued[id] > 0
+}
+
 // drop counts a record for watch id that the queue could not take.
 func (l *lossTracker) drop(id uint64) {
 	l.mu.Lock()
+	if l.queued[id]--; l.queued[id] <= 0 {
+		delete(l.queued, id)
+	}
 	l.received[id]++
 	l.handed++
 	l.dropped++

@@ -99,7 +99,7 @@ func TestLossCaughtUp(t *testing.T) {
 		t.Fatalf("emitted = %d, %v; want 6", n, err)
 	}
 	steps := []func(){
-		func() { l.read(1) }, func() { l.read(2) }, func() { l.drop(2) },
+		func() { l.queuing(1); l.read(1) }, func() { l.queuing(2); l.read(2) }, func() { l.queuing(2); l.drop(2) },
 		func() { l.other() }, func() { k.unmatched++ }, func() { l.other() },
 	}
 	for i, step := range steps {
@@ -114,5 +114,19 @@ func TestLossCaughtUp(t *testing.T) {
 	// received still counts dropped records (the entries' comparison).
 	if l.received[2] != 2 {
 		t.Fatalf("received[2] = %d, want 2", l.received[2])
+	}
+	// Records in the queue: 1 and 2 (queued), none of 7; the pipeline
+	// takes them, and then none waits. A record taken before the reader
+	// counted it read is still counted queued until taken.
+	if !l.queuedFor(1) || !l.queuedFor(2) || l.queuedFor(7) {
+		t.Fatalf("queued %v, want ids 1 and 2", l.queued)
+	}
+	l.taken(1)
+	l.taken(2)
+	l.queuing(3)
+	l.taken(3)
+	l.read(3)
+	if l.queuedFor(1) || l.queuedFor(2) || l.queuedFor(3) {
+		t.Fatalf("queued %v after every record was taken, want none", l.queued)
 	}
 }

@@ -69,13 +69,14 @@ func (a *Agent) recheckCreated(co *coalescer, now time.Time) {
 	if !due {
 		return
 	}
-	// A record for the file on its way now drops its second read.
+	// A file with a record on its way is left to it (that record drops
+	// its second read).
 	if n, err := a.loss.emitted(); err == nil {
-		a.catchUp(co, n)
+		a.catchUp(n)
 	}
 	var recovered uint64
 	for p, rc := range a.rechecks {
-		if now.Before(rc.due) {
+		if now.Before(rc.due) || co.pending(p) || a.loss.queuedFor(rc.file.Target) {
 			continue
 		}
 		delete(a.rechecks, p)
