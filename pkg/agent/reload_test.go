@@ -167,9 +167,10 @@ recursive = true
 	if total != n || byWriter != n {
 		t.Errorf("records count %d writes (%d by the writer), want %d", total, byWriter, n)
 	}
-	if lost := r.since(0, func(x rec) bool { return x.s("event.action") == "events-lost" }); len(lost) > 0 {
+	if lost := r.since(0, lostFileRecords); len(lost) > 0 {
 		t.Errorf("records were lost: %v", lost)
 	}
+	logGaps(t, r)
 	if got := r.since(0, func(x rec) bool { return x.s("event.action") == "config-reloaded" }); len(got) != reloads {
 		t.Errorf("%d config-reloaded records, want %d", len(got), reloads)
 	}

@@ -163,9 +163,10 @@ func TestRenameStorm(t *testing.T) {
 	replaced := len(r.since(0, isReplace))
 	// Every replace live, on every object and kernel: a run the kernel
 	// skipped (docs/kernels.md, "Skipped runs") is a failure here too.
-	if lost := r.find(func(x rec) bool { return x.s("event.action") == "events-lost" }); lost != nil {
+	if lost := r.find(lostFileRecords); lost != nil {
 		t.Errorf("records lost during the storm: %s", lost)
 	}
+	logGaps(t, r)
 	if got != n || replaced != n {
 		t.Fatalf("%d rename records for %d replaces, %d of them \"replaced\" (the rest say the file was created)", got, n, replaced)
 	}
