@@ -25,15 +25,18 @@ func KernelPreempts(model string) bool {
 }
 
 // preemptFiles are where PreemptModel looks; tests point them elsewhere.
-var preemptFiles = struct{ debugfs, cmdline, config string }{
-	"/sys/kernel/debug/sched/preempt", "/proc/cmdline", "/boot/config-",
+var preemptFiles = struct{ debugfs, cmdline, config, version string }{
+	"/sys/kernel/debug/sched/preempt", "/proc/cmdline", "/boot/config-", "/proc/sys/kernel/version",
 }
 
 // PreemptModel reads the running kernel's preemption model, and where it
 // read it: debugfs's sched/preempt (the model in force, which a
-// PREEMPT_DYNAMIC kernel can change at run time), else the kernel's
-// configuration in /boot with the preempt= boot parameter over its
-// default. "" when neither can be read.
+// PREEMPT_DYNAMIC kernel can change at run time); else the kernel's
+// version string (uname -v) when it settles it: a kernel built without
+// PREEMPT_DYNAMIC names a preemptible build there ("PREEMPT", "PREEMPT_RT",
+// "PREEMPT_LAZY") and names nothing for none or voluntary; else the
+// kernel's configuration in /boot with the preempt= boot parameter over
+// its default. "" when none can be read.
 func PreemptModel(release string) (model, source string) {
 	if b, err := os.ReadFile(preemptFiles.debugfs); err == nil {
 		// "none voluntary (full) lazy": the one in force is bracketed.
@@ -41,6 +44,25 @@ func PreemptModel(release string) (model, source string) {
 			if strings.HasPrefix(w, "(") && strings.HasSuffix(w, ")") {
 				return strings.Trim(w, "()"), preemptFiles.debugfs
 			}
+		}
+	}
+	if b, err := os.ReadFile(preemptFiles.version); err == nil {
+		words := map[string]bool{}
+		for _, w := range strings.Fields(string(b)) {
+			words[w] = true
+		}
+		src := preemptFiles.version
+		switch {
+		case words["PREEMPT_DYNAMIC"]:
+			// the model is chosen at boot: the configuration says which
+		case words["PREEMPT_RT"], words["PREEMPT"]:
+			return PreemptFull, src
+		case words["PREEMPT_LAZY"]:
+			return PreemptLazy, src
+		default:
+			// built without kernel-mode preemption: none or voluntary,
+			// which preempt alike here (only where the kernel offers to)
+			return PreemptVoluntary, src + " (no PREEMPT: none or voluntary)"
 		}
 	}
 	cfg, err := os.ReadFile(preemptFiles.config + release)

@@ -23,20 +23,31 @@ func TestPreemptModel(t *testing.T) {
 	preemptFiles.debugfs = filepath.Join(dir, "absent")
 	preemptFiles.cmdline = write("cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/vda1 quiet\n")
 	preemptFiles.config = filepath.Join(dir, "config-")
+	preemptFiles.version = filepath.Join(dir, "version")
 	for _, c := range []struct {
-		name, debugfs, config, cmdline, want string
+		name, debugfs, version, config, cmdline, want string
 	}{
-		{"debugfs", "none voluntary full (lazy)\n", "CONFIG_PREEMPT_VOLUNTARY=y\n", "", PreemptLazy},
-		{"7.x config", "", "CONFIG_PREEMPT_LAZY=y\nCONFIG_PREEMPT_DYNAMIC=y\n", "", PreemptLazy},
-		{"6.x config", "", "# CONFIG_PREEMPT_NONE is not set\nCONFIG_PREEMPT_VOLUNTARY=y\nCONFIG_PREEMPT_DYNAMIC=y\n", "", PreemptVoluntary},
-		{"boot parameter", "", "CONFIG_PREEMPT_VOLUNTARY=y\nCONFIG_PREEMPT_DYNAMIC=y\n", "quiet preempt=full", PreemptFull},
-		{"boot parameter, not dynamic", "", "CONFIG_PREEMPT_VOLUNTARY=y\n", "preempt=full", PreemptVoluntary},
-		{"rt", "", "CONFIG_PREEMPT_RT=y\n", "", PreemptFull},
-		{"nothing readable", "", "", "", ""},
+		{"debugfs", "none voluntary full (lazy)\n", "", "CONFIG_PREEMPT_VOLUNTARY=y\n", "", PreemptLazy},
+		{"5.10's version", "", "#1 SMP Debian 5.10.223-1 (2024-08-10)\n", "CONFIG_PREEMPT=y\n", "", PreemptVoluntary},
+		{"a preemptible build's version", "", "#1 SMP PREEMPT Tue Jan 1\n", "", "", PreemptFull},
+		{"an RT build's version", "", "#1 SMP PREEMPT_RT Debian\n", "", "", PreemptFull},
+		{"a dynamic build's version, its config", "", "#1 SMP PREEMPT_DYNAMIC Debian 7.3.4-1\n",
+			"CONFIG_PREEMPT_LAZY=y\nCONFIG_PREEMPT_DYNAMIC=y\n", "", PreemptLazy},
+		{"a dynamic build's version, no config", "", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.176-1\n", "", "", ""},
+		{"7.x config", "", "", "CONFIG_PREEMPT_LAZY=y\nCONFIG_PREEMPT_DYNAMIC=y\n", "", PreemptLazy},
+		{"6.x config", "", "", "# CONFIG_PREEMPT_NONE is not set\nCONFIG_PREEMPT_VOLUNTARY=y\nCONFIG_PREEMPT_DYNAMIC=y\n", "", PreemptVoluntary},
+		{"boot parameter", "", "", "CONFIG_PREEMPT_VOLUNTARY=y\nCONFIG_PREEMPT_DYNAMIC=y\n", "quiet preempt=full", PreemptFull},
+		{"boot parameter, not dynamic", "", "", "CONFIG_PREEMPT_VOLUNTARY=y\n", "preempt=full", PreemptVoluntary},
+		{"rt", "", "", "CONFIG_PREEMPT_RT=y\n", "", PreemptFull},
+		{"nothing readable", "", "", "", "", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			os.Remove(preemptFiles.debugfs)
 			os.Remove(preemptFiles.config + "9.9.0")
+			os.Remove(preemptFiles.version)
+			if c.version != "" {
+				write("version", c.version)
+			}
 			if c.debugfs != "" {
 				preemptFiles.debugfs = write("preempt", c.debugfs)
 				defer func() { preemptFiles.debugfs = filepath.Join(dir, "absent") }()

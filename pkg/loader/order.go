@@ -70,7 +70,7 @@ func preemptedTrampolines(f *kernel.Facts) string {
 	if !kernel.KernelPreempts(f.Preempt) {
 		return ""
 	}
-	model := "its preemption model is unknown (neither debugfs's sched/preempt nor /boot/config-" + f.Release + " was readable)"
+	model := "its preemption model is unknown (debugfs's sched/preempt, the version string and /boot/config-" + f.Release + " did not say)"
 	if f.Preempt != "" {
 		model = fmt.Sprintf("it preempts in kernel mode (%s, read from %s)", f.Preempt, f.PreemptSource)
 	}
