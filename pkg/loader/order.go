@@ -195,6 +195,9 @@ func Order(objs []elf.Object, f *kernel.Facts, opt Options) ([]Candidate, []Refu
 		if line, ok := LineOf(r.Object); ok && r.order >= n && r.order < (1<<20)*n {
 			if seenLower[r.Object.Hooks] {
 				r.Why = fmt.Sprintf("built for %s, an older kernel: fallback", line)
+				if after := preemptedTrampolines(f); after != "" && r.Object.Hooks == HooksFentry {
+					r.Why += "; " + after
+				}
 				if r.Object.Hooks == HooksFentry {
 					r.Why = "BPF trampolines (fentry/fexit), " + r.Why
 				}
