@@ -267,16 +267,9 @@ func TestOrderFamilies(t *testing.T) {
 		{Name: "7.3", Hooks: HooksKprobe}, {Name: "fentry-7.3", Hooks: HooksFentry},
 		{Name: "tp", Hooks: HooksTracepoint},
 	}
-	names := func(cs []Candidate) []string {
-		var out []string
-		for _, c := range cs {
-			out = append(out, c.Object.Name)
-		}
-		return out
-	}
 	cands, _ := Order(objs, facts(t, "6.1.0", true, true), Options{})
 	want := []string{"fentry-6.1", "6.1", "fentry-5.10", "5.10", "fentry-7.3", "7.3", "tp"}
-	if got := names(cands); !reflect.DeepEqual(got, want) {
+	if got := candNames(cands); !reflect.DeepEqual(got, want) {
 		t.Errorf("6.1 with kprobes: %q, want %q", got, want)
 	}
 	if !strings.Contains(cands[0].Why, "fentry") || !strings.Contains(cands[0].Why, "exact match") {
@@ -284,7 +277,7 @@ func TestOrderFamilies(t *testing.T) {
 	}
 	cands, refused := Order(objs, facts(t, "6.18.0", true, false), Options{})
 	want = []string{"fentry-6.1", "fentry-5.10", "fentry-7.3", "tp"}
-	if got := names(cands); !reflect.DeepEqual(got, want) {
+	if got := candNames(cands); !reflect.DeepEqual(got, want) {
 		t.Errorf("6.18 without kprobes: %q, want %q", got, want)
 	}
 	if len(refused) != 3 {
@@ -292,7 +285,7 @@ func TestOrderFamilies(t *testing.T) {
 	}
 	cands, _ = Order(objs, facts(t, "6.1.0", true, true), Options{Hooks: HooksKprobe})
 	want = []string{"6.1", "5.10", "7.3"}
-	if got := names(cands); !reflect.DeepEqual(got, want) {
+	if got := candNames(cands); !reflect.DeepEqual(got, want) {
 		t.Errorf("kprobe forced: %q, want %q", got, want)
 	}
 }
@@ -307,19 +300,12 @@ func TestOrderPreempt(t *testing.T) {
 		{Name: "7.3", Hooks: HooksKprobe}, {Name: "fentry-7.3", Hooks: HooksFentry},
 		{Name: "tp", Hooks: HooksTracepoint},
 	}
-	names := func(cs []Candidate) []string {
-		var out []string
-		for _, c := range cs {
-			out = append(out, c.Object.Name)
-		}
-		return out
-	}
 	for _, model := range []string{kernel.PreemptLazy, kernel.PreemptFull, ""} {
 		f := facts(t, "7.3.0", true, true)
 		f.Preempt = model
 		cands, _ := Order(objs, f, Options{})
 		want := []string{"7.3", "fentry-7.3", "7.2", "fentry-7.2", "tp"}
-		if got := names(cands); !reflect.DeepEqual(got, want) {
+		if got := candNames(cands); !reflect.DeepEqual(got, want) {
 			t.Errorf("model %q: %q, want %q", model, got, want)
 		}
 		why := cands[1].Why
@@ -330,7 +316,7 @@ func TestOrderPreempt(t *testing.T) {
 		f.Kprobes = false
 		cands, _ = Order(objs, f, Options{})
 		want = []string{"fentry-7.3", "fentry-7.2", "tp"}
-		if got := names(cands); !reflect.DeepEqual(got, want) {
+		if got := candNames(cands); !reflect.DeepEqual(got, want) {
 			t.Errorf("model %q without kprobes: %q, want %q", model, got, want)
 		}
 	}
@@ -338,8 +324,17 @@ func TestOrderPreempt(t *testing.T) {
 		f := facts(t, "7.3.0", true, true)
 		f.Preempt = model
 		cands, _ := Order(objs, f, Options{})
-		if got := names(cands); got[0] != "fentry-7.3" || strings.Contains(cands[0].Why, "after the kprobe") {
+		if got := candNames(cands); got[0] != "fentry-7.3" || strings.Contains(cands[0].Why, "after the kprobe") {
 			t.Errorf("model %q: %q (%q), want the fentry object first", model, got, cands[0].Why)
 		}
 	}
+}
+
+// candNames lists the candidates' object names, in order.
+func candNames(cs []Candidate) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Object.Name)
+	}
+	return out
 }
