@@ -124,7 +124,8 @@ func TestObjectChoice(t *testing.T) {
 // (this development host: EPERM at load), the loader falls back past every
 // fentry object, each refused with a reason naming fentry's refusal, to the
 // kprobe object or (without kprobes) the tracepoint object; where the
-// kernel loads them, it chooses an fentry object. Whether it does is asked
+// kernel loads them, it chooses an fentry object (the kprobe object where
+// the kernel preempts in kernel mode and has kprobes). Whether it does is asked
 // of the kernel directly, with a program that does nothing.
 func TestFentryFallback(t *testing.T) {
 	needSensor(t)
@@ -145,9 +146,15 @@ func TestFentryFallback(t *testing.T) {
 	})
 	if err == nil {
 		prog.Close()
-		if info.HookTyp != loader.HooksFentry {
-			t.Fatalf("kernel %s loads fentry programs, but the loader chose %s (%s); refused: %+v",
-				facts.Release, info.Object, info.HookTyp, info.Refused)
+		// A kernel that preempts in kernel mode gets the kprobe object
+		// first where it has kprobes (docs/kernels.md, "Preemption").
+		want := loader.HooksFentry
+		if kernel.KernelPreempts(facts.Preempt) && facts.Kprobes {
+			want = loader.HooksKprobe
+		}
+		if info.HookTyp != want {
+			t.Fatalf("kernel %s (preemption %q from %s) loads fentry programs, but the loader chose %s (%s), want a %s object; refused: %+v",
+				facts.Release, facts.Preempt, facts.PreemptSource, info.Object, info.HookTyp, want, info.Refused)
 		}
 		return
 	}
