@@ -82,6 +82,7 @@ const volatile __u32 vg_arg_umount_flags = VG_ARG_UNSET;
  */
 const volatile __u32 vg_retptr_mkdir = 0;
 
+#ifndef VG_FENTRY
 /*
  * One argument register of the kprobe's pt_regs, with its offset in the load
  * instruction itself. Kernels before 7.x accept only a constant-offset load
@@ -120,6 +121,7 @@ static __always_inline __u64 vg_arg(struct pt_regs *ctx, __u32 pos)
 }
 
 #define VG_ARG(ctx, name) vg_arg(ctx, vg_arg_##name)
+#endif
 
 /*
  * struct renamedata's directories: inodes (old_dir, new_dir) from its start
@@ -147,83 +149,153 @@ static __always_inline struct inode *vg_rename_dir(struct renamedata *rd, bool n
 	return new ? BPF_CORE_READ(r, new_dir) : BPF_CORE_READ(r, old_dir);
 }
 
+/*
+ * Each hook's logic is written once, as a static __always_inline body that
+ * takes the hooked function's arguments as values (and, at return, its
+ * result). A program is a thin wrapper that reads the arguments where the
+ * loader said they sit and calls the body:
+ *   VG_ON_ENTRY(func, name, body, args...)  at func's entry
+ *   VG_ON_RETURN(func, name, type, body, extra...)  at its return, the
+ *     result converted to the C type the function returns
+ * This file builds two families (scripts/build-elf.sh): kprobe/kretprobe
+ * programs kp_<name>/kr_<name>, and with VG_FENTRY defined, BPF trampoline
+ * programs fentry/fexit fe_<name>/fx_<name>. Both keep the pending map
+ * between entry and return: the entry half must run before the function
+ * acts (a rename's source joins the map before the rename can complete),
+ * so an fexit alone would come too late.
+ */
+#ifndef VG_FENTRY
+#define VG_ON_ENTRY(func, name, body, ...)                                                         \
+	SEC("kprobe/" #func)                                                                       \
+	int kp_##name(struct pt_regs *ctx)                                                         \
+	{                                                                                          \
+		return body(__VA_ARGS__);                                                          \
+	}
+
+#define VG_ON_RETURN(func, name, type, body, ...)                                                  \
+	SEC("kretprobe/" #func)                                                                    \
+	int kr_##name(struct pt_regs *ctx)                                                         \
+	{                                                                                          \
+		return body((type)PT_REGS_RC(ctx), __VA_ARGS__);                                   \
+	}
+#else
+/*
+ * A trampoline program's context is the function's arguments as an array
+ * of u64, and at fexit its result after them: at index n for a function of
+ * n parameters. n differs between kernels as the positions do, so the
+ * loader sets vg_retpos_<name> from the prototype too (pkg/loader/args.go
+ * says which function each stands for). As with vg_arg, each
+ * position is a load at a constant offset, which is all the verifier
+ * accepts from this context.
+ */
+#define VG_SLOT(ctx, i)                                                                            \
+	case i:                                                                                    \
+		asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(__v) : "r"(ctx), "i"((i) * 8));       \
+		break
+
+static __always_inline __u64 vg_slot(void *ctx, __u32 pos)
+{
+	__u64 __v = 0;
+	switch (pos) {
+		VG_SLOT(ctx, 0);
+		VG_SLOT(ctx, 1);
+		VG_SLOT(ctx, 2);
+		VG_SLOT(ctx, 3);
+		VG_SLOT(ctx, 4);
+		VG_SLOT(ctx, 5);
+		VG_SLOT(ctx, 6);
+	}
+	return __v;
+}
+
+#define VG_ARG(ctx, name) vg_slot(ctx, vg_arg_##name)
+
+/* The verifier takes only 0 from an fentry or fexit program: the body's
+ * value is dropped (the kernel ignores a kprobe's too). */
+#define VG_ON_ENTRY(func, name, body, ...)                                                         \
+	SEC("fentry/" #func)                                                                       \
+	int fe_##name(void *ctx)                                                                   \
+	{                                                                                          \
+		body(__VA_ARGS__);                                                                 \
+		return 0;                                                                          \
+	}
+
+/* The result as a plain number: where the function returns a pointer
+ * (vfs_mkdir since 6.15), the load from the context gives the verifier a
+ * typed pointer, and 7.x's refuses the arithmetic vg_finish does on an
+ * ERR_PTR. Copied through the stack by a helper, it is a scalar (and the
+ * context is only read at constant offsets, as everywhere). */
+static __always_inline long vg_result(void *ctx, __u32 pos)
+{
+	__u64 slot = vg_slot(ctx, pos);
+	long v = 0;
+	bpf_probe_read_kernel(&v, sizeof(v), &slot);
+	return v;
+}
+
+#define VG_ON_RETURN(func, name, type, body, ...)                                                  \
+	const volatile __u32 vg_retpos_##name = VG_ARG_UNSET;                                      \
+	SEC("fexit/" #func)                                                                        \
+	int fx_##name(void *ctx)                                                                   \
+	{                                                                                          \
+		body((type)vg_result(ctx, vg_retpos_##name), __VA_ARGS__);                         \
+		return 0;                                                                          \
+	}
+#endif
+
 /* Content changes through an open file. */
 
-SEC("kprobe/vfs_write")
-int kp_vfs_write(struct pt_regs *ctx)
-{
-	return vg_file_op((struct file *)VG_ARG(ctx, write_file), VG_OP_WRITE, VG_H_VFS_WRITE,
-			  VG_ARG(ctx, write_count));
-}
+VG_ON_ENTRY(vfs_write, vfs_write, vg_file_op, (struct file *)VG_ARG(ctx, write_file), VG_OP_WRITE,
+	    VG_H_VFS_WRITE, VG_ARG(ctx, write_count))
 
-SEC("kprobe/vfs_writev")
-int kp_vfs_writev(struct pt_regs *ctx)
-{
-	return vg_file_op((struct file *)VG_ARG(ctx, writev_file), VG_OP_WRITE, VG_H_VFS_WRITEV, 0);
-}
+VG_ON_ENTRY(vfs_writev, vfs_writev, vg_file_op, (struct file *)VG_ARG(ctx, writev_file), VG_OP_WRITE,
+	    VG_H_VFS_WRITEV, 0)
 
 /* overlayfs, nfsd and loop writes, and (before 6.7) splice and sendfile. */
-SEC("kprobe/vfs_iter_write")
-int kp_vfs_iter_wr(struct pt_regs *ctx)
-{
-	return vg_file_op((struct file *)VG_ARG(ctx, iterw_file), VG_OP_WRITE, VG_H_VFS_ITER_WRITE, 0);
-}
+VG_ON_ENTRY(vfs_iter_write, vfs_iter_wr, vg_file_op, (struct file *)VG_ARG(ctx, iterw_file),
+	    VG_OP_WRITE, VG_H_VFS_ITER_WRITE, 0)
 
 /* splice and sendfile into a file: since 6.7 iter_file_splice_write calls
  * ->write_iter directly, not vfs_iter_write (which older kernels reach from
  * here too, so there a splice may give two records). */
-SEC("kprobe/iter_file_splice_write")
-int kp_splice_write(struct pt_regs *ctx)
-{
-	return vg_file_op((struct file *)VG_ARG(ctx, splice_out), VG_OP_WRITE, VG_H_SPLICE_WRITE, 0);
-}
+VG_ON_ENTRY(iter_file_splice_write, splice_write, vg_file_op, (struct file *)VG_ARG(ctx, splice_out),
+	    VG_OP_WRITE, VG_H_SPLICE_WRITE, 0)
 
-SEC("kprobe/vfs_copy_file_range")
-int kp_copy_range(struct pt_regs *ctx)
-{
-	return vg_file_op((struct file *)VG_ARG(ctx, copy_out), VG_OP_WRITE, VG_H_COPY_FILE_RANGE,
-			  VG_ARG(ctx, copy_len));
-}
+VG_ON_ENTRY(vfs_copy_file_range, copy_range, vg_file_op, (struct file *)VG_ARG(ctx, copy_out),
+	    VG_OP_WRITE, VG_H_COPY_FILE_RANGE, VG_ARG(ctx, copy_len))
 
-SEC("kprobe/io_write")
-int kp_io_write(struct pt_regs *ctx)
+static __always_inline int vg_on_io_write(struct io_kiocb *req)
 {
-	struct io_kiocb *req = (struct io_kiocb *)VG_ARG(ctx, io_req);
 	return vg_file_op(BPF_CORE_READ(req, file), VG_OP_WRITE, VG_H_IO_WRITE, 0);
 }
+VG_ON_ENTRY(io_write, io_write, vg_on_io_write, (struct io_kiocb *)VG_ARG(ctx, io_req))
 
 /* A shared writable mapping: every later store is a write nothing sees. */
-SEC("kprobe/security_mmap_file")
-int kp_mmap_file(struct pt_regs *ctx)
+static __always_inline int vg_on_mmap_file(struct file *file, unsigned long prot, unsigned long flags)
 {
-	struct file *file = (struct file *)VG_ARG(ctx, mmap_file);
-	unsigned long prot = VG_ARG(ctx, mmap_prot);
-	unsigned long flags = VG_ARG(ctx, mmap_flags);
 	if (!(prot & PROT_WRITE) || !(flags & MAP_SHARED)) {
 		vg_count_hit(VG_H_MMAP);
 		return 0;
 	}
 	return vg_file_op(file, VG_OP_MMAP, VG_H_MMAP, prot);
 }
+VG_ON_ENTRY(security_mmap_file, mmap_file, vg_on_mmap_file, (struct file *)VG_ARG(ctx, mmap_file),
+	    VG_ARG(ctx, mmap_prot), VG_ARG(ctx, mmap_flags))
 
 /* Creation: a file opened with O_CREAT that did not exist before. */
-SEC("kprobe/security_file_open")
-int kp_file_open(struct pt_regs *ctx)
+static __always_inline int vg_on_file_open(struct file *file)
 {
-	struct file *file = (struct file *)VG_ARG(ctx, open_file);
 	vg_count_hit(VG_H_FILE_OPEN);
 	if (!(BPF_CORE_READ(file, f_mode) & FMODE_CREATED))
 		return 0;
 	return vg_created(file, VG_H_FILE_OPEN);
 }
+VG_ON_ENTRY(security_file_open, file_open, vg_on_file_open, (struct file *)VG_ARG(ctx, open_file))
 
 /* truncate, ftruncate, O_TRUNC, chmod, chown and utimes all end here. */
-SEC("kprobe/notify_change")
-int kp_notify_change(struct pt_regs *ctx)
+static __always_inline int vg_on_notify_change(struct dentry *d, struct iattr *attr)
 {
 	vg_count_hit(VG_H_NOTIFY_CHANGE);
-	struct dentry *d = (struct dentry *)VG_ARG(ctx, notify_dentry);
-	struct iattr *attr = (struct iattr *)VG_ARG(ctx, notify_attr);
 	if (vg_is_self())
 		return 0;
 	struct vg_scratch *s = vg_scratch();
@@ -250,12 +322,9 @@ int kp_notify_change(struct pt_regs *ctx)
 	vg_pend_store(p);
 	return 0;
 }
-
-SEC("kretprobe/notify_change")
-int BPF_KRETPROBE(kr_notify_change, int ret)
-{
-	return vg_finish(ret, VG_H_NOTIFY_CHANGE);
-}
+VG_ON_ENTRY(notify_change, notify_change, vg_on_notify_change,
+	    (struct dentry *)VG_ARG(ctx, notify_dentry), (struct iattr *)VG_ARG(ctx, notify_attr))
+VG_ON_RETURN(notify_change, notify_change, int, vg_finish, VG_H_NOTIFY_CHANGE)
 
 /*
  * Rename. At entry, when the target is watched, the source inode joins the
@@ -263,10 +332,8 @@ int BPF_KRETPROBE(kr_notify_change, int ret)
  * made right after rename() returns is never missed. At return, the
  * replaced inode leaves the map (or, on failure, the source does again).
  */
-SEC("kprobe/vfs_rename")
-int kp_vfs_rename(struct pt_regs *ctx)
+static __always_inline int vg_on_rename(struct renamedata *rd)
 {
-	struct renamedata *rd = (struct renamedata *)VG_ARG(ctx, rename_rd);
 	vg_count_hit(VG_H_VFS_RENAME);
 	if (vg_is_self())
 		return 0;
@@ -314,15 +381,10 @@ int kp_vfs_rename(struct pt_regs *ctx)
 	vg_pend_store(p);
 	return 0;
 }
+VG_ON_ENTRY(vfs_rename, vfs_rename, vg_on_rename, (struct renamedata *)VG_ARG(ctx, rename_rd))
+VG_ON_RETURN(vfs_rename, vfs_rename, int, vg_finish, VG_H_VFS_RENAME) /* the VFS returns int */
 
-SEC("kretprobe/vfs_rename")
-int BPF_KRETPROBE(kr_vfs_rename, int ret) /* the VFS returns int */
-{
-	return vg_finish(ret, VG_H_VFS_RENAME);
-}
-
-SEC("kprobe/vfs_unlink")
-int kp_vfs_unlink(struct pt_regs *ctx)
+static __always_inline int vg_on_unlink(struct dentry *d)
 {
 	vg_count_hit(VG_H_VFS_UNLINK);
 	if (vg_is_self())
@@ -330,7 +392,6 @@ int kp_vfs_unlink(struct pt_regs *ctx)
 	struct vg_scratch *s = vg_scratch();
 	if (!s)
 		return 0;
-	struct dentry *d = (struct dentry *)VG_ARG(ctx, unlink_dentry);
 	struct vg_hit hit = {};
 	if (!vg_match_dentry(d, &hit, true, s))
 		return 0;
@@ -341,16 +402,11 @@ int kp_vfs_unlink(struct pt_regs *ctx)
 	vg_pend_store(p);
 	return 0;
 }
-
-SEC("kretprobe/vfs_unlink")
-int BPF_KRETPROBE(kr_vfs_unlink, int ret) /* the VFS returns int */
-{
-	return vg_finish(ret, VG_H_VFS_UNLINK);
-}
+VG_ON_ENTRY(vfs_unlink, vfs_unlink, vg_on_unlink, (struct dentry *)VG_ARG(ctx, unlink_dentry))
+VG_ON_RETURN(vfs_unlink, vfs_unlink, int, vg_finish, VG_H_VFS_UNLINK)
 
 /* A new name for an inode: a watched file's, or a new name in a watched place. */
-SEC("kprobe/vfs_link")
-int kp_vfs_link(struct pt_regs *ctx)
+static __always_inline int vg_on_link(struct dentry *od, struct inode *ndir, struct dentry *nd)
 {
 	vg_count_hit(VG_H_VFS_LINK);
 	if (vg_is_self())
@@ -358,8 +414,6 @@ int kp_vfs_link(struct pt_regs *ctx)
 	struct vg_scratch *s = vg_scratch();
 	if (!s)
 		return 0;
-	struct dentry *od = (struct dentry *)VG_ARG(ctx, link_old);
-	struct dentry *nd = (struct dentry *)VG_ARG(ctx, link_new);
 	struct vg_hit th = {}, sh = {};
 	bool tmatch = vg_match_dentry(nd, &th, true, s);
 	bool smatch = !tmatch && vg_match_dentry(od, &sh, false, s);
@@ -371,7 +425,6 @@ int kp_vfs_link(struct pt_regs *ctx)
 		vg_inode_key(src, &p->file2);
 	if (!tmatch) {
 		/* A new name for a watched file: report it under its directory. */
-		struct inode *ndir = (struct inode *)VG_ARG(ctx, link_dir);
 		if (ndir)
 			vg_inode_key(ndir, &p->dir);
 		p->depth = 1;
@@ -385,97 +438,49 @@ int kp_vfs_link(struct pt_regs *ctx)
 	vg_pend_store(p);
 	return 0;
 }
-
-SEC("kretprobe/vfs_link")
-int BPF_KRETPROBE(kr_vfs_link, int ret) /* the VFS returns int */
-{
-	return vg_finish(ret, VG_H_VFS_LINK);
-}
+VG_ON_ENTRY(vfs_link, vfs_link, vg_on_link, (struct dentry *)VG_ARG(ctx, link_old),
+	    (struct inode *)VG_ARG(ctx, link_dir), (struct dentry *)VG_ARG(ctx, link_new))
+VG_ON_RETURN(vfs_link, vfs_link, int, vg_finish, VG_H_VFS_LINK)
 
 /*
  * Extended attributes: file capabilities (security.capability), SELinux and
  * SMACK labels, user.* and trusted.* values, and (before 6.2) POSIX ACLs.
  * The record names the attribute; user space reads and compares its value.
+ * POSIX ACLs since 6.2: setxattr(2) of system.posix_acl_* goes to
+ * vfs_set_acl, not vfs_setxattr; reported as the same xattr operations,
+ * under the ACL's name (left out by the loader where the kernel lacks them).
+ * with_flags says whether flags (XATTR_CREATE, XATTR_REPLACE) are known.
  */
-SEC("kprobe/vfs_setxattr")
-int kp_vfs_setxattr(struct pt_regs *ctx)
+static __always_inline int vg_on_xattr(struct dentry *d, const char *name, __u32 flags, bool with_flags,
+				       __u32 op, __u32 hook)
 {
-	struct vg_pending *p = vg_pend_dentry((struct dentry *)VG_ARG(ctx, setxattr_dentry),
-					      VG_OP_SETXATTR, VG_H_VFS_SETXATTR);
+	struct vg_pending *p = vg_pend_dentry(d, op, hook);
 	if (!p)
 		return 0;
 	p->flags |= VG_F_STR2;
-	p->arg1 = (__u32)VG_ARG(ctx, setxattr_flags); /* XATTR_CREATE, XATTR_REPLACE */
-	bpf_probe_read_kernel_str(p->name2, sizeof(p->name2), (void *)VG_ARG(ctx, setxattr_name));
+	if (with_flags)
+		p->arg1 = flags;
+	bpf_probe_read_kernel_str(p->name2, sizeof(p->name2), name);
 	vg_pend_store(p);
 	return 0;
 }
+VG_ON_ENTRY(vfs_setxattr, vfs_setxattr, vg_on_xattr, (struct dentry *)VG_ARG(ctx, setxattr_dentry),
+	    (const char *)VG_ARG(ctx, setxattr_name), (__u32)VG_ARG(ctx, setxattr_flags), true,
+	    VG_OP_SETXATTR, VG_H_VFS_SETXATTR)
+VG_ON_RETURN(vfs_setxattr, vfs_setxattr, int, vg_finish, VG_H_VFS_SETXATTR)
 
-SEC("kretprobe/vfs_setxattr")
-int BPF_KRETPROBE(kr_vfs_setxattr, int ret)
-{
-	return vg_finish(ret, VG_H_VFS_SETXATTR);
-}
+VG_ON_ENTRY(vfs_removexattr, vfs_removexattr, vg_on_xattr,
+	    (struct dentry *)VG_ARG(ctx, rmxattr_dentry), (const char *)VG_ARG(ctx, rmxattr_name), 0,
+	    false, VG_OP_REMOVEXATTR, VG_H_VFS_REMOVEXATTR)
+VG_ON_RETURN(vfs_removexattr, vfs_removexattr, int, vg_finish, VG_H_VFS_REMOVEXATTR)
 
-SEC("kprobe/vfs_removexattr")
-int kp_vfs_removexattr(struct pt_regs *ctx)
-{
-	struct vg_pending *p = vg_pend_dentry((struct dentry *)VG_ARG(ctx, rmxattr_dentry),
-					      VG_OP_REMOVEXATTR, VG_H_VFS_REMOVEXATTR);
-	if (!p)
-		return 0;
-	p->flags |= VG_F_STR2;
-	bpf_probe_read_kernel_str(p->name2, sizeof(p->name2), (void *)VG_ARG(ctx, rmxattr_name));
-	vg_pend_store(p);
-	return 0;
-}
+VG_ON_ENTRY(vfs_set_acl, vfs_set_acl, vg_on_xattr, (struct dentry *)VG_ARG(ctx, setacl_dentry),
+	    (const char *)VG_ARG(ctx, setacl_name), 0, false, VG_OP_SETXATTR, VG_H_VFS_SET_ACL)
+VG_ON_RETURN(vfs_set_acl, vfs_set_acl, int, vg_finish, VG_H_VFS_SET_ACL)
 
-SEC("kretprobe/vfs_removexattr")
-int BPF_KRETPROBE(kr_vfs_removexattr, int ret)
-{
-	return vg_finish(ret, VG_H_VFS_REMOVEXATTR);
-}
-
-/* POSIX ACLs since 6.2: setxattr(2) of system.posix_acl_* comes here, not to
- * vfs_setxattr. Reported as the same xattr operations, under the ACL's name.
- * Left out by the loader where the kernel lacks them. */
-SEC("kprobe/vfs_set_acl")
-int kp_vfs_set_acl(struct pt_regs *ctx)
-{
-	struct vg_pending *p = vg_pend_dentry((struct dentry *)VG_ARG(ctx, setacl_dentry),
-					      VG_OP_SETXATTR, VG_H_VFS_SET_ACL);
-	if (!p)
-		return 0;
-	p->flags |= VG_F_STR2;
-	bpf_probe_read_kernel_str(p->name2, sizeof(p->name2), (void *)VG_ARG(ctx, setacl_name));
-	vg_pend_store(p);
-	return 0;
-}
-
-SEC("kretprobe/vfs_set_acl")
-int BPF_KRETPROBE(kr_vfs_set_acl, int ret)
-{
-	return vg_finish(ret, VG_H_VFS_SET_ACL);
-}
-
-SEC("kprobe/vfs_remove_acl")
-int kp_vfs_remove_acl(struct pt_regs *ctx)
-{
-	struct vg_pending *p = vg_pend_dentry((struct dentry *)VG_ARG(ctx, rmacl_dentry),
-					      VG_OP_REMOVEXATTR, VG_H_VFS_REMOVE_ACL);
-	if (!p)
-		return 0;
-	p->flags |= VG_F_STR2;
-	bpf_probe_read_kernel_str(p->name2, sizeof(p->name2), (void *)VG_ARG(ctx, rmacl_name));
-	vg_pend_store(p);
-	return 0;
-}
-
-SEC("kretprobe/vfs_remove_acl")
-int BPF_KRETPROBE(kr_vfs_remove_acl, int ret)
-{
-	return vg_finish(ret, VG_H_VFS_REMOVE_ACL);
-}
+VG_ON_ENTRY(vfs_remove_acl, vfs_remove_acl, vg_on_xattr, (struct dentry *)VG_ARG(ctx, rmacl_dentry),
+	    (const char *)VG_ARG(ctx, rmacl_name), 0, false, VG_OP_REMOVEXATTR, VG_H_VFS_REMOVE_ACL)
+VG_ON_RETURN(vfs_remove_acl, vfs_remove_acl, int, vg_finish, VG_H_VFS_REMOVE_ACL)
 
 /*
  * Inode flags (chattr: immutable, append-only, ...). struct fileattr became
@@ -492,14 +497,11 @@ struct file_kattr___vg {
 	__u32 fsx_xflags;
 } __attribute__((preserve_access_index));
 
-SEC("kprobe/vfs_fileattr_set")
-int kp_fileattr_set(struct pt_regs *ctx)
+static __always_inline int vg_on_fileattr_set(struct dentry *d, void *fa)
 {
-	struct vg_pending *p = vg_pend_dentry((struct dentry *)VG_ARG(ctx, fileattr_dentry),
-					      VG_OP_SETFLAGS, VG_H_FILEATTR_SET);
+	struct vg_pending *p = vg_pend_dentry(d, VG_OP_SETFLAGS, VG_H_FILEATTR_SET);
 	if (!p)
 		return 0;
-	void *fa = (void *)VG_ARG(ctx, fileattr_fa);
 	if (bpf_core_type_exists(struct file_kattr___vg)) {
 		struct file_kattr___vg *k = fa;
 		p->arg1 = BPF_CORE_READ(k, flags);
@@ -513,12 +515,9 @@ int kp_fileattr_set(struct pt_regs *ctx)
 	vg_pend_store(p);
 	return 0;
 }
-
-SEC("kretprobe/vfs_fileattr_set")
-int BPF_KRETPROBE(kr_fileattr_set, int ret)
-{
-	return vg_finish(ret, VG_H_FILEATTR_SET);
-}
+VG_ON_ENTRY(vfs_fileattr_set, fileattr_set, vg_on_fileattr_set,
+	    (struct dentry *)VG_ARG(ctx, fileattr_dentry), (void *)VG_ARG(ctx, fileattr_fa))
+VG_ON_RETURN(vfs_fileattr_set, fileattr_set, int, vg_finish, VG_H_FILEATTR_SET)
 
 /* Before 5.13 each file system sets inode flags in its own ioctl. The
  * ioctl's security hook sees every ioctl with its file, command and
@@ -528,20 +527,17 @@ int BPF_KRETPROBE(kr_fileattr_set, int ret)
 #define FS_IOC_SETFLAGS 0x40086602
 #define FS_IOC_FSSETXATTR 0x401c5820
 
-SEC("kprobe/security_file_ioctl")
-int kp_file_ioctl(struct pt_regs *ctx)
+static __always_inline int vg_on_file_ioctl(struct file *file, __u32 cmd, unsigned long arg)
 {
-	__u32 cmd = VG_ARG(ctx, ioctl_cmd);
 	if (cmd != FS_IOC_SETFLAGS && cmd != FS_IOC_FSSETXATTR)
 		return 0;
-	struct file *file = (struct file *)VG_ARG(ctx, ioctl_file);
 	struct vg_pending *p = vg_pend_dentry(BPF_CORE_READ(file, f_path.dentry), VG_OP_SETFLAGS,
 					      VG_H_FILEATTR_SET);
 	if (!p)
 		return 0;
 	__u32 v = 0;
 	/* int flags, or struct fsxattr whose first member is fsx_xflags */
-	if (bpf_probe_read_user(&v, sizeof(v), (void *)VG_ARG(ctx, ioctl_arg)) == 0) {
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)arg) == 0) {
 		if (cmd == FS_IOC_SETFLAGS) {
 			p->arg1 = v;
 			p->flags |= VG_F_FLAGS;
@@ -553,46 +549,60 @@ int kp_file_ioctl(struct pt_regs *ctx)
 	vg_pend_store(p);
 	return 0;
 }
-
-SEC("kretprobe/__x64_sys_ioctl")
-int BPF_KRETPROBE(kr_sys_ioctl, long ret)
-{
-	return vg_finish(ret, VG_H_FILEATTR_SET);
-}
+VG_ON_ENTRY(security_file_ioctl, file_ioctl, vg_on_file_ioctl, (struct file *)VG_ARG(ctx, ioctl_file),
+	    (__u32)VG_ARG(ctx, ioctl_cmd), VG_ARG(ctx, ioctl_arg))
+VG_ON_RETURN(__x64_sys_ioctl, sys_ioctl, long, vg_finish, VG_H_FILEATTR_SET)
 
 /*
  * Names created in a watched place other than by open: directories,
- * symbolic links (with their target), FIFOs, sockets and device nodes (with
- * their number). The new inode and its mode are read at return.
+ * symbolic links (with their target), FIFOs, sockets, device nodes (with
+ * their number) and, from vfs_create, regular files. The new inode and its
+ * mode are read at return. mknod(2) of a regular file comes to vfs_create,
+ * not to vfs_mknod (an open that creates calls the file system's ->create
+ * directly, and is reported by security_file_open); so do nfsd's and
+ * overlayfs's creations.
  */
-SEC("kprobe/vfs_mkdir")
-int kp_vfs_mkdir(struct pt_regs *ctx)
+static __always_inline int vg_on_create(struct dentry *d, __u32 op, __u32 hook, bool ret_ptr,
+					const char *target, bool with_dev, __u32 dev)
 {
-	struct vg_pending *p =
-		vg_pend_dentry((struct dentry *)VG_ARG(ctx, mkdir_dentry), VG_OP_MKDIR, VG_H_VFS_MKDIR);
+	struct vg_pending *p = vg_pend_dentry(d, op, hook);
 	if (!p)
 		return 0;
 	p->fill_file = 1;
-	p->ret_ptr = vg_retptr_mkdir != 0;
+	if (ret_ptr)
+		p->ret_ptr = 1;
+	if (target) {
+		p->flags |= VG_F_STR2;
+		bpf_probe_read_kernel_str(p->name2, sizeof(p->name2), target);
+	}
+	if (with_dev)
+		p->arg1 = dev;
 	vg_pend_store(p);
 	return 0;
 }
+VG_ON_ENTRY(vfs_mkdir, vfs_mkdir, vg_on_create, (struct dentry *)VG_ARG(ctx, mkdir_dentry), VG_OP_MKDIR,
+	    VG_H_VFS_MKDIR, vg_retptr_mkdir != 0, NULL, false, 0)
+VG_ON_RETURN(vfs_mkdir, vfs_mkdir, long, vg_finish, VG_H_VFS_MKDIR)
 
-SEC("kretprobe/vfs_mkdir")
-int BPF_KRETPROBE(kr_vfs_mkdir, long ret)
-{
-	return vg_finish(ret, VG_H_VFS_MKDIR);
-}
+VG_ON_ENTRY(vfs_symlink, vfs_symlink, vg_on_create, (struct dentry *)VG_ARG(ctx, symlink_dentry),
+	    VG_OP_SYMLINK, VG_H_VFS_SYMLINK, false, (const char *)VG_ARG(ctx, symlink_target), false, 0)
+VG_ON_RETURN(vfs_symlink, vfs_symlink, int, vg_finish, VG_H_VFS_SYMLINK)
+
+VG_ON_ENTRY(vfs_mknod, vfs_mknod, vg_on_create, (struct dentry *)VG_ARG(ctx, mknod_dentry), VG_OP_MKNOD,
+	    VG_H_VFS_MKNOD, false, NULL, true, (__u32)VG_ARG(ctx, mknod_dev))
+VG_ON_RETURN(vfs_mknod, vfs_mknod, int, vg_finish, VG_H_VFS_MKNOD)
+
+VG_ON_ENTRY(vfs_create, vfs_create, vg_on_create, (struct dentry *)VG_ARG(ctx, create_dentry),
+	    VG_OP_MKNOD, VG_H_VFS_CREATE, false, NULL, false, 0)
+VG_ON_RETURN(vfs_create, vfs_create, int, vg_finish, VG_H_VFS_CREATE)
 
 /* rmdir: matched at its security hook, which every kernel calls from
  * vfs_rmdir (5.10 inlines vfs_rmdir into do_rmdir, so a probe on it never
  * runs there), and reported when the directory's dentry is deleted, which
  * happens only on success. vfs_rmdir's return, where it is seen, ends a
  * failed one. */
-SEC("kprobe/security_inode_rmdir")
-int kp_vfs_rmdir(struct pt_regs *ctx)
+static __always_inline int vg_on_rmdir(struct dentry *d)
 {
-	struct dentry *d = (struct dentry *)VG_ARG(ctx, rmdir_dentry);
 	struct vg_pending *p = vg_pend_dentry(d, VG_OP_RMDIR, VG_H_VFS_RMDIR);
 	if (!p)
 		return 0;
@@ -601,91 +611,24 @@ int kp_vfs_rmdir(struct pt_regs *ctx)
 	vg_pend_store(p);
 	return 0;
 }
+VG_ON_ENTRY(security_inode_rmdir, vfs_rmdir, vg_on_rmdir, (struct dentry *)VG_ARG(ctx, rmdir_dentry))
 
-SEC("kprobe/d_delete")
-int kp_d_delete(struct pt_regs *ctx)
+static __always_inline int vg_on_d_delete(struct dentry *d)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct vg_pending *p = bpf_map_lookup_elem(&pending, &id);
-	if (!p || p->op != VG_OP_RMDIR || p->dentry != VG_ARG(ctx, delete_dentry))
+	if (!p || p->op != VG_OP_RMDIR || p->dentry != (__u64)d)
 		return 0;
 	return vg_finish(0, VG_H_VFS_RMDIR);
 }
-
-SEC("kretprobe/vfs_rmdir")
-int BPF_KRETPROBE(kr_vfs_rmdir, int ret)
-{
-	return vg_finish(ret, VG_H_VFS_RMDIR);
-}
-
-SEC("kprobe/vfs_symlink")
-int kp_vfs_symlink(struct pt_regs *ctx)
-{
-	struct vg_pending *p = vg_pend_dentry((struct dentry *)VG_ARG(ctx, symlink_dentry), VG_OP_SYMLINK,
-					      VG_H_VFS_SYMLINK);
-	if (!p)
-		return 0;
-	p->fill_file = 1;
-	p->flags |= VG_F_STR2;
-	bpf_probe_read_kernel_str(p->name2, sizeof(p->name2), (void *)VG_ARG(ctx, symlink_target));
-	vg_pend_store(p);
-	return 0;
-}
-
-SEC("kretprobe/vfs_symlink")
-int BPF_KRETPROBE(kr_vfs_symlink, int ret)
-{
-	return vg_finish(ret, VG_H_VFS_SYMLINK);
-}
-
-SEC("kprobe/vfs_mknod")
-int kp_vfs_mknod(struct pt_regs *ctx)
-{
-	struct vg_pending *p =
-		vg_pend_dentry((struct dentry *)VG_ARG(ctx, mknod_dentry), VG_OP_MKNOD, VG_H_VFS_MKNOD);
-	if (!p)
-		return 0;
-	p->fill_file = 1;
-	p->arg1 = (__u32)VG_ARG(ctx, mknod_dev);
-	vg_pend_store(p);
-	return 0;
-}
-
-SEC("kretprobe/vfs_mknod")
-int BPF_KRETPROBE(kr_vfs_mknod, int ret)
-{
-	return vg_finish(ret, VG_H_VFS_MKNOD);
-}
-
-/* mknod(2) of a regular file comes here, not to vfs_mknod (an open that
- * creates calls the file system's ->create directly, and is reported by
- * security_file_open); so do nfsd's and overlayfs's creations. */
-SEC("kprobe/vfs_create")
-int kp_vfs_create(struct pt_regs *ctx)
-{
-	struct vg_pending *p =
-		vg_pend_dentry((struct dentry *)VG_ARG(ctx, create_dentry), VG_OP_MKNOD, VG_H_VFS_CREATE);
-	if (!p)
-		return 0;
-	p->fill_file = 1;
-	vg_pend_store(p);
-	return 0;
-}
-
-SEC("kretprobe/vfs_create")
-int BPF_KRETPROBE(kr_vfs_create, int ret)
-{
-	return vg_finish(ret, VG_H_VFS_CREATE);
-}
+VG_ON_ENTRY(d_delete, d_delete, vg_on_d_delete, (struct dentry *)VG_ARG(ctx, delete_dentry))
+VG_ON_RETURN(vfs_rmdir, vfs_rmdir, int, vg_finish, VG_H_VFS_RMDIR)
 
 /* fallocate: punching a hole, zeroing, collapsing or inserting a range
  * changes content without a write. */
-SEC("kprobe/vfs_fallocate")
-int kp_vfs_fallocate(struct pt_regs *ctx)
-{
-	return vg_file_op_attr((struct file *)VG_ARG(ctx, falloc_file), VG_OP_WRITE, VG_H_VFS_FALLOCATE,
-			       VG_ARG(ctx, falloc_len), (__u32)VG_ARG(ctx, falloc_mode), 0, 0, 0);
-}
+VG_ON_ENTRY(vfs_fallocate, vfs_fallocate, vg_file_op_attr, (struct file *)VG_ARG(ctx, falloc_file),
+	    VG_OP_WRITE, VG_H_VFS_FALLOCATE, VG_ARG(ctx, falloc_len), (__u32)VG_ARG(ctx, falloc_mode), 0, 0,
+	    0)
 
 /*
  * Mounts: a mount over a watched file, or over a directory at or above
@@ -693,18 +636,15 @@ int kp_vfs_fallocate(struct pt_regs *ctx)
  * mount change is reported with its mountpoint's absolute path; user space
  * knows which watched paths lie at or below it.
  */
-SEC("kprobe/path_mount")
-int kp_path_mount(struct pt_regs *ctx)
+static __always_inline int vg_on_path_mount(const char *dev, struct path *path, const char *type,
+					    unsigned long flags)
 {
 	struct vg_pending *p = vg_pend_mount(VG_OP_MOUNT, VG_H_PATH_MOUNT);
 	if (!p)
 		return 0;
-	struct path *path = (struct path *)VG_ARG(ctx, mount_path);
 	p->dentry = (__u64)BPF_CORE_READ(path, dentry);
 	p->mnt = (__u64)BPF_CORE_READ(path, mnt);
-	p->arg1 = VG_ARG(ctx, mount_flags);
-	const char *dev = (const char *)VG_ARG(ctx, mount_dev);
-	const char *type = (const char *)VG_ARG(ctx, mount_type);
+	p->arg1 = flags;
 	if (dev)
 		bpf_probe_read_kernel_str(p->name2, sizeof(p->name2), dev);
 	if (type)
@@ -712,24 +652,19 @@ int kp_path_mount(struct pt_regs *ctx)
 	vg_pend_store(p);
 	return 0;
 }
-
-SEC("kretprobe/path_mount")
-int BPF_KRETPROBE(kr_path_mount, int ret)
-{
-	return vg_finish_any(ret, true, VG_H_PATH_MOUNT);
-}
+VG_ON_ENTRY(path_mount, path_mount, vg_on_path_mount, (const char *)VG_ARG(ctx, mount_dev),
+	    (struct path *)VG_ARG(ctx, mount_path), (const char *)VG_ARG(ctx, mount_type),
+	    VG_ARG(ctx, mount_flags))
+VG_ON_RETURN(path_mount, path_mount, int, vg_finish_any, true, VG_H_PATH_MOUNT)
 
 /* move_mount(2), how the new mount API (and util-linux 2.39+'s mount)
  * attaches a mount: the security hook has both paths, the syscall's return
  * the result. The MOVE_MOUNT_* flags are not seen here (arg1 is 0). */
-SEC("kprobe/security_move_mount")
-int kp_move_mount(struct pt_regs *ctx)
+static __always_inline int vg_on_move_mount(struct path *from, struct path *to)
 {
 	struct vg_pending *p = vg_pend_mount(VG_OP_MOUNT, VG_H_MOVE_MOUNT);
 	if (!p)
 		return 0;
-	struct path *from = (struct path *)VG_ARG(ctx, move_from);
-	struct path *to = (struct path *)VG_ARG(ctx, move_to);
 	p->flags |= VG_F_MOVE_MOUNT;
 	p->dentry = (__u64)BPF_CORE_READ(to, dentry);
 	p->mnt = (__u64)BPF_CORE_READ(to, mnt);
@@ -737,35 +672,27 @@ int kp_move_mount(struct pt_regs *ctx)
 	vg_pend_store(p);
 	return 0;
 }
-
-SEC("kretprobe/__x64_sys_move_mount")
-int BPF_KRETPROBE(kr_move_mount, long ret)
-{
-	return vg_finish_any(ret, true, VG_H_MOVE_MOUNT);
-}
+VG_ON_ENTRY(security_move_mount, move_mount, vg_on_move_mount, (struct path *)VG_ARG(ctx, move_from),
+	    (struct path *)VG_ARG(ctx, move_to))
+VG_ON_RETURN(__x64_sys_move_mount, move_mount, long, vg_finish_any, true, VG_H_MOVE_MOUNT)
 
 /* An unmount uncovers its mountpoint: reported with the mountpoint's path
  * (read at entry, in the parent mount) and what was mounted there. */
-SEC("kprobe/path_umount")
-int kp_path_umount(struct pt_regs *ctx)
+static __always_inline int vg_on_path_umount(struct path *path, int flags)
 {
 	struct vg_pending *p = vg_pend_mount(VG_OP_UMOUNT, VG_H_PATH_UMOUNT);
 	if (!p)
 		return 0;
-	struct path *path = (struct path *)VG_ARG(ctx, umount_path);
 	struct vfsmount *vfsmnt = BPF_CORE_READ(path, mnt);
 	struct mount *m = container_of(vfsmnt, struct mount, mnt);
 	struct mount *parent = BPF_CORE_READ(m, mnt_parent);
 	p->dentry = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
 	p->mnt = (__u64)&parent->mnt;
-	p->arg1 = (__u32)VG_ARG(ctx, umount_flags);
+	p->arg1 = (__u32)flags;
 	vg_mount_source(p, vfsmnt);
 	vg_pend_store(p);
 	return 0;
 }
-
-SEC("kretprobe/path_umount")
-int BPF_KRETPROBE(kr_path_umount, int ret)
-{
-	return vg_finish_any(ret, true, VG_H_PATH_UMOUNT);
-}
+VG_ON_ENTRY(path_umount, path_umount, vg_on_path_umount, (struct path *)VG_ARG(ctx, umount_path),
+	    (int)VG_ARG(ctx, umount_flags))
+VG_ON_RETURN(path_umount, path_umount, int, vg_finish_any, true, VG_H_PATH_UMOUNT)

@@ -25,24 +25,31 @@ while read -r name hooks btf suites extra; do
 	inc=$work/$btf
 	mkdir -p "$inc"
 	[ -f "$inc/vmlinux.h" ] || xz -dc "$header" >"$inc/vmlinux.h"
-	case "$hooks" in
-	kprobe) src=bpf/kprobe.bpf.c ;;
-	tracepoint) src=bpf/tracepoint.bpf.c ;;
-	*) echo "build-elf: $name: unknown hook type $hooks" >&2; exit 1 ;;
-	esac
 	# The objects adapt to the kernel at load time: a line states no kernel facts.
 	[ -z "$extra" ] || { echo "build-elf: $name: unexpected columns after the suites: $extra" >&2; exit 1; }
 	btf_kernel=$(awk -v b="$btf" '$1 == b { $1 = ""; sub(/^ +/, ""); print; exit }' bpf/btf/SOURCES)
 	[ -n "$btf_kernel" ] || { echo "build-elf: bpf/btf/SOURCES does not say where BTF $btf came from" >&2; exit 1; }
-	obj=vigil-$name.o
-	$CLANG -g -O2 -target bpf -D__TARGET_ARCH_x86 -fms-extensions -Wall -Wno-microsoft-anon-tag -Werror \
-		-ffile-prefix-map="$PWD"=. -I "$inc" -I bpf -idirafter /usr/include/x86_64-linux-gnu \
-		-c "$src" -o "$work/$obj"
-	$STRIP -g "$work/$obj" -o "$out/$obj"
-	src_sha=$(cat $src_files "$header" | sha256sum | cut -d' ' -f1)
-	obj_sha=$(sha256sum "$out/$obj" | cut -d' ' -f1)
-	entries+=("    {\"name\": \"$name\", \"file\": \"$obj\", \"hooks\": \"$hooks\", \"btf\": \"$btf\", \"btf_kernel\": \"$btf_kernel\", \"source_sha256\": \"$src_sha\", \"clang\": \"$clang_version\", \"sha256\": \"$obj_sha\"}")
-	echo "build-elf: $out/$obj ($hooks, BTF $btf)"
+	# A line may build several hook families (comma-separated): the kprobe
+	# object keeps the line's name, another family's is <family>-<name>.
+	for family in ${hooks//,/ }; do
+		defs=()
+		oname=$name
+		case "$family" in
+		kprobe) src=bpf/kprobe.bpf.c ;;
+		fentry) src=bpf/kprobe.bpf.c defs=(-DVG_FENTRY) oname=fentry-$name ;;
+		tracepoint) src=bpf/tracepoint.bpf.c ;;
+		*) echo "build-elf: $name: unknown hook type $family" >&2; exit 1 ;;
+		esac
+		obj=vigil-$oname.o
+		$CLANG -g -O2 -target bpf -D__TARGET_ARCH_x86 "${defs[@]}" -fms-extensions -Wall -Wno-microsoft-anon-tag -Werror \
+			-ffile-prefix-map="$PWD"=. -I "$inc" -I bpf -idirafter /usr/include/x86_64-linux-gnu \
+			-c "$src" -o "$work/$obj"
+		$STRIP -g "$work/$obj" -o "$out/$obj"
+		src_sha=$(cat $src_files "$header" | sha256sum | cut -d' ' -f1)
+		obj_sha=$(sha256sum "$out/$obj" | cut -d' ' -f1)
+		entries+=("    {\"name\": \"$oname\", \"file\": \"$obj\", \"hooks\": \"$family\", \"btf\": \"$btf\", \"btf_kernel\": \"$btf_kernel\", \"source_sha256\": \"$src_sha\", \"clang\": \"$clang_version\", \"sha256\": \"$obj_sha\"}")
+		echo "build-elf: $out/$obj ($family, BTF $btf)"
+	done
 done <bpf/matrix
 
 {

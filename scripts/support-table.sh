@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the support table in docs/kernels.md from what the tests
 # observed: the privileged sensor suite on this host and in every matrix
-# kernel, with the loader's choice (kprobe) and with the tracepoint object
-# forced, and the cross-load table (every kprobe object on every kernel at or
+# kernel, with the loader's choice (fentry, or kprobe on 7.x) and with the tracepoint object
+# forced, and the cross-load table (every kprobe and fentry object on every kernel at or
 # above its own) from the last `make vmtest` logs (VMTEST_OUT, default the
 # cache's vmtest/), or a fresh run with --run.
 #   scripts/support-table.sh [--run]
@@ -70,7 +70,7 @@ def head(c, rel):
         return "host %s (tracepoint)" % rel
     if c.endswith(" tp"):
         return "%s (%s, tracepoint forced)" % (c[:-3], rel)
-    return "%s (%s, kprobe)" % (c, rel or "not run")
+    return "%s (%s, the loader's choice)" % (c, rel or "not run")
 hdr = ["test (operation)"] + [head(c, rel) for c, _, rel in cols]
 lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
 for n in names:

@@ -15,13 +15,15 @@
 # mounted, and an ext4 scratch filesystem (virtio disk) mounted at /mnt/ext4.
 #
 # Runs: each kernel boots once per run type (VMTEST_RUNS, default all three):
-#   kprobe      the suite with the loader's own choice (TestObjectChoice asserts the kprobe
-#               object of the kernel's own major.minor)
+#   auto        the suite with the loader's own choice (TestObjectChoice asserts the kernel's
+#               own major.minor's fentry object, or its kprobe object on a kernel that preempts
+#               in kernel mode, 7.x: own_family); "kprobe" and "fentry" are accepted as old names
 #   tracepoint  the suite with the tracepoint object forced (VIGIL_TEST_HOOKS=tracepoint);
 #               N/A on a kernel the object cannot load on (no bpf_loop helper before 5.17)
-#   xload       cross-load: every older kprobe object of elf/manifest.json, in one boot,
-#               forced in turn (VIGIL_TEST_OBJECT=<object>), running the core cases
-#               XLOAD_TESTS below; the own object's cell comes from the kprobe run
+#   xload       cross-load: the kernel's own object of the family the loader does not choose
+#               there, and every older kprobe and fentry object of elf/manifest.json, in one
+#               boot, forced in turn (VIGIL_TEST_OBJECT=<object>), running the core cases
+#               XLOAD_TESTS below; the own chosen object's cell comes from the auto run
 # and the forward-compatibility kernel boots once, as the "forward" run, with the loader's
 # own choice (VIGIL_VM_FORWARD=1: TestObjectChoice asserts the first candidate loaded).
 # A matrix line that no suite serves any more is RETIRED: reported, not booted, not a
@@ -32,9 +34,10 @@
 #                        by the guest's sh, so quote as in a shell). When it has -test.run or
 #                        -test.skip, a binary that runs no test is tolerated (not a kernel that
 #                        runs none).
-#   VMTEST_RUNS          run types, any of "kprobe tracepoint xload" (all)
+#   VMTEST_RUNS          run types, any of "auto tracepoint xload" (all)
 #   VMTEST_FORWARD=0     no forward-compatibility run (on by default when no kernel is named)
-#   VMTEST_TIMEOUT       seconds per run before qemu is killed and the run is HUNG (480)
+#   VMTEST_TIMEOUT       seconds per run before qemu is killed and the run is HUNG (480; an
+#                        xload run of more than four objects gets that per four objects)
 #   VMTEST_TEST_TIMEOUT  -test.timeout of each binary (default: VMTEST_TIMEOUT-60 seconds)
 #   VMTEST_JOBS          kernels run at once (1)
 #   VMTEST_KVM=1         use KVM instead of TCG (hangs or aborts on some machines)
@@ -45,7 +48,7 @@
 #   VMTEST_APPEND        extra kernel command line (e.g. lsm=lockdown,capability,bpf)
 #   VMTEST_MODULES       extra kernel modules to load (names, with their modules.dep deps)
 #   VMTEST_DISK_MB       size of the ext4 disk (64)
-#   VMTEST_OUT           logs: $VMTEST_OUT/<kernel>/{console.log,results.log} for the kprobe
+#   VMTEST_OUT           logs: $VMTEST_OUT/<kernel>/{console.log,results.log} for the auto
 #                        and forward runs, $VMTEST_OUT/<kernel>/{tracepoint,xload}/... for the
 #                        others; the cross-load table in $VMTEST_OUT/crossload.tsv
 #                        (default ${VIGIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil}/vmtest)
@@ -70,11 +73,15 @@ MEM=${VMTEST_MEM:-1536}
 JOBS=${VMTEST_JOBS:-1}
 DISK_MB=${VMTEST_DISK_MB:-64}
 ARGS=${VMTEST_ARGS:-}
-RUNS=${VMTEST_RUNS:-kprobe tracepoint xload}
+RUNS=${VMTEST_RUNS:-auto tracepoint xload}
+# the loader's own choice was once always the kprobe object, then the fentry object: the old
+# names stay
+RUNS=$(sed -E 's/\b(kprobe|fentry)\b/auto/g' <<<"$RUNS")
 # The cross-load run's core cases (write, rename-over, unlink, chmod, create in a tree, and
-# issue 14's operations: xattrs, ACLs, flags, mkdir, rmdir, symlink, mknod, fallocate, mounts),
-# per test binary: "<binary> <-test.run regexp>". TestObjectChoice asserts the forced object.
-XLOAD_TESTS='sensor ^(TestObjectChoice|TestWriteRecord|TestRenameOverWatchedFile|TestUnlinkWatched|TestSetattrWatched|TestRecursiveCreateDeep|TestGrantOperations)$
+# issue 14's operations: xattrs, ACLs, flags, mkdir, rmdir, symlink, mknod, fallocate, mounts;
+# and TestFamiliesAgree: the forced object's line's fentry and kprobe objects give the same
+# records), per test binary: "<binary> <-test.run regexp>". TestObjectChoice asserts the forced object.
+XLOAD_TESTS='sensor ^(TestObjectChoice|TestFamiliesAgree|TestWriteRecord|TestRenameOverWatchedFile|TestUnlinkWatched|TestSetattrWatched|TestRecursiveCreateDeep|TestGrantOperations)$
 agent ^(TestAtomicReplaceAddsUser|TestChmodChown|TestTreeCreateExclude)$'
 MANIFEST=$HERE/../elf/manifest.json
 # modules the guest needs for its disk; missing or built-in ones are skipped
@@ -112,7 +119,7 @@ if ldd "$BUSYBOX" >/dev/null 2>&1; then
 fi
 
 for r in $RUNS; do
-	[[ "$r" =~ ^(kprobe|tracepoint|xload)$ ]] || die "VMTEST_RUNS: unknown run type '$r'"
+	[[ "$r" =~ ^(auto|tracepoint|xload)$ ]] || die "VMTEST_RUNS: unknown run type '$r'"
 done
 FORWARD=${VMTEST_FORWARD:-1}
 if [[ $# -gt 0 ]]; then
@@ -355,16 +362,25 @@ parse_xload() { # results.log
 		END { out() }'
 }
 
-# The kprobe objects of the manifest, as "name" lines, oldest first.
-kprobe_objects() {
+# The kernel lines' objects of the manifest (kprobe and fentry families), as "name line
+# family" lines, oldest line first, kprobe before fentry within a line.
+line_objects() {
 	awk -F'"' '/"name":/ {
 		name = ""; hooks = ""
 		for (i = 1; i < NF; i++) {
 			if ($i == "name") name = $(i + 2)
 			if ($i == "hooks") hooks = $(i + 2)
 		}
-		if (hooks == "kprobe") print name
-	}' "$MANIFEST" | sort -V
+		line = name; sub("^" hooks "-", "", line)
+		if (hooks == "kprobe" || hooks == "fentry") print name, line, hooks
+	}' "$MANIFEST" | sort -V -k2,2 -k3,3r
+}
+
+# The family the loader chooses on a kernel's own line (TestObjectChoice asserts it): kprobe on
+# a kernel that preempts in kernel mode, as its configuration's preemption model says (7.x's
+# PREEMPT_LAZY; docs/kernels.md), else fentry.
+own_family() { # KDIR
+	if grep -qE '^CONFIG_PREEMPT(_LAZY|_RT)?=y' "$1/config" 2>/dev/null; then echo kprobe; else echo fentry; fi
 }
 
 vless() { [[ "$1" != "$2" && "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" == "$1" ]]; }
@@ -401,7 +417,7 @@ run_kernel() { # K type
 	fi
 	rel=$(cat "$kdir/release")
 	case $typ in
-	kprobe | forward) odir=$OUT/$k ;;
+	auto | forward) odir=$OUT/$k ;;
 	*) odir=$OUT/$k/$typ ;;
 	esac
 	mkdir -p "$odir"
@@ -411,7 +427,7 @@ run_kernel() { # K type
 	# loglevel=5 after quiet: warnings and oopses ("Oops: ..." is KERN_DEFAULT) reach console.log
 	local append="console=ttyS0 quiet loglevel=5 panic=-1 vigil.timeout=$TEST_TIMEOUT" objs=() nbins=${#TESTS[@]}
 	case $typ in
-	kprobe | forward)
+	auto | forward)
 		[[ "$typ" == forward ]] && append+=" vigil.forward=1"
 		;;
 	tracepoint)
@@ -425,10 +441,15 @@ run_kernel() { # K type
 		append+=" vigil.hooks=tracepoint"
 		;;
 	xload)
-		local o
-		while read -r o; do vless "$o" "$k" && objs+=("$o"); done < <(kprobe_objects)
+		# the own object of the family the loader does not choose here, and every older
+		# line's objects (the own chosen object is the auto run's)
+		local o line fam own
+		own=$(own_family "$kdir")
+		while read -r o line fam; do
+			if vless "$line" "$k" || [[ "$line" == "$k" && "$fam" != "$own" ]]; then objs+=("$o"); fi
+		done < <(line_objects)
 		if ((${#objs[@]} == 0)); then
-			printf '%-7s %-10s %-22s %-8s %s\n' "$k" "$typ" "$rel" N/A "no older kprobe object" >"$row"
+			printf '%-7s %-10s %-22s %-8s %s\n' "$k" "$typ" "$rel" N/A "no kprobe or older object" >"$row"
 			cp "$row" "$odir/summary"
 			return 0
 		fi
@@ -458,8 +479,12 @@ run_kernel() { # K type
 	note "$k $typ: booting $rel with $accel -smp $smp${objs:+, objects ${objs[*]}} ($(sed -n 's/^loadable: /modules: /p' "${mods%.cpio}.info"); built-in: $(sed -n 's/^built-in: //p' "${mods%.cpio}.info"))"
 	local cpu=(-cpu "${VMTEST_CPU:-max}")
 	[[ "${VMTEST_KVM:-0}" == 1 ]] && cpu=(-cpu "${VMTEST_CPU:-host}")
+	# a cross-load boot runs the core cases once per object: the budget is TIMEOUT per four
+	# objects (the most one boot forced before the fentry family)
+	local tmo=$TIMEOUT
+	((${#objs[@]} <= 4)) || tmo=$((TIMEOUT * ${#objs[@]} / 4))
 	start=$(date +%s)
-	timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -accel "$accel" "${cpu[@]}" -m "$MEM" -smp "$smp" \
+	timeout -k 5 "$tmo" qemu-system-x86_64 -accel "$accel" "${cpu[@]}" -m "$MEM" -smp "$smp" \
 		-nographic -no-reboot -monitor none -nic none \
 		-kernel "$kdir/vmlinuz" -initrd "$initrd" -append "$append" \
 		-drive "file=$disk,if=virtio,format=raw,cache=unsafe" \
@@ -531,10 +556,10 @@ run_kernel() { # K type
 	note "$k $typ: $result in ${secs}s (passed $pass, failed $fail, skipped $skip, host-only $host)"
 }
 
-# The kprobe run's verdict on the core cases, for the cross-load table's diagonal: the
-# kernel's own object, loaded by the loader's own choice (asserted by TestObjectChoice).
+# The auto run's verdict on the core cases, for the cross-load table's diagonal: the
+# kernel's own object the loader chose (asserted by TestObjectChoice).
 own_cell() { # K
-	local log=$OUT/$1/results.log rel names n st bad="" unrun=0
+	local log=$OUT/$1/results.log rel names n st bad="" unrun=0 obj=$1 kdir
 	[[ -s "$log" && -s "$OUT/$1/summary" ]] || return 1
 	rel=$(awk '{ print $3 }' "$OUT/$1/summary")
 	names=$(sed -n 's/^[a-z]* ^(\(.*\))\$$/\1/p' <<<"$XLOAD_TESTS" | tr '|\n' '  ')
@@ -545,10 +570,12 @@ own_cell() { # K
 	done
 	# a narrowed run (VMTEST_ARGS) that left a core case out says nothing about the cell
 	((!unrun)) || [[ -n "$bad" ]] || return 1
+	kdir=$("$KERNELS" path "$1" 2>/dev/null) || return 1
+	[[ "$(own_family "$kdir")" == kprobe ]] || obj=fentry-$1
 	if [[ -z "$bad" ]]; then
-		printf '%s\t%s\t%s\tPASS\t-\n' "$1" "$1" "$rel"
+		printf '%s\t%s\t%s\tPASS\t-\n' "$obj" "$1" "$rel"
 	else
-		printf '%s\t%s\t%s\tFAIL\t%s\n' "$1" "$1" "$rel" "kprobe run: ${bad% }"
+		printf '%s\t%s\t%s\tFAIL\t%s\n' "$obj" "$1" "$rel" "auto run: ${bad% }"
 	fi
 }
 
@@ -560,7 +587,7 @@ for k in "${KS[@]}"; do
 	krc=0
 	"$KERNELS" path "$k" >/dev/null 2>&1 || krc=$?
 	if ((krc == 3)); then
-		PLAN+=("$k:kprobe")
+		PLAN+=("$k:auto")
 		continue
 	fi
 	for r in $RUNS; do PLAN+=("$k:$r"); done
@@ -611,25 +638,25 @@ for e in "${PLAN[@]}"; do
 	fi
 done
 
-# The cross-load table: object x kernel, from the xload runs and the kprobe runs' own cells.
+# The cross-load table: object x kernel, from the xload runs and the auto runs' own cells.
 if [[ " $RUNS " == *" xload "* ]]; then
 	xl=$WORK/crossload.tsv
 	: >"$xl"
 	for k in "${KS[@]}"; do
-		[[ " $RUNS " == *" kprobe "* ]] && own_cell "$k" >>"$xl" || true
+		[[ " $RUNS " == *" auto "* ]] && own_cell "$k" >>"$xl" || true
 		[[ -s "$OUT/$k/xload/crossload" ]] && cat "$OUT/$k/xload/crossload" >>"$xl"
 	done
 	if [[ -s "$xl" ]]; then
 		cp "$xl" "$OUT/crossload.tsv"
 		echo
-		echo "cross-load: each kprobe object forced on each kernel at or above its own (core cases; own = the kprobe run)"
+		echo "cross-load: each kprobe and fentry object forced on each kernel at or above its own (core cases; own chosen object = the auto run)"
 		mapfile -t objs < <(cut -f1 "$xl" | sort -uV)
 		mapfile -t kers < <(cut -f2 "$xl" | sort -uV)
-		printf '%-8s' object
+		printf '%-12s' object
 		printf ' %-7s' "${kers[@]}"
 		echo
 		for o in "${objs[@]}"; do
-			printf '%-8s' "$o"
+			printf '%-12s' "$o"
 			for k in "${kers[@]}"; do
 				c=$(awk -F'\t' -v o="$o" -v k="$k" '$1 == o && $2 == k { print $4 }' "$xl" | tail -n1)
 				printf ' %-7s' "${c:--}"

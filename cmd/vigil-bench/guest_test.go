@@ -23,6 +23,7 @@ var (
 	guestPairs = flag.Int("bench.pairs", 5, "alternating pairs per tool")
 	guestOps   = flag.Int("bench.ops", 10000, "operations per 4 KiB and 1-byte loop (open/close: half)")
 	guestTP    = flag.Bool("bench.tracepoint", false, "also measure vigil forced to the tracepoint object")
+	guestFE    = flag.Bool("bench.fentry", false, "also measure vigil forced to the fentry object")
 )
 
 func TestGuestOverhead(t *testing.T) {
@@ -39,6 +40,10 @@ func TestGuestOverhead(t *testing.T) {
 	// kprobe family's, whatever family the loader prefers.
 	tools := []tool{&vigilAgent{label: "vigil", bin: *guestVigil, dir: filepath.Join(root, "agent-kprobe"), watches: ws,
 		extra: []string{"-hooks", "kprobe"}}}
+	if *guestFE {
+		tools = append(tools, &vigilAgent{label: "vigil-fentry", bin: *guestVigil, dir: filepath.Join(root, "agent-fentry"),
+			watches: ws, extra: []string{"-hooks", "fentry"}})
+	}
 	if *guestTP {
 		tools = append(tools, &vigilAgent{label: "vigil-tracepoint", bin: *guestVigil, dir: filepath.Join(root, "agent-tp"),
 			watches: ws, extra: []string{"-hooks", "tracepoint"}})

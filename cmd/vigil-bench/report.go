@@ -34,6 +34,8 @@ type reportView struct {
 	Overhead []ohRow
 	Guest    []guestRow
 	GuestTP  bool // the guests also measured the tracepoint object
+	// GuestFentry: the guests also measured the fentry object
+	GuestFentry bool
 	Bursts   []burstRow
 	Scan     []ScanResult
 	Speedup  string
@@ -51,7 +53,7 @@ type ohRow struct {
 
 type guestRow struct {
 	Kernel, Release, Object, Workload string
-	Vigil, Tracepoint                 string
+	Vigil, Fentry, Tracepoint         string
 	Pairs                             int
 }
 
@@ -228,6 +230,16 @@ func (v *reportView) build() {
 				if t.Tool == "vigil-tracepoint" && t.Workload == o.Workload {
 					row.Tracepoint = ratio(t.Ratio)
 					v.GuestTP = true
+				}
+				if t.Tool == "vigil-fentry" && t.Workload == o.Workload {
+					row.Fentry = ratio(t.Ratio)
+					v.GuestFentry = true
+					if o.Workload == "write-4k" {
+						// fentry's added cost at most half of kprobe's (medians)
+						added, kp := t.Ratio.Median-1, o.Ratio.Median-1
+						v.Targets = append(v.Targets, target{"4 KiB writes, fentry's added cost vs kprobe's (" + g.Kernel + ", emulated)",
+							"≤ half", fmt.Sprintf("%+.1f%% vs %+.1f%%", 100*added, 100*kp), verdict(added <= kp/2)})
+					}
 				}
 			}
 			v.Guest = append(v.Guest, row)

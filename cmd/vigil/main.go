@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cilium/ebpf/rlimit"
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-fim/vigil/elf"
@@ -424,12 +425,23 @@ func cmdObjects(stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "vigil:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%-6s %-11s %-6s %-44s %s\n", "NAME", "HOOKS", "BTF", "BUILT AGAINST", "SHA256")
+	fmt.Fprintf(stdout, "%-11s %-11s %-6s %-44s %s\n", "NAME", "HOOKS", "BTF", "BUILT AGAINST", "SHA256")
 	for _, o := range man.Objects {
-		fmt.Fprintf(stdout, "%-6s %-11s %-6s %-44s %s\n", o.Name, o.Hooks, o.BTF, o.BTFKernel, o.SHA256[:16])
+		fmt.Fprintf(stdout, "%-11s %-11s %-6s %-44s %s\n", o.Name, o.Hooks, o.BTF, o.BTFKernel, o.SHA256[:16])
 	}
 	fmt.Fprintf(stdout, "\nkernel %s (BTF %v, kprobes %v) would try, in order:\n", facts.Release, facts.BTF, facts.Kprobes)
 	cands, refused := loader.Order(man.Objects, facts, loader.Options{})
+	// As root, each candidate that passes the BTF check is also loaded (not
+	// attached) until one loads: the kernel's own refusals (a verifier
+	// rejection, fentry refused with EPERM) show, and so does the object
+	// vigil would run.
+	root := os.Geteuid() == 0
+	if root {
+		if err := rlimit.RemoveMemlock(); err != nil {
+			fmt.Fprintln(stderr, "vigil: lifting the memlock limit:", err)
+		}
+	}
+	chosen := ""
 	for i, c := range cands {
 		spec, err := loader.Spec(c.Object)
 		verdict := "ok"
@@ -438,7 +450,22 @@ func cmdObjects(stdout, stderr io.Writer) int {
 		} else if err := loader.Check(c.Object, spec, facts); err != nil {
 			verdict = "refused: " + err.Error()
 		}
-		fmt.Fprintf(stdout, "  %d. %s: %s [BTF check: %s]\n", i+1, c.Object.Name, c.Why, verdict)
+		load := ""
+		switch {
+		case verdict != "ok":
+		case !root:
+			load = " [load: not tried, not root]"
+		case chosen != "":
+			load = " [load: not tried, " + chosen + " loads first]"
+		default:
+			if err := loader.LoadOnly(c, facts, loader.Options{}); err != nil {
+				load = " [load: refused: " + err.Error() + "]"
+			} else {
+				load = " [load: ok: vigil would run this object (" + c.Object.Hooks + ")]"
+				chosen = c.Object.Name
+			}
+		}
+		fmt.Fprintf(stdout, "  %d. %s: %s [BTF check: %s]%s\n", i+1, c.Object.Name, c.Why, verdict, load)
 	}
 	for _, r := range refused {
 		fmt.Fprintf(stdout, "  -  %s: %s\n", r.Object, r.Reason)

@@ -100,6 +100,9 @@ type Facts struct {
 	Funcs Funcs
 	// Spec is the kernel's BTF, for loading; nil in tests and without BTF.
 	Spec *btf.Spec
+	// Preempt is the scheduler's preemption model (PreemptModel: "none",
+	// "voluntary", "full", "lazy"; "" unknown), read from PreemptSource.
+	Preempt, PreemptSource string
 }
 
 // Probe reads the facts of the running kernel.
@@ -115,6 +118,7 @@ func Probe() (*Facts, error) {
 	}
 	f.Version = v
 	f.Kprobes = HaveKprobes()
+	f.Preempt, f.PreemptSource = PreemptModel(f.Release)
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err == nil {
 		spec, err := btf.LoadKernelSpec()
 		if err != nil {

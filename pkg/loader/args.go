@@ -91,6 +91,33 @@ var argVars = map[string]argVar{
 // hooked function returns a pointer (1) or an int (0).
 const retPtrPrefix = "vg_retptr_"
 
+// retPosPrefix starts the name of every variable that says where a
+// trampoline (fexit) program finds its function's result: after the
+// arguments, at the index that is the function's parameter count.
+const retPosPrefix = "vg_retpos_"
+
+// retPosVars names, for each such variable, its function.
+var retPosVars = map[string]string{
+	"vg_retpos_notify_change":   "notify_change",
+	"vg_retpos_vfs_rename":      "vfs_rename",
+	"vg_retpos_vfs_unlink":      "vfs_unlink",
+	"vg_retpos_vfs_link":        "vfs_link",
+	"vg_retpos_vfs_setxattr":    "vfs_setxattr",
+	"vg_retpos_vfs_removexattr": "vfs_removexattr",
+	"vg_retpos_vfs_set_acl":     "vfs_set_acl",
+	"vg_retpos_vfs_remove_acl":  "vfs_remove_acl",
+	"vg_retpos_fileattr_set":    "vfs_fileattr_set",
+	"vg_retpos_sys_ioctl":       "__x64_sys_ioctl",
+	"vg_retpos_vfs_mkdir":       "vfs_mkdir",
+	"vg_retpos_vfs_symlink":     "vfs_symlink",
+	"vg_retpos_vfs_mknod":       "vfs_mknod",
+	"vg_retpos_vfs_create":      "vfs_create",
+	"vg_retpos_vfs_rmdir":       "vfs_rmdir",
+	"vg_retpos_path_mount":      "path_mount",
+	"vg_retpos_move_mount":      "__x64_sys_move_mount",
+	"vg_retpos_path_umount":     "path_umount",
+}
+
 // retPtrVars names, for each such variable, its function. vfs_mkdir
 // returns the new dentry since 6.15.
 var retPtrVars = map[string]string{
@@ -152,12 +179,33 @@ func (a argVar) matches(typ string) bool {
 func setArgs(spec *ebpf.CollectionSpec, funcs kernel.Funcs, skip map[string]bool) error {
 	names := make([]string, 0, len(spec.Variables))
 	for n := range spec.Variables {
-		if strings.HasPrefix(n, argPrefix) || strings.HasPrefix(n, retPtrPrefix) {
+		if strings.HasPrefix(n, argPrefix) || strings.HasPrefix(n, retPtrPrefix) || strings.HasPrefix(n, retPosPrefix) {
 			names = append(names, n)
 		}
 	}
 	sort.Strings(names)
 	for _, n := range names {
+		if strings.HasPrefix(n, retPosPrefix) {
+			fname, ok := retPosVars[n]
+			if !ok {
+				return fmt.Errorf("object variable %s: pkg/loader/args.go does not say which function it is", n)
+			}
+			if skip[fname] {
+				continue
+			}
+			fn, err := funcs.Func(fname)
+			if err != nil {
+				return fmt.Errorf("result position %s: %w", n, err)
+			}
+			if len(fn.Params) > maxArgRegs {
+				return fmt.Errorf("result position %s: %s has %d parameters, beyond the %d an fexit program reads",
+					n, fname, len(fn.Params), maxArgRegs)
+			}
+			if err := spec.Variables[n].Set(uint32(len(fn.Params))); err != nil {
+				return fmt.Errorf("setting %s: %w", n, err)
+			}
+			continue
+		}
 		if strings.HasPrefix(n, retPtrPrefix) {
 			fname, ok := retPtrVars[n]
 			if !ok {

@@ -166,6 +166,15 @@ func sigsFor(v kernel.Version) map[string][]string {
 // flavours (renamedata___dirs), which are the object's, not the kernel's.
 func kernelBTF(t *testing.T, o elf.Object) *btf.Spec {
 	t.Helper()
+	if o.Hooks != HooksKprobe {
+		// The kprobe object of the line has the kernel's types the
+		// kprobe programs read (struct pt_regs) as well as the others.
+		for _, ko := range kernelObjects(t) {
+			if ko.Name == lineName(o) {
+				o = ko
+			}
+		}
+	}
 	spec, err := Spec(o)
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +196,7 @@ func kernelBTF(t *testing.T, o elf.Object) *btf.Spec {
 	}
 	// Types the object reads only through flavours, so its BTF lacks the
 	// kernel's own: struct fileattr, renamed struct file_kattr in 6.17.
-	if v, err := kernel.ParseRelease(o.Name); err == nil {
+	if v, err := kernel.ParseRelease(lineName(o)); err == nil {
 		u32 := &btf.Int{Name: "unsigned int", Size: 4}
 		name := "fileattr"
 		if !v.Less(kernel.Version{Major: 6, Minor: 17}) {
@@ -240,14 +249,33 @@ func isFlavour(t btf.Type) bool {
 // kernelOf is the kernel an object was built for, as Check sees it.
 func kernelOf(t *testing.T, o elf.Object, sigs map[string][]string) *kernel.Facts {
 	t.Helper()
-	v, err := kernel.ParseRelease(o.Name)
+	v, err := kernel.ParseRelease(lineName(o))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &kernel.Facts{Release: o.Name, Version: v, BTF: true, Kprobes: true, Funcs: funcsOf(sigs), Spec: kernelBTF(t, o)}
 }
 
-func kprobeObjects(t *testing.T) []elf.Object {
+// kernelObjects are the kprobe objects, which stand for their kernels in
+// these tests: a kernel's types are taken from its object's BTF.
+func kernelObjects(t *testing.T) []elf.Object {
+	t.Helper()
+	var out []elf.Object
+	for _, o := range lineObjects(t) {
+		if o.Hooks == HooksKprobe {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// lineName is the kernel line an object was built for.
+func lineName(o elf.Object) string {
+	l, _ := LineOf(o)
+	return l
+}
+
+func lineObjects(t *testing.T) []elf.Object {
 	t.Helper()
 	man, err := elf.Load()
 	if err != nil {
@@ -255,12 +283,12 @@ func kprobeObjects(t *testing.T) []elf.Object {
 	}
 	var out []elf.Object
 	for _, o := range man.Objects {
-		if o.Hooks == HooksKprobe {
+		if _, ok := LineOf(o); ok {
 			out = append(out, o)
 		}
 	}
 	if len(out) == 0 {
-		t.Fatal("no kprobe objects embedded")
+		t.Fatal("no kernel line objects (kprobe, fentry) embedded")
 	}
 	return out
 }
@@ -284,7 +312,7 @@ func argValue(t *testing.T, spec *ebpf.CollectionSpec, name string) uint32 {
 // where that kernel has each argument, whatever kernel the object was
 // built for.
 func TestCheckEveryObjectOnEveryKernel(t *testing.T) {
-	objs := kprobeObjects(t)
+	objs := lineObjects(t)
 	want := map[*map[string][]string]map[string]uint32{
 		&sigs510: {"vg_arg_unlink_dentry": 1, "vg_arg_notify_dentry": 0, "vg_arg_notify_attr": 1, "vg_arg_link_old": 0, "vg_arg_link_dir": 1, "vg_arg_link_new": 2},
 		&sigs61:  {"vg_arg_unlink_dentry": 2, "vg_arg_notify_dentry": 1, "vg_arg_notify_attr": 2, "vg_arg_link_old": 0, "vg_arg_link_dir": 2, "vg_arg_link_new": 3},
@@ -293,8 +321,8 @@ func TestCheckEveryObjectOnEveryKernel(t *testing.T) {
 	}
 	same := map[string]uint32{"vg_arg_write_file": 0, "vg_arg_write_count": 2, "vg_arg_copy_out": 2, "vg_arg_copy_len": 4,
 		"vg_arg_splice_out": 1, "vg_arg_mmap_prot": 1, "vg_arg_mmap_flags": 2, "vg_arg_rename_rd": 0}
-	for _, ko := range objs {
-		kv, _ := kernel.ParseRelease(ko.Name)
+	for _, ko := range kernelObjects(t) {
+		kv, _ := kernel.ParseRelease(lineName(ko))
 		sigs := sigsFor(kv)
 		var positions map[string]uint32
 		for p, w := range want {
@@ -322,6 +350,14 @@ func TestCheckEveryObjectOnEveryKernel(t *testing.T) {
 						}
 					}
 				}
+				// An fexit program finds the result after the arguments:
+				// vfs_unlink has 3 parameters before 5.12, 4 after.
+				if o.Hooks == HooksFentry {
+					n := uint32(len(sigs["vfs_unlink"]))
+					if got := argValue(t, spec, "vg_retpos_vfs_unlink"); got != n {
+						t.Errorf("vg_retpos_vfs_unlink = %d, want %d", got, n)
+					}
+				}
 			})
 		}
 	}
@@ -336,10 +372,10 @@ func TestCheckObjectBeforeCORE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ko := range kprobeObjects(t) {
+	for _, ko := range kernelObjects(t) {
 		t.Run("kernel "+ko.Name, func(t *testing.T) {
 			err := checkCORE(old.Copy(), kernelBTF(t, ko))
-			kv, _ := kernel.ParseRelease(ko.Name)
+			kv, _ := kernel.ParseRelease(lineName(ko))
 			if kv.Major < 7 {
 				if err != nil {
 					t.Fatalf("checkCORE on kernel %s: %v", ko.Name, err)
@@ -360,7 +396,7 @@ func TestCheckObjectBeforeCORE(t *testing.T) {
 // A kernel whose type lacks a field the code reads unguarded: refused,
 // naming it, through a nested access path too.
 func TestCheckMissingField(t *testing.T) {
-	objs := kprobeObjects(t)
+	objs := lineObjects(t)
 	o := objs[len(objs)-1]
 	ks := kernelBTF(t, o)
 	drop := func(typ, field string) *btf.Spec {
@@ -401,7 +437,7 @@ func TestCheckMissingField(t *testing.T) {
 }
 
 func TestCheckArgs(t *testing.T) {
-	o := kprobeObjects(t)[0]
+	o := lineObjects(t)[0]
 	tests := []struct {
 		name    string
 		sigs    map[string][]string
@@ -457,7 +493,7 @@ func TestCheckArgs(t *testing.T) {
 }
 
 func TestCheckRefusesWithoutBTF(t *testing.T) {
-	o := kprobeObjects(t)[0]
+	o := lineObjects(t)[0]
 	spec, err := Spec(o)
 	if err != nil {
 		t.Fatal(err)
@@ -471,7 +507,7 @@ func TestCheckRefusesWithoutBTF(t *testing.T) {
 // is used.
 func TestArgVarsInStep(t *testing.T) {
 	used := map[string]bool{}
-	for _, o := range kprobeObjects(t) {
+	for _, o := range lineObjects(t) {
 		spec, err := Spec(o)
 		if err != nil {
 			t.Fatal(err)
@@ -647,7 +683,7 @@ func ctxArithmetic(insns asm.Instructions) []int {
 }
 
 func TestNoContextArithmetic(t *testing.T) {
-	for _, o := range kprobeObjects(t) {
+	for _, o := range lineObjects(t) {
 		spec, err := Spec(o)
 		if err != nil {
 			t.Fatal(err)
@@ -682,7 +718,7 @@ func TestPruneOptionalHooks(t *testing.T) {
 		{sigs612, []string{"__x64_sys_ioctl", "security_file_ioctl"}, 0},
 		{sigs7, []string{"__x64_sys_ioctl", "security_file_ioctl"}, 1},
 	}
-	for _, o := range kprobeObjects(t) {
+	for _, o := range lineObjects(t) {
 		for _, c := range cases {
 			spec, err := Spec(o)
 			if err != nil {

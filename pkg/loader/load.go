@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/hashicorp/go-multierror"
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/vigil-fim/vigil/elf"
 	"github.com/vigil-fim/vigil/pkg/kernel"
@@ -21,7 +22,7 @@ import (
 type Options struct {
 	// Object forces one object by name ("6.1", "tp"); "" or "auto" chooses.
 	Object string
-	// Hooks forces a hook type ("kprobe", "tracepoint"); "" or "auto" chooses.
+	// Hooks forces a hook type ("fentry", "kprobe", "tracepoint"); "" or "auto" chooses.
 	Hooks string
 	// RingBufferBytes sizes the ring buffer: a power of two, a multiple of the page size.
 	RingBufferBytes uint32
@@ -112,11 +113,23 @@ func Load(f *kernel.Facts, opt Options) (*Loaded, error) {
 		return nil, err
 	}
 	cands, refused := Order(man.Objects, f, opt)
+	// The first fentry object the kernel refuses permission for refuses
+	// the family: the others would be refused the same way.
+	var noTrampolines *Refusal
 	for _, c := range cands {
+		if c.Object.Hooks == HooksFentry && noTrampolines != nil {
+			refused = append(refused, Refusal{Object: c.Object.Name, Reason: fmt.Sprintf(
+				"not tried: the kernel refused fentry/fexit programs (BPF trampolines) with EPERM to %s", noTrampolines.Object)})
+			continue
+		}
 		l, err := try(c, f, opt)
 		if err != nil {
-			refused = append(refused, Refusal{Object: c.Object.Name, Reason: err.Error()})
-			opt.Log.Info().Str("object", c.Object.Name).Err(err).Msg("object refused, falling back")
+			r := Refusal{Object: c.Object.Name, Reason: reason(c, err)}
+			if c.Object.Hooks == HooksFentry && errors.Is(err, unix.EPERM) {
+				noTrampolines = &r
+			}
+			refused = append(refused, r)
+			opt.Log.Info().Str("object", c.Object.Name).Str("reason", r.Reason).Msg("object refused, falling back")
 			continue
 		}
 		l.Why = c.Why
@@ -146,11 +159,20 @@ func Spec(o elf.Object) (*ebpf.CollectionSpec, error) {
 
 // attachPoint is where a program attaches, read from its ELF section.
 type attachPoint struct {
-	kind   string // kprobe, kretprobe, tp_btf, tp (a perf-event tracepoint)
+	kind   string // kprobe, kretprobe, fentry, fexit, tp_btf, tp (a perf-event tracepoint)
 	target string // a function, or for tp: group/event
 }
 
 func (a attachPoint) String() string { return a.kind + "/" + a.target }
+
+// function says whether the attach point is a kernel function.
+func (a attachPoint) function() bool {
+	switch a.kind {
+	case "kprobe", "kretprobe", "fentry", "fexit":
+		return true
+	}
+	return false
+}
 
 func pointOf(p *ebpf.ProgramSpec) (attachPoint, error) {
 	kind, target, ok := strings.Cut(p.SectionName, "/")
@@ -158,7 +180,7 @@ func pointOf(p *ebpf.ProgramSpec) (attachPoint, error) {
 		return attachPoint{}, fmt.Errorf("program %s: section %q names no attach point", p.Name, p.SectionName)
 	}
 	switch kind {
-	case "kprobe", "kretprobe", "tp_btf":
+	case "kprobe", "kretprobe", "fentry", "fexit", "tp_btf":
 		return attachPoint{kind: kind, target: target}, nil
 	case "tp":
 		if g, ev, ok := strings.Cut(target, "/"); !ok || g == "" || ev == "" {
@@ -169,7 +191,8 @@ func pointOf(p *ebpf.ProgramSpec) (attachPoint, error) {
 	return attachPoint{}, fmt.Errorf("program %s: unsupported section %q", p.Name, p.SectionName)
 }
 
-// HookedFuncs lists the kernel functions an object's kprobes attach to.
+// HookedFuncs lists the kernel functions an object's kprobes or
+// trampolines (fentry, fexit) attach to.
 func HookedFuncs(spec *ebpf.CollectionSpec) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
@@ -178,7 +201,7 @@ func HookedFuncs(spec *ebpf.CollectionSpec) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if (ap.kind == "kprobe" || ap.kind == "kretprobe") && !seen[ap.target] {
+		if ap.function() && !seen[ap.target] {
 			seen[ap.target] = true
 			out = append(out, ap.target)
 		}
@@ -187,20 +210,48 @@ func HookedFuncs(spec *ebpf.CollectionSpec) ([]string, error) {
 	return out, nil
 }
 
-func try(c Candidate, f *kernel.Facts, opt Options) (*Loaded, error) {
+// reason is the refusal of a candidate that failed to load: for an fentry
+// object, naming the family and, on EPERM, the kernel's refusal of
+// trampoline programs.
+func reason(c Candidate, err error) string {
+	if c.Object.Hooks != HooksFentry {
+		return err.Error()
+	}
+	if errors.Is(err, unix.EPERM) {
+		// cilium/ebpf's hint on EPERM is about MEMLOCK, which the sensor
+		// has lifted: drop it.
+		return "the kernel refused fentry/fexit programs (BPF trampolines) with EPERM: " +
+			strings.Replace(err.Error(), " (MEMLOCK may be too low, consider rlimit.RemoveMemlock)", "", 1)
+	}
+	return "fentry/fexit (BPF trampolines): " + err.Error()
+}
+
+// LoadOnly does what Load does for one candidate up to the verifier and
+// the kernel's acceptance of its programs, then frees it: nothing is
+// attached. The error is the refusal Load would record (`vigil objects`).
+func LoadOnly(c Candidate, f *kernel.Facts, opt Options) error {
+	coll, _, _, err := load(c, f, opt)
+	if err != nil {
+		return errors.New(reason(c, err))
+	}
+	coll.Close()
+	return nil
+}
+
+func load(c Candidate, f *kernel.Facts, opt Options) (*ebpf.Collection, *ebpf.CollectionSpec, []Skip, error) {
 	spec, err := Spec(c.Object)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	skipped, err := Prune(spec, f.Funcs)
 	if err != nil {
-		return nil, fmt.Errorf("verifying against kernel BTF: %w", err)
+		return nil, nil, nil, fmt.Errorf("verifying against kernel BTF: %w", err)
 	}
 	if err := Check(c.Object, spec, f); err != nil {
-		return nil, fmt.Errorf("verifying against kernel BTF: %w", err)
+		return nil, nil, nil, fmt.Errorf("verifying against kernel BTF: %w", err)
 	}
 	if err := configure(spec, opt); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
 		Programs: ebpf.ProgramOptions{KernelTypes: f.Spec},
@@ -209,9 +260,17 @@ func try(c Candidate, f *kernel.Facts, opt Options) (*Loaded, error) {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			logVerifier(opt.Log, c.Object.Name, ve)
-			return nil, fmt.Errorf("verifier rejected the object: %s", summarize(ve))
+			return nil, nil, nil, fmt.Errorf("verifier rejected the object: %s", summarize(ve))
 		}
-		return nil, fmt.Errorf("loading: %w", err)
+		return nil, nil, nil, fmt.Errorf("loading: %w", err)
+	}
+	return coll, spec, skipped, nil
+}
+
+func try(c Candidate, f *kernel.Facts, opt Options) (*Loaded, error) {
+	coll, spec, skipped, err := load(c, f, opt)
+	if err != nil {
+		return nil, err
 	}
 	l := &Loaded{Object: c.Object, Coll: coll, Skipped: skipped}
 	for _, p := range spec.Programs {
@@ -283,7 +342,7 @@ func attach(ap attachPoint, prog *ebpf.Program) (link.Link, error) {
 		return link.Kprobe(ap.target, prog, nil)
 	case "kretprobe":
 		return link.Kretprobe(ap.target, prog, nil)
-	case "tp_btf":
+	case "tp_btf", "fentry", "fexit":
 		return link.AttachTracing(link.TracingOptions{Program: prog})
 	case "tp":
 		group, event, _ := strings.Cut(ap.target, "/")

@@ -3,19 +3,24 @@
 // falling back in a fixed, documented order and saying why at each step.
 //
 // The order (docs/kernels.md):
-//  1. kprobe objects, when the kernel has kprobes: the exact major.minor,
-//     else the nearest lower one; then the other lower ones, nearest first;
-//     then the higher ones, nearest first.
+//  1. the kernel lines' objects: the exact major.minor, else the nearest
+//     lower one; then the other lower ones, nearest first; then the higher
+//     ones, nearest first. Within a line, the fentry object (BPF
+//     trampolines) first, then the kprobe object (when the kernel has
+//     kprobes); on a kernel that preempts in kernel mode (or whose
+//     preemption model is unknown) the kprobe object first, then the
+//     fentry object (preemptedTrampolines).
 //  2. the tracepoint object.
 //
-// A better hook type (fentry, BPF-LSM) joins as a new group before the
-// kprobe objects: callers see only Candidate and Refusal.
+// A better hook type (BPF-LSM) joins as a new group before the kernel
+// lines' objects: callers see only Candidate and Refusal.
 package loader
 
 import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/cilium/ebpf"
 
@@ -25,12 +30,56 @@ import (
 
 // Hook types, as named in bpf/matrix and the manifest.
 const (
+	HooksFentry     = "fentry"
 	HooksKprobe     = "kprobe"
 	HooksTracepoint = "tracepoint"
 )
 
+// linePrefix starts the name of a kernel line's object of a family other
+// than kprobe (bpf/matrix, scripts/build-elf.sh): "fentry-6.1".
+var linePrefix = map[string]string{
+	HooksFentry: HooksFentry + "-",
+	HooksKprobe: "",
+}
+
+// LineOf is the kernel line (bpf/matrix's name, a major.minor) an object
+// of a kernel line was built for: "6.1" for both "6.1" and "fentry-6.1".
+// ok is false for the tracepoint object and unknown families.
+func LineOf(o elf.Object) (line string, ok bool) {
+	prefix, ok := linePrefix[o.Hooks]
+	if !ok {
+		return "", false
+	}
+	return strings.CutPrefix(o.Name, prefix)
+}
+
+// familyRank orders the families of one kernel line: lower is tried first.
+var familyRank = map[string]int{
+	HooksFentry: 0,
+	HooksKprobe: 1,
+}
+
+// preemptedTrampolines is why the fentry family goes after the kprobe
+// family on a kernel that preempts in kernel mode: a trampoline program
+// runs with preemption on, and one preempted mid-run makes the kernel skip
+// that program on its CPU (prog->active) for every other task until it
+// runs again. Those runs are lost records. A kprobe program runs with
+// preemption off. (7.3 with the fentry object: 2 of 500 replaces of
+// TestRenameStorm lost that way, December 2026.)
+func preemptedTrampolines(f *kernel.Facts) string {
+	if !kernel.KernelPreempts(f.Preempt) {
+		return ""
+	}
+	model := "its preemption model is unknown (debugfs's sched/preempt, the version string and /boot/config-" + f.Release + " did not say)"
+	if f.Preempt != "" {
+		model = fmt.Sprintf("it preempts in kernel mode (%s, read from %s)", f.Preempt, f.PreemptSource)
+	}
+	return "after the kprobe object: " + model + ", where a preempted trampoline program makes the kernel skip its runs on that CPU"
+}
+
 // hookRank orders hook-type groups: lower is tried first.
 var hookRank = map[string]int{
+	HooksFentry:     10,
 	HooksKprobe:     10,
 	HooksTracepoint: 100,
 }
@@ -79,12 +128,17 @@ func Order(objs []elf.Object, f *kernel.Facts, opt Options) ([]Candidate, []Refu
 			continue
 		}
 		switch o.Hooks {
-		case HooksKprobe:
-			if !f.Kprobes {
+		case HooksFentry, HooksKprobe:
+			if o.Hooks == HooksKprobe && !f.Kprobes {
 				refuse(o, "kernel %s has no kprobes", f.Release)
 				continue
 			}
-			ov, err := kernel.ParseRelease(o.Name)
+			line, ok := LineOf(o)
+			if !ok {
+				refuse(o, "object name %q does not start with %q", o.Name, linePrefix[o.Hooks])
+				continue
+			}
+			ov, err := kernel.ParseRelease(line)
 			if err != nil {
 				refuse(o, "object name is not a kernel version: %v", err)
 				continue
@@ -104,6 +158,21 @@ func Order(objs []elf.Object, f *kernel.Facts, opt Options) ([]Candidate, []Refu
 				r.order += distance(kv, ov)
 				r.Why = fmt.Sprintf("built for newer kernel %s, tried after every lower one", ov.MajorMinor())
 			}
+			// The families of a line side by side: the line's order
+			// first, then the family's.
+			fam := familyRank[o.Hooks]
+			if after := preemptedTrampolines(f); after != "" {
+				fam = len(familyRank) - 1 - fam
+				if o.Hooks == HooksFentry {
+					r.Why += "; " + after
+				} else {
+					r.Why += "; before the fentry object (" + strings.TrimPrefix(after, "after the kprobe object: ") + ")"
+				}
+			}
+			r.order = r.order*len(familyRank) + fam
+			if o.Hooks == HooksFentry {
+				r.Why = "BPF trampolines (fentry/fexit), " + r.Why
+			}
 			rs = append(rs, r)
 		case HooksTracepoint:
 			rs = append(rs, ranked{
@@ -118,15 +187,22 @@ func Order(objs []elf.Object, f *kernel.Facts, opt Options) ([]Candidate, []Refu
 		}
 		return rs[i].order < rs[j].order
 	})
-	// Only the first lower kprobe object is "nearest lower"; say so plainly
-	// for the others.
-	seenLower := false
+	// Only the first lower object of a family is "nearest lower"; say so
+	// plainly for the others.
+	seenLower := map[string]bool{}
+	n := len(familyRank)
 	for _, r := range rs {
-		if r.Object.Hooks == HooksKprobe && r.order > 0 && r.order < 1<<20 {
-			if seenLower {
-				r.Why = fmt.Sprintf("built for %s, an older kernel: fallback", r.Object.Name)
+		if line, ok := LineOf(r.Object); ok && r.order >= n && r.order < (1<<20)*n {
+			if seenLower[r.Object.Hooks] {
+				r.Why = fmt.Sprintf("built for %s, an older kernel: fallback", line)
+				if after := preemptedTrampolines(f); after != "" && r.Object.Hooks == HooksFentry {
+					r.Why += "; " + after
+				}
+				if r.Object.Hooks == HooksFentry {
+					r.Why = "BPF trampolines (fentry/fexit), " + r.Why
+				}
 			}
-			seenLower = true
+			seenLower[r.Object.Hooks] = true
 		}
 		if opt.Object == r.Object.Name {
 			r.Why = "forced by sensor.object"

@@ -24,7 +24,10 @@ func facts(t *testing.T, release string, btf, kprobes bool) *kernel.Facts {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &kernel.Facts{Release: release, Version: v, BTF: btf, Kprobes: kprobes}
+	// A kernel that preempts only where it offers to (Debian's up to 6.12):
+	// the fentry family first. TestOrderPreempt covers the others.
+	return &kernel.Facts{Release: release, Version: v, BTF: btf, Kprobes: kprobes,
+		Preempt: kernel.PreemptVoluntary, PreemptSource: "test"}
 }
 
 func TestOrder(t *testing.T) {
@@ -162,15 +165,16 @@ func TestOrderWhyLabels(t *testing.T) {
 
 func TestOrderBadObjects(t *testing.T) {
 	objs := []elf.Object{
-		{Name: "fentry", Hooks: "fentry"},
+		{Name: "lsm", Hooks: "lsm"},
 		{Name: "latest", Hooks: HooksKprobe},
+		{Name: "6.1", Hooks: HooksFentry},
 		{Name: "tp", Hooks: HooksTracepoint},
 	}
 	cands, refused := Order(objs, facts(t, "6.1.0", true, true), Options{})
 	if len(cands) != 1 || cands[0].Object.Name != "tp" {
 		t.Errorf("candidates %+v, want only tp", cands)
 	}
-	want := map[string]string{"fentry": "unknown hook type", "latest": "not a kernel version"}
+	want := map[string]string{"lsm": "unknown hook type", "latest": "not a kernel version", "6.1": `does not start with "fentry-"`}
 	if len(refused) != len(want) {
 		t.Fatalf("refused %+v, want %d", refused, len(want))
 	}
@@ -200,8 +204,16 @@ func TestManifestInStep(t *testing.T) {
 	}
 	var lines, names []string
 	for _, line := range strings.Split(string(matrix), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") && !strings.HasPrefix(f[0], "@") {
-			lines = append(lines, f[0])
+		if f := strings.Fields(line); len(f) > 1 && !strings.HasPrefix(f[0], "#") && !strings.HasPrefix(f[0], "@") {
+			// A line's families: the kprobe object keeps the line's name,
+			// the others are <family>-<name>.
+			for _, fam := range strings.Split(f[1], ",") {
+				if fam == HooksKprobe || fam == HooksTracepoint {
+					lines = append(lines, f[0])
+				} else {
+					lines = append(lines, fam+"-"+f[0])
+				}
+			}
 		}
 	}
 	for _, o := range man.Objects {
@@ -218,16 +230,20 @@ func TestManifestInStep(t *testing.T) {
 			if _, err := elf.Bytes(o.File); err != nil {
 				t.Fatalf("object file %s not embedded: %v", o.File, err)
 			}
-			if o.Hooks != HooksKprobe {
+			line, ok := LineOf(o)
+			if !ok {
 				return
 			}
-			v, err := kernel.ParseRelease(o.Name)
+			v, err := kernel.ParseRelease(line)
 			if err != nil {
-				t.Fatalf("kprobe object name: %v", err)
+				t.Fatalf("object name %s: %v", o.Name, err)
 			}
-			cands, _ := Order(man.Objects, facts(t, o.Name+".0", true, true), Options{})
-			if len(cands) == 0 || cands[0].Object.Name != o.Name {
-				t.Errorf("kernel %s.0: first candidate is not object %s: %+v", o.Name, o.Name, cands)
+			// On its own kernel: the line's fentry object first, then its
+			// kprobe object.
+			cands, _ := Order(man.Objects, facts(t, line+".0", true, true), Options{})
+			i := familyRank[o.Hooks]
+			if len(cands) <= i || cands[i].Object.Name != o.Name {
+				t.Errorf("kernel %s.0: candidate %d is not object %s: %+v", line, i+1, o.Name, cands)
 			}
 			f := kernelOf(t, o, sigsFor(v))
 			spec, err := Spec(o)
@@ -239,4 +255,86 @@ func TestManifestInStep(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A kernel line's fentry object comes before its kprobe object, line by
+// line; without kprobes only the fentry objects and the tracepoint object
+// are candidates.
+func TestOrderFamilies(t *testing.T) {
+	objs := []elf.Object{
+		{Name: "5.10", Hooks: HooksKprobe}, {Name: "fentry-5.10", Hooks: HooksFentry},
+		{Name: "6.1", Hooks: HooksKprobe}, {Name: "fentry-6.1", Hooks: HooksFentry},
+		{Name: "7.3", Hooks: HooksKprobe}, {Name: "fentry-7.3", Hooks: HooksFentry},
+		{Name: "tp", Hooks: HooksTracepoint},
+	}
+	cands, _ := Order(objs, facts(t, "6.1.0", true, true), Options{})
+	want := []string{"fentry-6.1", "6.1", "fentry-5.10", "5.10", "fentry-7.3", "7.3", "tp"}
+	if got := candNames(cands); !reflect.DeepEqual(got, want) {
+		t.Errorf("6.1 with kprobes: %q, want %q", got, want)
+	}
+	if !strings.Contains(cands[0].Why, "fentry") || !strings.Contains(cands[0].Why, "exact match") {
+		t.Errorf("first candidate's reason %q names neither the family nor the match", cands[0].Why)
+	}
+	cands, refused := Order(objs, facts(t, "6.18.0", true, false), Options{})
+	want = []string{"fentry-6.1", "fentry-5.10", "fentry-7.3", "tp"}
+	if got := candNames(cands); !reflect.DeepEqual(got, want) {
+		t.Errorf("6.18 without kprobes: %q, want %q", got, want)
+	}
+	if len(refused) != 3 {
+		t.Errorf("6.18 without kprobes: refused %+v, want the three kprobe objects", refused)
+	}
+	cands, _ = Order(objs, facts(t, "6.1.0", true, true), Options{Hooks: HooksKprobe})
+	want = []string{"6.1", "5.10", "7.3"}
+	if got := candNames(cands); !reflect.DeepEqual(got, want) {
+		t.Errorf("kprobe forced: %q, want %q", got, want)
+	}
+}
+
+// TestOrderPreempt: on a kernel that preempts in kernel mode (7.x's lazy
+// model, full, or a model that could not be read), a line's kprobe object
+// comes before its fentry object, and the fentry object says why; without
+// kprobes the fentry objects stay before the tracepoint object.
+func TestOrderPreempt(t *testing.T) {
+	objs := []elf.Object{
+		{Name: "7.2", Hooks: HooksKprobe}, {Name: "fentry-7.2", Hooks: HooksFentry},
+		{Name: "7.3", Hooks: HooksKprobe}, {Name: "fentry-7.3", Hooks: HooksFentry},
+		{Name: "tp", Hooks: HooksTracepoint},
+	}
+	for _, model := range []string{kernel.PreemptLazy, kernel.PreemptFull, ""} {
+		f := facts(t, "7.3.0", true, true)
+		f.Preempt = model
+		cands, _ := Order(objs, f, Options{})
+		want := []string{"7.3", "fentry-7.3", "7.2", "fentry-7.2", "tp"}
+		if got := candNames(cands); !reflect.DeepEqual(got, want) {
+			t.Errorf("model %q: %q, want %q", model, got, want)
+		}
+		why := cands[1].Why
+		if !strings.Contains(why, "after the kprobe object") || (model != "" && !strings.Contains(why, model)) ||
+			(model == "" && !strings.Contains(why, "unknown")) {
+			t.Errorf("model %q: the fentry object's reason %q does not say why it comes second", model, why)
+		}
+		f.Kprobes = false
+		cands, _ = Order(objs, f, Options{})
+		want = []string{"fentry-7.3", "fentry-7.2", "tp"}
+		if got := candNames(cands); !reflect.DeepEqual(got, want) {
+			t.Errorf("model %q without kprobes: %q, want %q", model, got, want)
+		}
+	}
+	for _, model := range []string{kernel.PreemptNone, kernel.PreemptVoluntary} {
+		f := facts(t, "7.3.0", true, true)
+		f.Preempt = model
+		cands, _ := Order(objs, f, Options{})
+		if got := candNames(cands); got[0] != "fentry-7.3" || strings.Contains(cands[0].Why, "after the kprobe") {
+			t.Errorf("model %q: %q (%q), want the fentry object first", model, got, cands[0].Why)
+		}
+	}
+}
+
+// candNames lists the candidates' object names, in order.
+func candNames(cs []Candidate) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Object.Name)
+	}
+	return out
 }

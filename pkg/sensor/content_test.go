@@ -77,7 +77,9 @@ func selfComm(t *testing.T) string {
 	return comm
 }
 
-func isKprobe() bool { return sens.Info().HookTyp == loader.HooksKprobe }
+// isKprobe: the loaded object hooks the VFS functions (kprobe or fentry
+// family, one source), not the syscall tracepoints.
+func isKprobe() bool { return sens.Info().HookTyp != loader.HooksTracepoint }
 
 // fence is a watched file whose record marks a point in the stream. The ring
 // buffer is consumed in the order records were reserved, so once the fence's

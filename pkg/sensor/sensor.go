@@ -59,13 +59,18 @@ type Info struct {
 }
 
 // features lists, per hook type, what the object sees and its documented gaps.
+// The fentry and kprobe objects are one source (bpf/kprobe.bpf.c): they see
+// the same.
 var features = map[string][]string{
-	loader.HooksKprobe: {"content:vfs", "io_uring", "rename:in-kernel-reseed", "create", "attributes",
-		"xattrs", "inode-flags", "mkdir", "symlink", "mknod", "fallocate", "mounts", "mmap", "failed-ops"},
+	loader.HooksFentry: vfsFeatures,
+	loader.HooksKprobe: vfsFeatures,
 	loader.HooksTracepoint: {"content:fd", "rename:user-space-resolve", "create", "attributes",
 		"xattrs", "inode-flags", "mkdir", "symlink", "mknod", "fallocate", "mounts", "mmap",
 		"gap:io_uring", "gap:failed-ops", "gap:path>255"},
 }
+
+var vfsFeatures = []string{"content:vfs", "io_uring", "rename:in-kernel-reseed", "create", "attributes",
+	"xattrs", "inode-flags", "mkdir", "symlink", "mknod", "fallocate", "mounts", "mmap", "failed-ops"}
 
 // Sensor is a loaded, attached kernel sensor.
 type Sensor struct {

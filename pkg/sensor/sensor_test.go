@@ -3,12 +3,16 @@
 package sensor_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
 
 	"github.com/vigil-fim/vigil/elf"
@@ -66,28 +70,134 @@ func TestObjectChoice(t *testing.T) {
 				facts.Release, info.Object, info.HookTyp, testutil.EnvHooks, hooks, hooks, info.Refused)
 		}
 	case testutil.InVM() && !testutil.ForwardVM():
-		want := facts.Version.MajorMinor()
-		if info.Object != want || info.HookTyp != loader.HooksKprobe {
-			t.Fatalf("kernel %s: loaded object %s (%s), want the kprobe object %s; refused: %+v",
-				facts.Release, info.Object, info.HookTyp, want, info.Refused)
+		// The line's fentry object; its kprobe object on a kernel that
+		// preempts in kernel mode (7.x), saying why.
+		want, family := "fentry-"+facts.Version.MajorMinor(), loader.HooksFentry
+		if kernel.KernelPreempts(facts.Preempt) {
+			want, family = facts.Version.MajorMinor(), loader.HooksKprobe
+			if !strings.Contains(info.Why, "before the fentry object") {
+				t.Errorf("kernel %s (preemption %q from %s): the kprobe object's reason %q does not say why not fentry",
+					facts.Release, facts.Preempt, facts.PreemptSource, info.Why)
+			}
+		}
+		if info.Object != want || info.HookTyp != family {
+			t.Fatalf("kernel %s (preemption %q from %s): loaded object %s (%s), want the %s object %s; refused: %+v",
+				facts.Release, facts.Preempt, facts.PreemptSource, info.Object, info.HookTyp, family, want, info.Refused)
 		}
 	}
 	man, err := elf.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The loaded object is the first candidate the kernel did not refuse:
+	// every one before it was refused at load, with a reason.
 	cands, _ := loader.Order(man.Objects, facts, loader.Options{Object: object, Hooks: hooks})
-	if len(cands) == 0 || cands[0].Object.Name != info.Object {
-		t.Fatalf("loaded %s, but the first candidate for kernel %s is %+v; refused: %+v",
+	reasons := map[string]string{}
+	for _, r := range info.Refused {
+		reasons[r.Object] = r.Reason
+	}
+	found := false
+	for _, c := range cands {
+		if c.Object.Name == info.Object {
+			found = true
+			break
+		}
+		if reasons[c.Object.Name] == "" {
+			t.Fatalf("loaded %s, but the earlier candidate %s was not refused with a reason; candidates %+v, refused %+v",
+				info.Object, c.Object.Name, cands, info.Refused)
+		}
+	}
+	if !found {
+		t.Fatalf("loaded %s, which is not a candidate for kernel %s: %+v; refused: %+v",
 			info.Object, facts.Release, cands, info.Refused)
 	}
-	if !facts.Kprobes && info.HookTyp != loader.HooksTracepoint {
+	if !facts.Kprobes && info.HookTyp == loader.HooksKprobe {
 		t.Fatalf("kernel without kprobes loaded a %s object", info.HookTyp)
 	}
 	if len(info.Hooks) == 0 {
 		t.Fatal("no hooks attached")
 	}
 	t.Logf("kernel %s: object %s (%s), hooks %v", facts.Release, info.Object, info.HookTyp, info.Hooks)
+}
+
+// TestFentryFallback: where the kernel refuses BPF trampoline programs
+// (this development host: EPERM at load), the loader falls back past every
+// fentry object, each refused with a reason naming fentry's refusal, to the
+// kprobe object or (without kprobes) the tracepoint object; where the
+// kernel loads them, it chooses an fentry object (the kprobe object where
+// the kernel preempts in kernel mode and has kprobes). Whether it does is asked
+// of the kernel directly, with a program that does nothing.
+func TestFentryFallback(t *testing.T) {
+	needSensor(t)
+	if testutil.Forced() {
+		t.Skip("the run forces an object or hook type: the loader's own choice is not made")
+	}
+	info := sens.Info()
+	facts, err := kernel.Probe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:         ebpf.Tracing,
+		AttachType:   ebpf.AttachTraceFEntry,
+		AttachTo:     "vfs_write",
+		License:      "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+	})
+	if err == nil {
+		prog.Close()
+		// A kernel that preempts in kernel mode gets the kprobe object
+		// first where it has kprobes (docs/kernels.md, "Preemption").
+		want := loader.HooksFentry
+		if kernel.KernelPreempts(facts.Preempt) && facts.Kprobes {
+			want = loader.HooksKprobe
+		}
+		if info.HookTyp != want {
+			t.Fatalf("kernel %s (preemption %q from %s) loads fentry programs, but the loader chose %s (%s), want a %s object; refused: %+v",
+				facts.Release, facts.Preempt, facts.PreemptSource, info.Object, info.HookTyp, want, info.Refused)
+		}
+		return
+	}
+	if !errors.Is(err, unix.EPERM) {
+		t.Fatalf("kernel %s: an empty fentry program on vfs_write: %v (neither loaded nor refused with EPERM)", facts.Release, err)
+	}
+	t.Logf("kernel %s refuses fentry programs: %v", facts.Release, err)
+	if info.HookTyp == loader.HooksFentry {
+		t.Fatalf("kernel %s refuses fentry programs, but the loader reports the fentry object %s", facts.Release, info.Object)
+	}
+	want := loader.HooksKprobe
+	if !facts.Kprobes {
+		want = loader.HooksTracepoint
+	}
+	if info.HookTyp != want {
+		t.Fatalf("kernel %s (kprobes %v): loaded %s (%s), want a %s object; refused: %+v",
+			facts.Release, facts.Kprobes, info.Object, info.HookTyp, want, info.Refused)
+	}
+	man, err := elf.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]string{}
+	for _, r := range info.Refused {
+		reasons[r.Object] = r.Reason
+	}
+	n := 0
+	for _, o := range man.Objects {
+		if o.Hooks != loader.HooksFentry {
+			continue
+		}
+		n++
+		r := reasons[o.Name]
+		if !strings.Contains(r, "refused fentry/fexit programs (BPF trampolines) with EPERM") {
+			t.Errorf("fentry object %s: refusal %q does not name the kernel's refusal of fentry", o.Name, r)
+		}
+		if strings.Contains(r, "MEMLOCK") {
+			t.Errorf("fentry object %s: refusal %q blames MEMLOCK, which the sensor lifted", o.Name, r)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no fentry object is embedded")
+	}
 }
 
 // TestWriteRecord: a write to a watched file comes back through the ring

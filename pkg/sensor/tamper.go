@@ -150,7 +150,7 @@ func (s *Sensor) Canary(dir string) ([]Tamper, error) {
 	for _, a := range s.loaded.Attached {
 		kind, target, _ := strings.Cut(a.Hook, "/")
 		name, ok := canaryHooks[target]
-		if !ok || kind == "kretprobe" || seen[name] {
+		if !ok || kind == "kretprobe" || kind == "fexit" || seen[name] {
 			continue
 		}
 		seen[name] = true

@@ -143,7 +143,7 @@ func TestTamperLinkClosed(t *testing.T) {
 	var victim loader.Attachment
 	for _, a := range s2.Attached() {
 		if a.LinkID != 0 {
-			if _, ok := map[string]bool{"kprobe/vfs_write": true, "tp_btf/sys_exit": true, "tp/raw_syscalls/sys_exit": true}[a.Hook]; ok {
+			if _, ok := map[string]bool{"fentry/vfs_write": true, "kprobe/vfs_write": true, "tp_btf/sys_exit": true, "tp/raw_syscalls/sys_exit": true}[a.Hook]; ok {
 				victim = a
 			}
 		}
@@ -152,7 +152,7 @@ func TestTamperLinkClosed(t *testing.T) {
 		t.Logf("object %s: no bpf_link ids (kprobes through perf event ioctls); the canary covers it", s2.Info().Object)
 		victim = s2.Attached()[0]
 		for _, a := range s2.Attached() {
-			if a.Hook == "kprobe/vfs_write" {
+			if a.Hook == "kprobe/vfs_write" || a.Hook == "fentry/vfs_write" {
 				victim = a
 			}
 		}

@@ -214,7 +214,7 @@ func TestIOURingWrite(t *testing.T) {
 			}
 			forFile := func(e *sensor.Event) bool { return e.File == k }
 
-			if sens.Info().HookTyp != loader.HooksKprobe {
+			if sens.Info().HookTyp == loader.HooksTracepoint {
 				// The documented gap: nothing may arrive.
 				fen.wait(t)
 				for _, e := range coll.Since(mark, forFile) {

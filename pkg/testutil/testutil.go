@@ -52,7 +52,7 @@ func Scale(n, div int) int {
 // runs, from the guest's kernel command line).
 const (
 	EnvObject = "VIGIL_TEST_OBJECT" // an object name, as `vigil objects` lists it
-	EnvHooks  = "VIGIL_TEST_HOOKS"  // a hook type: kprobe or tracepoint
+	EnvHooks  = "VIGIL_TEST_HOOKS"  // a hook type: fentry, kprobe or tracepoint
 )
 
 // SensorForce returns the object and hook type the tests must load, from
