@@ -36,12 +36,12 @@ type reportView struct {
 	GuestTP  bool // the guests also measured the tracepoint object
 	// GuestFentry: the guests also measured the fentry object
 	GuestFentry bool
-	Bursts   []burstRow
-	Scan     []ScanResult
-	Speedup  string
-	Latency  []Latency
-	Foot     []Footprint
-	Wazuh    [2]int
+	Bursts      []burstRow
+	Scan        []ScanResult
+	Speedup     string
+	Latency     []Latency
+	Foot        []Footprint
+	Wazuh       [2]int
 }
 
 type ohRow struct {
