@@ -93,7 +93,8 @@ if os.path.exists(xl):
         rels[k] = rel
         if res != "PASS":
             reasons.append("- `%s` on %s (%s): %s" % (o, k, rel, why))
-    key = lambda v: tuple(int(x) for x in v.split("."))
+    # "6.1" before "fentry-6.1", line by line
+    key = lambda v: tuple(int(x) for x in v.split("-")[-1].split(".")) + (v.count("-"),)
     objs = sorted({o for o, _ in cells}, key=key)
     ks = sorted({k for _, k in cells}, key=key)
     xlines = ["| object | " + " | ".join("%s (%s)" % (k, rels[k]) for k in ks) + " |",
