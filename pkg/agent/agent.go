@@ -529,12 +529,10 @@ func (a *Agent) read() error {
 		// The container is read while the writer runs: runc's state
 		// directory names its container only until it exits.
 		a.rec.containers.Resolve(e.Proc.CgroupID)
-		// Counted queued before the loop can take it, and read once
-		// queued: catchUp relies on both.
-		a.loss.queuing(e.WatchID)
+		// Counted before the loop can take it (catchUp relies on it).
+		a.loss.read(e.WatchID)
 		select {
 		case a.queue <- e:
-			a.loss.read(e.WatchID)
 		default:
 			a.loss.drop(e.WatchID)
 		}

@@ -49,19 +49,16 @@ func newLossTracker(k lossCounters) *lossTracker {
 		queued: map[uint64]int{}}
 }
 
-// queuing counts a record for watch id about to be queued (before the
-// pipeline can take it); read or drop follows.
-func (l *lossTracker) queuing(id uint64) {
-	l.mu.Lock()
-	l.queued[id]++
-	l.mu.Unlock()
-}
-
-// read counts a record for watch id that the queue took.
+// read counts a record for watch id as the reader hands it to the queue,
+// before the pipeline can take it (one lock per record on the reader's
+// path): it is counted queued until taken, or until drop says the queue
+// could not take it. Counted handed a moment before it is in the queue,
+// it is already counted queued, so a re-read leaves its file to it.
 func (l *lossTracker) read(id uint64) {
 	l.mu.Lock()
 	l.received[id]++
 	l.handed++
+	l.queued[id]++
 	l.mu.Unlock()
 }
 
@@ -81,14 +78,12 @@ func (l *lossTracker) queuedFor(id uint64) bool {
 	return l.queued[id] > 0
 }
 
-// drop counts a record for watch id that the queue could not take.
+// drop counts a record for watch id, read, that the queue could not take.
 func (l *lossTracker) drop(id uint64) {
 	l.mu.Lock()
 	if l.queued[id]--; l.queued[id] <= 0 {
 		delete(l.queued, id)
 	}
-	l.received[id]++
-	l.handed++
 	l.dropped++
 	l.droppedTotal++
 	l.dirty[id] = struct{}{}

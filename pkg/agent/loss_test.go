@@ -36,6 +36,7 @@ func TestLossTracker(t *testing.T) {
 	// The kernel lost two records: entry 2 made the kernel try 3 and 2 were
 	// read, entry 1 lost none; the queue dropped one of entry 7's.
 	k.lost = 2
+	l.read(7)
 	l.drop(7)
 	got, ok := l.collect()
 	want := loss{kernel: 2, dropped: 1, dirty: map[uint64]struct{}{2: {}, 7: {}}, emitted: 5}
@@ -99,7 +100,7 @@ func TestLossCaughtUp(t *testing.T) {
 		t.Fatalf("emitted = %d, %v; want 6", n, err)
 	}
 	steps := []func(){
-		func() { l.queuing(1); l.read(1) }, func() { l.queuing(2); l.read(2) }, func() { l.queuing(2); l.drop(2) },
+		func() { l.read(1) }, func() { l.read(2) }, func() { l.read(2); l.drop(2) },
 		func() { l.other() }, func() { k.unmatched++ }, func() { l.other() },
 	}
 	for i, step := range steps {
@@ -116,16 +117,14 @@ func TestLossCaughtUp(t *testing.T) {
 		t.Fatalf("received[2] = %d, want 2", l.received[2])
 	}
 	// Records in the queue: 1 and 2 (queued), none of 7; the pipeline
-	// takes them, and then none waits. A record taken before the reader
-	// counted it read is still counted queued until taken.
+	// takes them, and then none waits.
 	if !l.queuedFor(1) || !l.queuedFor(2) || l.queuedFor(7) {
 		t.Fatalf("queued %v, want ids 1 and 2", l.queued)
 	}
 	l.taken(1)
 	l.taken(2)
-	l.queuing(3)
-	l.taken(3)
 	l.read(3)
+	l.taken(3)
 	if l.queuedFor(1) || l.queuedFor(2) || l.queuedFor(3) {
 		t.Fatalf("queued %v after every record was taken, want none", l.queued)
 	}
