@@ -129,6 +129,12 @@ int BPF_PROG(vg_pkg_exit, struct task_struct *p)
 #define ATTR_SIZE (1 << 3)
 #define ATTR_ATIME (1 << 4)
 #define ATTR_MTIME (1 << 5)
+#define ATTR_CTIME (1 << 6)
+/* The ia_valid bits a setattr record carries: what the caller asked to
+ * change. The others are the VFS's own bookkeeping, which notify_change
+ * rewrites before the LSM hook sees it (it drops ATTR_KILL_PRIV when there
+ * is no privilege to kill), so each family would see them differently. */
+#define VG_ATTR_REPORTED (ATTR_MODE | ATTR_UID | ATTR_GID | ATTR_SIZE | ATTR_ATIME | ATTR_MTIME | ATTR_CTIME)
 #define RENAME_EXCHANGE (1 << 1)
 #define PROT_WRITE 0x2
 #define MAP_SHARED 0x01

@@ -243,6 +243,29 @@ static __always_inline long vg_result(void *ctx, __u32 pos)
 	}
 #endif
 
+/*
+ * VG_ON_SECURITY(hook, func, name, body, args...) is VG_ON_ENTRY(func, ...)
+ * for an operation that passes an LSM hook before it acts, with the
+ * arguments the body reads. With VG_LSM defined (the BPF-LSM family,
+ * built on the fentry one) it is a BPF-LSM program ls_<name> on that hook
+ * instead: the arguments are read from the same kind of context, at the
+ * positions the loader sets from the prototype of bpf_lsm_<hook>
+ * (pkg/loader/args.go, lsmArgs). It returns 0, which allows the
+ * operation: vigil watches, it never decides. The result is still read at
+ * the function's return (fexit): LSM hooks have no "after".
+ */
+#ifdef VG_LSM
+#define VG_ON_SECURITY(hook, func, name, body, ...)                                                \
+	SEC("lsm/" #hook)                                                                          \
+	int ls_##name(void *ctx)                                                                   \
+	{                                                                                          \
+		body(__VA_ARGS__);                                                                 \
+		return 0;                                                                          \
+	}
+#else
+#define VG_ON_SECURITY(hook, func, name, body, ...) VG_ON_ENTRY(func, name, body, __VA_ARGS__)
+#endif
+
 /* Content changes through an open file. */
 
 VG_ON_ENTRY(vfs_write, vfs_write, vg_file_op, (struct file *)VG_ARG(ctx, write_file), VG_OP_WRITE,
@@ -279,7 +302,7 @@ static __always_inline int vg_on_mmap_file(struct file *file, unsigned long prot
 	}
 	return vg_file_op(file, VG_OP_MMAP, VG_H_MMAP, prot);
 }
-VG_ON_ENTRY(security_mmap_file, mmap_file, vg_on_mmap_file, (struct file *)VG_ARG(ctx, mmap_file),
+VG_ON_SECURITY(mmap_file, security_mmap_file, mmap_file, vg_on_mmap_file, (struct file *)VG_ARG(ctx, mmap_file),
 	    VG_ARG(ctx, mmap_prot), VG_ARG(ctx, mmap_flags))
 
 /* Creation: a file opened with O_CREAT that did not exist before. */
@@ -290,7 +313,7 @@ static __always_inline int vg_on_file_open(struct file *file)
 		return 0;
 	return vg_created(file, VG_H_FILE_OPEN);
 }
-VG_ON_ENTRY(security_file_open, file_open, vg_on_file_open, (struct file *)VG_ARG(ctx, open_file))
+VG_ON_SECURITY(file_open, security_file_open, file_open, vg_on_file_open, (struct file *)VG_ARG(ctx, open_file))
 
 /* truncate, ftruncate, O_TRUNC, chmod, chown and utimes all end here. */
 static __always_inline int vg_on_notify_change(struct dentry *d, struct iattr *attr)
@@ -304,7 +327,7 @@ static __always_inline int vg_on_notify_change(struct dentry *d, struct iattr *a
 	struct vg_hit hit = {};
 	if (!vg_match_dentry(d, &hit, true, s))
 		return 0;
-	__u32 valid = BPF_CORE_READ(attr, ia_valid);
+	__u32 valid = BPF_CORE_READ(attr, ia_valid) & VG_ATTR_REPORTED;
 	__u32 op = (valid & ATTR_SIZE) ? VG_OP_TRUNCATE : VG_OP_SETATTR;
 	/* Reported at return: with the result, and after the change is made,
 	 * so what user space reads of the file is the new state. */
@@ -322,7 +345,7 @@ static __always_inline int vg_on_notify_change(struct dentry *d, struct iattr *a
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(notify_change, notify_change, vg_on_notify_change,
+VG_ON_SECURITY(inode_setattr, notify_change, notify_change, vg_on_notify_change,
 	    (struct dentry *)VG_ARG(ctx, notify_dentry), (struct iattr *)VG_ARG(ctx, notify_attr))
 VG_ON_RETURN(notify_change, notify_change, int, vg_finish, VG_H_NOTIFY_CHANGE)
 
@@ -402,7 +425,7 @@ static __always_inline int vg_on_unlink(struct dentry *d)
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(vfs_unlink, vfs_unlink, vg_on_unlink, (struct dentry *)VG_ARG(ctx, unlink_dentry))
+VG_ON_SECURITY(inode_unlink, vfs_unlink, vfs_unlink, vg_on_unlink, (struct dentry *)VG_ARG(ctx, unlink_dentry))
 VG_ON_RETURN(vfs_unlink, vfs_unlink, int, vg_finish, VG_H_VFS_UNLINK)
 
 /* A new name for an inode: a watched file's, or a new name in a watched place. */
@@ -438,7 +461,7 @@ static __always_inline int vg_on_link(struct dentry *od, struct inode *ndir, str
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(vfs_link, vfs_link, vg_on_link, (struct dentry *)VG_ARG(ctx, link_old),
+VG_ON_SECURITY(inode_link, vfs_link, vfs_link, vg_on_link, (struct dentry *)VG_ARG(ctx, link_old),
 	    (struct inode *)VG_ARG(ctx, link_dir), (struct dentry *)VG_ARG(ctx, link_new))
 VG_ON_RETURN(vfs_link, vfs_link, int, vg_finish, VG_H_VFS_LINK)
 
@@ -464,21 +487,21 @@ static __always_inline int vg_on_xattr(struct dentry *d, const char *name, __u32
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(vfs_setxattr, vfs_setxattr, vg_on_xattr, (struct dentry *)VG_ARG(ctx, setxattr_dentry),
+VG_ON_SECURITY(inode_setxattr, vfs_setxattr, vfs_setxattr, vg_on_xattr, (struct dentry *)VG_ARG(ctx, setxattr_dentry),
 	    (const char *)VG_ARG(ctx, setxattr_name), (__u32)VG_ARG(ctx, setxattr_flags), true,
 	    VG_OP_SETXATTR, VG_H_VFS_SETXATTR)
 VG_ON_RETURN(vfs_setxattr, vfs_setxattr, int, vg_finish, VG_H_VFS_SETXATTR)
 
-VG_ON_ENTRY(vfs_removexattr, vfs_removexattr, vg_on_xattr,
+VG_ON_SECURITY(inode_removexattr, vfs_removexattr, vfs_removexattr, vg_on_xattr,
 	    (struct dentry *)VG_ARG(ctx, rmxattr_dentry), (const char *)VG_ARG(ctx, rmxattr_name), 0,
 	    false, VG_OP_REMOVEXATTR, VG_H_VFS_REMOVEXATTR)
 VG_ON_RETURN(vfs_removexattr, vfs_removexattr, int, vg_finish, VG_H_VFS_REMOVEXATTR)
 
-VG_ON_ENTRY(vfs_set_acl, vfs_set_acl, vg_on_xattr, (struct dentry *)VG_ARG(ctx, setacl_dentry),
+VG_ON_SECURITY(inode_set_acl, vfs_set_acl, vfs_set_acl, vg_on_xattr, (struct dentry *)VG_ARG(ctx, setacl_dentry),
 	    (const char *)VG_ARG(ctx, setacl_name), 0, false, VG_OP_SETXATTR, VG_H_VFS_SET_ACL)
 VG_ON_RETURN(vfs_set_acl, vfs_set_acl, int, vg_finish, VG_H_VFS_SET_ACL)
 
-VG_ON_ENTRY(vfs_remove_acl, vfs_remove_acl, vg_on_xattr, (struct dentry *)VG_ARG(ctx, rmacl_dentry),
+VG_ON_SECURITY(inode_remove_acl, vfs_remove_acl, vfs_remove_acl, vg_on_xattr, (struct dentry *)VG_ARG(ctx, rmacl_dentry),
 	    (const char *)VG_ARG(ctx, rmacl_name), 0, false, VG_OP_REMOVEXATTR, VG_H_VFS_REMOVE_ACL)
 VG_ON_RETURN(vfs_remove_acl, vfs_remove_acl, int, vg_finish, VG_H_VFS_REMOVE_ACL)
 
@@ -549,7 +572,7 @@ static __always_inline int vg_on_file_ioctl(struct file *file, __u32 cmd, unsign
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(security_file_ioctl, file_ioctl, vg_on_file_ioctl, (struct file *)VG_ARG(ctx, ioctl_file),
+VG_ON_SECURITY(file_ioctl, security_file_ioctl, file_ioctl, vg_on_file_ioctl, (struct file *)VG_ARG(ctx, ioctl_file),
 	    (__u32)VG_ARG(ctx, ioctl_cmd), VG_ARG(ctx, ioctl_arg))
 VG_ON_RETURN(__x64_sys_ioctl, sys_ioctl, long, vg_finish, VG_H_FILEATTR_SET)
 
@@ -580,15 +603,15 @@ static __always_inline int vg_on_create(struct dentry *d, __u32 op, __u32 hook, 
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(vfs_mkdir, vfs_mkdir, vg_on_create, (struct dentry *)VG_ARG(ctx, mkdir_dentry), VG_OP_MKDIR,
+VG_ON_SECURITY(inode_mkdir, vfs_mkdir, vfs_mkdir, vg_on_create, (struct dentry *)VG_ARG(ctx, mkdir_dentry), VG_OP_MKDIR,
 	    VG_H_VFS_MKDIR, vg_retptr_mkdir != 0, NULL, false, 0)
 VG_ON_RETURN(vfs_mkdir, vfs_mkdir, long, vg_finish, VG_H_VFS_MKDIR)
 
-VG_ON_ENTRY(vfs_symlink, vfs_symlink, vg_on_create, (struct dentry *)VG_ARG(ctx, symlink_dentry),
+VG_ON_SECURITY(inode_symlink, vfs_symlink, vfs_symlink, vg_on_create, (struct dentry *)VG_ARG(ctx, symlink_dentry),
 	    VG_OP_SYMLINK, VG_H_VFS_SYMLINK, false, (const char *)VG_ARG(ctx, symlink_target), false, 0)
 VG_ON_RETURN(vfs_symlink, vfs_symlink, int, vg_finish, VG_H_VFS_SYMLINK)
 
-VG_ON_ENTRY(vfs_mknod, vfs_mknod, vg_on_create, (struct dentry *)VG_ARG(ctx, mknod_dentry), VG_OP_MKNOD,
+VG_ON_SECURITY(inode_mknod, vfs_mknod, vfs_mknod, vg_on_create, (struct dentry *)VG_ARG(ctx, mknod_dentry), VG_OP_MKNOD,
 	    VG_H_VFS_MKNOD, false, NULL, true, (__u32)VG_ARG(ctx, mknod_dev))
 VG_ON_RETURN(vfs_mknod, vfs_mknod, int, vg_finish, VG_H_VFS_MKNOD)
 
@@ -611,7 +634,7 @@ static __always_inline int vg_on_rmdir(struct dentry *d)
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(security_inode_rmdir, vfs_rmdir, vg_on_rmdir, (struct dentry *)VG_ARG(ctx, rmdir_dentry))
+VG_ON_SECURITY(inode_rmdir, security_inode_rmdir, vfs_rmdir, vg_on_rmdir, (struct dentry *)VG_ARG(ctx, rmdir_dentry))
 
 static __always_inline int vg_on_d_delete(struct dentry *d)
 {
@@ -652,7 +675,7 @@ static __always_inline int vg_on_path_mount(const char *dev, struct path *path, 
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(path_mount, path_mount, vg_on_path_mount, (const char *)VG_ARG(ctx, mount_dev),
+VG_ON_SECURITY(sb_mount, path_mount, path_mount, vg_on_path_mount, (const char *)VG_ARG(ctx, mount_dev),
 	    (struct path *)VG_ARG(ctx, mount_path), (const char *)VG_ARG(ctx, mount_type),
 	    VG_ARG(ctx, mount_flags))
 VG_ON_RETURN(path_mount, path_mount, int, vg_finish_any, true, VG_H_PATH_MOUNT)
@@ -672,7 +695,7 @@ static __always_inline int vg_on_move_mount(struct path *from, struct path *to)
 	vg_pend_store(p);
 	return 0;
 }
-VG_ON_ENTRY(security_move_mount, move_mount, vg_on_move_mount, (struct path *)VG_ARG(ctx, move_from),
+VG_ON_SECURITY(move_mount, security_move_mount, move_mount, vg_on_move_mount, (struct path *)VG_ARG(ctx, move_from),
 	    (struct path *)VG_ARG(ctx, move_to))
 VG_ON_RETURN(__x64_sys_move_mount, move_mount, long, vg_finish_any, true, VG_H_MOVE_MOUNT)
 

@@ -37,6 +37,7 @@ while read -r name hooks btf suites extra; do
 		case "$family" in
 		kprobe) src=bpf/kprobe.bpf.c ;;
 		fentry) src=bpf/kprobe.bpf.c defs=(-DVG_FENTRY) oname=fentry-$name ;;
+		lsm) src=bpf/kprobe.bpf.c defs=(-DVG_FENTRY -DVG_LSM) oname=lsm-$name ;;
 		tracepoint) src=bpf/tracepoint.bpf.c ;;
 		*) echo "build-elf: $name: unknown hook type $family" >&2; exit 1 ;;
 		esac

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the support table in docs/kernels.md from what the tests
 # observed: the privileged sensor suite on this host and in every matrix
-# kernel, with the loader's choice (fentry, or kprobe on 7.x) and with the tracepoint object
+# kernel, with the loader's choice (BPF-LSM, fentry, or kprobe on 7.x) and with the tracepoint object
 # forced, and the cross-load table (every kprobe and fentry object on every kernel at or
 # above its own) from the last `make vmtest` logs (VMTEST_OUT, default the
 # cache's vmtest/), or a fresh run with --run.
@@ -93,8 +93,9 @@ if os.path.exists(xl):
         rels[k] = rel
         if res != "PASS":
             reasons.append("- `%s` on %s (%s): %s" % (o, k, rel, why))
-    # "6.1" before "fentry-6.1", line by line
-    key = lambda v: tuple(int(x) for x in v.split("-")[-1].split(".")) + (v.count("-"),)
+    # "6.1", then "fentry-6.1", then "lsm-6.1", line by line
+    fam = {"": 0, "fentry": 1, "lsm": 2}
+    key = lambda v: tuple(int(x) for x in v.split("-")[-1].split(".")) + (fam.get(v.rpartition("-")[0], 3),)
     objs = sorted({o for o, _ in cells}, key=key)
     ks = sorted({k for _, k in cells}, key=key)
     xlines = ["| object | " + " | ".join("%s (%s)" % (k, rels[k]) for k in ks) + " |",

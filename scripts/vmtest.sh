@@ -14,16 +14,21 @@
 # with VIGIL_VM=1 in its environment, bpffs, tracefs, debugfs, securityfs and cgroup2
 # mounted, and an ext4 scratch filesystem (virtio disk) mounted at /mnt/ext4.
 #
-# Runs: each kernel boots once per run type (VMTEST_RUNS, default all three):
+# Runs: each kernel boots once per run type (VMTEST_RUNS, default all four):
 #   auto        the suite with the loader's own choice (TestObjectChoice asserts the kernel's
-#               own major.minor's fentry object, or its kprobe object on a kernel that preempts
-#               in kernel mode, 7.x: own_family); "kprobe" and "fentry" are accepted as old names
+#               own major.minor's BPF-LSM object where the kernel runs the BPF LSM by default
+#               (Debian's CONFIG_LSM names bpf from 6.1), else its fentry object, or its kprobe
+#               object on a kernel that preempts in kernel mode, 7.x: own_family); "kprobe"
+#               and "fentry" are accepted as old names
 #   tracepoint  the suite with the tracepoint object forced (VIGIL_TEST_HOOKS=tracepoint);
 #               N/A on a kernel the object cannot load on (no bpf_loop helper before 5.17)
-#   xload       cross-load: the kernel's own object of the family the loader does not choose
+#   xload       cross-load: the kernel's own objects of the families the loader does not choose
 #               there, and every older kprobe and fentry object of elf/manifest.json, in one
 #               boot, forced in turn (VIGIL_TEST_OBJECT=<object>), running the core cases
 #               XLOAD_TESTS below; the own chosen object's cell comes from the auto run
+#   lsm         on a kernel whose default LSMs leave the BPF LSM out (5.10), a boot with
+#               lsm=<CONFIG_LSM>,bpf: the core cases with the loader's own choice, its BPF-LSM
+#               object (TestObjectChoice); N/A where the BPF LSM runs by default
 # and the forward-compatibility kernel boots once, as the "forward" run, with the loader's
 # own choice (VIGIL_VM_FORWARD=1: TestObjectChoice asserts the first candidate loaded).
 # A matrix line that no suite serves any more is RETIRED: reported, not booted, not a
@@ -34,7 +39,7 @@
 #                        by the guest's sh, so quote as in a shell). When it has -test.run or
 #                        -test.skip, a binary that runs no test is tolerated (not a kernel that
 #                        runs none).
-#   VMTEST_RUNS          run types, any of "auto tracepoint xload" (all)
+#   VMTEST_RUNS          run types, any of "auto tracepoint xload lsm" (all)
 #   VMTEST_FORWARD=0     no forward-compatibility run (on by default when no kernel is named)
 #   VMTEST_TIMEOUT       seconds per run before qemu is killed and the run is HUNG (480; an
 #                        xload run of more than four objects gets that per four objects)
@@ -73,7 +78,7 @@ MEM=${VMTEST_MEM:-1536}
 JOBS=${VMTEST_JOBS:-1}
 DISK_MB=${VMTEST_DISK_MB:-64}
 ARGS=${VMTEST_ARGS:-}
-RUNS=${VMTEST_RUNS:-auto tracepoint xload}
+RUNS=${VMTEST_RUNS:-auto tracepoint xload lsm}
 # the loader's own choice was once always the kprobe object, then the fentry object: the old
 # names stay
 RUNS=$(sed -E 's/\b(kprobe|fentry)\b/auto/g' <<<"$RUNS")
@@ -119,7 +124,7 @@ if ldd "$BUSYBOX" >/dev/null 2>&1; then
 fi
 
 for r in $RUNS; do
-	[[ "$r" =~ ^(auto|tracepoint|xload)$ ]] || die "VMTEST_RUNS: unknown run type '$r'"
+	[[ "$r" =~ ^(auto|tracepoint|xload|lsm)$ ]] || die "VMTEST_RUNS: unknown run type '$r'"
 done
 FORWARD=${VMTEST_FORWARD:-1}
 if [[ $# -gt 0 ]]; then
@@ -372,7 +377,7 @@ line_objects() {
 			if ($i == "hooks") hooks = $(i + 2)
 		}
 		line = name; sub("^" hooks "-", "", line)
-		if (hooks == "kprobe" || hooks == "fentry") print name, line, hooks
+		if (hooks == "kprobe" || hooks == "fentry" || hooks == "lsm") print name, line, hooks
 	}' "$MANIFEST" | sort -V -k2,2 -k3,3r
 }
 
@@ -380,7 +385,24 @@ line_objects() {
 # a kernel that preempts in kernel mode, as its configuration's preemption model says (7.x's
 # PREEMPT_LAZY; docs/kernels.md), else fentry.
 own_family() { # KDIR
-	if grep -qE '^CONFIG_PREEMPT(_LAZY|_RT)?=y' "$1/config" 2>/dev/null; then echo kprobe; else echo fentry; fi
+	if grep -qE '^CONFIG_PREEMPT(_LAZY|_RT)?=y' "$1/config" 2>/dev/null; then
+		echo kprobe
+	elif [[ -z "$(lsm_off "$1")" ]]; then
+		echo lsm
+	else
+		echo fentry
+	fi
+}
+
+# Why a kernel does not run the BPF LSM at boot without lsm=, or nothing when it does: its
+# default LSM list (CONFIG_LSM) names bpf (Debian's from 6.1) and it is built with it.
+lsm_off() { # KDIR
+	grep -q '^CONFIG_BPF_LSM=y' "$1/config" 2>/dev/null || {
+		echo "built without CONFIG_BPF_LSM"
+		return 0
+	}
+	grep -qE '^CONFIG_LSM=".*\bbpf\b' "$1/config" 2>/dev/null ||
+		echo "CONFIG_LSM=\"$(sed -n 's/^CONFIG_LSM="\(.*\)"$/\1/p' "$1/config")\" leaves bpf out"
 }
 
 vless() { [[ "$1" != "$2" && "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" == "$1" ]]; }
@@ -441,11 +463,16 @@ run_kernel() { # K type
 		append+=" vigil.hooks=tracepoint"
 		;;
 	xload)
-		# the own object of the family the loader does not choose here, and every older
-		# line's objects (the own chosen object is the auto run's)
+		# the own objects of the families the loader does not choose here (BPF-LSM where
+		# the kernel runs the BPF LSM by default), and every older line's kprobe and fentry
+		# objects (the own chosen object is the auto run's)
 		local o line fam own
 		own=$(own_family "$kdir")
 		while read -r o line fam; do
+			if [[ "$fam" == lsm ]]; then
+				[[ "$line" == "$k" && "$own" != lsm && -z "$(lsm_off "$kdir")" ]] && objs+=("$o")
+				continue
+			fi
 			if vless "$line" "$k" || [[ "$line" == "$k" && "$fam" != "$own" ]]; then objs+=("$o"); fi
 		done < <(line_objects)
 		if ((${#objs[@]} == 0)); then
@@ -459,8 +486,24 @@ run_kernel() { # K type
 		) vigil.tests=$(printf '%s' "$XLOAD_TESTS" | base64 -w0)"
 		nbins=$(($(grep -c . <<<"$XLOAD_TESTS") * ${#objs[@]}))
 		;;
+	lsm)
+		# A kernel whose default LSMs leave the BPF LSM out, booted with it added (lsm=):
+		# the loader's own choice (its BPF-LSM object, asserted by TestObjectChoice) runs
+		# the core cases. Elsewhere the auto and xload runs already have it.
+		local off lsms
+		off=$(lsm_off "$kdir")
+		if [[ -z "$off" || "$off" == "built without"* ]]; then
+			printf '%-7s %-10s %-22s %-8s %s\n' "$k" "$typ" "$rel" N/A \
+				"${off:-the BPF LSM runs by default (CONFIG_LSM): the auto and xload runs use it}" >"$row"
+			cp "$row" "$odir/summary"
+			return 0
+		fi
+		lsms=$(sed -n 's/^CONFIG_LSM="\(.*\)"$/\1/p' "$kdir/config")
+		append+=" lsm=${lsms:+$lsms,}bpf vigil.tests=$(printf '%s' "$XLOAD_TESTS" | base64 -w0)"
+		nbins=$(grep -c . <<<"$XLOAD_TESTS")
+		;;
 	esac
-	[[ -n "$ARGS" && "$typ" != xload ]] && append+=" vigil.args=$(printf '%s' "$ARGS" | base64 -w0)"
+	[[ -n "$ARGS" && "$typ" != xload && "$typ" != lsm ]] && append+=" vigil.args=$(printf '%s' "$ARGS" | base64 -w0)"
 	[[ -n "${VMTEST_APPEND:-}" ]] && append+=" $VMTEST_APPEND"
 
 	fmt=$(compressor "$kdir")
@@ -496,7 +539,7 @@ run_kernel() { # K type
 	local pass fail skip host notest nres badrc fin ext4 grel result
 	read -r pass fail skip host notest nres badrc fin ext4 grel < <(parse_results "$odir/results.log")
 	local selected=0
-	[[ "$typ" == xload || " $ARGS " =~ [[:space:]]-?-test\.(run|skip)[=[:space:]] ]] && selected=1
+	[[ "$typ" == xload || "$typ" == lsm || " $ARGS " =~ [[:space:]]-?-test\.(run|skip)[=[:space:]] ]] && selected=1
 	if ((rc == 124 || rc == 137)); then
 		result=HUNG
 	elif ((fin == 0)); then
@@ -511,8 +554,11 @@ run_kernel() { # K type
 		result=PASS
 	fi
 	[[ "$grel" == "$rel" || "$grel" == - ]] || note "$k: guest runs $grel, expected $rel"
-	printf '%-7s %-10s %-22s %-8s %-7s %-7s %-8s %-10s %-7s %s\n' \
-		"$k" "$typ" "$rel" "$result" "$pass" "$fail" "$skip" "$host" "$notest" "$secs" >"$row"
+	# the families the sensor tests loaded (their TestMain's "sensor: kernel ... object <name> (<family>)")
+	local fams
+	fams=$(tr -d '\r' <"$odir/results.log" | sed -n 's/^sensor: kernel .* object [^ ]* (\([a-z]*\)).*/\1/p' | sort -u | paste -sd, -)
+	printf '%-7s %-10s %-22s %-8s %-7s %-7s %-8s %-10s %-7s %-7s %s\n' \
+		"$k" "$typ" "$rel" "$result" "$pass" "$fail" "$skip" "$host" "$notest" "$secs" "${fams:--}" >"$row"
 	cp "$row" "$odir/summary"
 	if [[ "$typ" == xload ]]; then
 		# one line per object: object kernel release PASS|FAIL reason
@@ -559,7 +605,7 @@ run_kernel() { # K type
 # The auto run's verdict on the core cases, for the cross-load table's diagonal: the
 # kernel's own object the loader chose (asserted by TestObjectChoice).
 own_cell() { # K
-	local log=$OUT/$1/results.log rel names n st bad="" unrun=0 obj=$1 kdir
+	local log=$OUT/$1/results.log rel names n st bad="" unrun=0 obj=$1 kdir fam
 	[[ -s "$log" && -s "$OUT/$1/summary" ]] || return 1
 	rel=$(awk '{ print $3 }' "$OUT/$1/summary")
 	names=$(sed -n 's/^[a-z]* ^(\(.*\))\$$/\1/p' <<<"$XLOAD_TESTS" | tr '|\n' '  ')
@@ -571,7 +617,8 @@ own_cell() { # K
 	# a narrowed run (VMTEST_ARGS) that left a core case out says nothing about the cell
 	((!unrun)) || [[ -n "$bad" ]] || return 1
 	kdir=$("$KERNELS" path "$1" 2>/dev/null) || return 1
-	[[ "$(own_family "$kdir")" == kprobe ]] || obj=fentry-$1
+	fam=$(own_family "$kdir")
+	[[ "$fam" == kprobe ]] || obj=$fam-$1
 	if [[ -z "$bad" ]]; then
 		printf '%s\t%s\t%s\tPASS\t-\n' "$obj" "$1" "$rel"
 	else
@@ -618,8 +665,8 @@ fi
 
 status=0
 tp=0 tf=0 ts=0
-printf '\n%-7s %-10s %-22s %-8s %-7s %-7s %-8s %-10s %-7s %s\n' \
-	kernel run release result passed failed skipped host-only notest seconds
+printf '\n%-7s %-10s %-22s %-8s %-7s %-7s %-8s %-10s %-7s %-7s %s\n' \
+	kernel run release result passed failed skipped host-only notest seconds families
 for e in "${PLAN[@]}"; do
 	k=${e%%:*} r=${e#*:}
 	if [[ -s "$WORK/row.$k.$r" ]]; then

@@ -111,7 +111,7 @@ const DefaultSocket = "/run/vigil/vigil.sock"
 type Sensor struct {
 	// Object forces a BPF object by name ("auto" chooses; see `vigil objects`).
 	Object string `toml:"object"`
-	// Hooks forces a hook type: "auto", "fentry", "kprobe" or "tracepoint".
+	// Hooks forces a hook type: "auto", "lsm", "fentry", "kprobe" or "tracepoint".
 	Hooks string `toml:"hooks"`
 	// RingBufferKiB sizes the ring buffer: a power of two, at least 4.
 	RingBufferKiB int `toml:"ring_buffer_kib"`
@@ -355,7 +355,7 @@ func validate(c *Config, root *node) []error {
 		}
 		bad(path, "%q is not one of %s", v, strings.Join(allowed, ", "))
 	}
-	oneOf([]string{"sensor", "hooks"}, c.Sensor.Hooks, "auto", "fentry", "kprobe", "tracepoint")
+	oneOf([]string{"sensor", "hooks"}, c.Sensor.Hooks, "auto", "lsm", "fentry", "kprobe", "tracepoint")
 	for _, k := range []struct {
 		key, v string
 	}{{"root", c.Packages.Root}, {"dpkg_admindir", c.Packages.DpkgAdmindir}, {"rpm_dbpath", c.Packages.RpmDBPath}} {

@@ -36,7 +36,7 @@ func TestEmbeddedDefaultParses(t *testing.T) {
 
 func TestAllErrorsAtOnceWithLines(t *testing.T) {
 	src := `[sensor]
-hooks = "lsm"
+hooks = "uprobe"
 ring_buffer_kib = 1000
 max_depth = "deep"
 bogus = 1
@@ -59,7 +59,7 @@ extra = true
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		"bad.toml:2: sensor.hooks: \"lsm\" is not one of auto, fentry, kprobe, tracepoint",
+		"bad.toml:2: sensor.hooks: \"uprobe\" is not one of auto, lsm, fentry, kprobe, tracepoint",
 		"bad.toml:3: sensor.ring_buffer_kib: 1000 must be a power of two",
 		"bad.toml:4: sensor.max_depth: want an integer, got a string (\"deep\")",
 		"bad.toml:5: sensor.bogus: unknown key",

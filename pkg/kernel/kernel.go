@@ -103,6 +103,10 @@ type Facts struct {
 	// Preempt is the scheduler's preemption model (PreemptModel: "none",
 	// "voluntary", "full", "lazy"; "" unknown), read from PreemptSource.
 	Preempt, PreemptSource string
+	// LSMs is the comma-separated list of active security modules
+	// (ActiveLSMs); LSMErr says why it is unknown when it is "".
+	// BPF-LSM programs run only where it names "bpf".
+	LSMs, LSMErr string
 }
 
 // Probe reads the facts of the running kernel.
@@ -119,6 +123,11 @@ func Probe() (*Facts, error) {
 	f.Version = v
 	f.Kprobes = HaveKprobes()
 	f.Preempt, f.PreemptSource = PreemptModel(f.Release)
+	if l, err := ActiveLSMs(); err != nil {
+		f.LSMErr = err.Error()
+	} else {
+		f.LSMs = l
+	}
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err == nil {
 		spec, err := btf.LoadKernelSpec()
 		if err != nil {

@@ -87,6 +87,70 @@ var argVars = map[string]argVar{
 	VarArgUmountFlags:   {"path_umount", "int", 0},
 }
 
+// lsmArgs is, for the BPF-LSM objects, where each argument variable of an
+// operation hooked at its LSM hook (VG_ON_SECURITY in bpf/kprobe.bpf.c) is
+// found instead: the same parameter of the hook's prototype, which the
+// BPF LSM's bpf_lsm_<hook> has. Only security_mmap_file's order differs:
+// the hook also takes the requested protection first.
+var lsmArgs = map[string]argVar{
+	VarArgMmapFile:       {lsmStub + "mmap_file", "struct file *", 0},
+	VarArgMmapProt:       {lsmStub + "mmap_file", "long unsigned int", 1},
+	VarArgMmapFlags:      {lsmStub + "mmap_file", "long unsigned int", 2},
+	VarArgOpenFile:       {lsmStub + "file_open", "struct file *", 0},
+	VarArgNotifyDentry:   {lsmStub + "inode_setattr", "struct dentry *", 0},
+	VarArgNotifyAttr:     {lsmStub + "inode_setattr", "struct iattr *", 0},
+	VarArgUnlinkDentry:   {lsmStub + "inode_unlink", "struct dentry *", 0},
+	VarArgLinkOld:        {lsmStub + "inode_link", "struct dentry *", 0},
+	VarArgLinkDir:        {lsmStub + "inode_link", "struct inode *", 0},
+	VarArgLinkNew:        {lsmStub + "inode_link", "struct dentry *", 1},
+	VarArgSetxattrDentry: {lsmStub + "inode_setxattr", "struct dentry *", 0},
+	VarArgSetxattrName:   {lsmStub + "inode_setxattr", "char *", 0},
+	VarArgSetxattrFlags:  {lsmStub + "inode_setxattr", "int", 0},
+	VarArgRmxattrDentry:  {lsmStub + "inode_removexattr", "struct dentry *", 0},
+	VarArgRmxattrName:    {lsmStub + "inode_removexattr", "char *", 0},
+	VarArgSetaclDentry:   {lsmStub + "inode_set_acl", "struct dentry *", 0},
+	VarArgSetaclName:     {lsmStub + "inode_set_acl", "char *", 0},
+	VarArgRmaclDentry:    {lsmStub + "inode_remove_acl", "struct dentry *", 0},
+	VarArgRmaclName:      {lsmStub + "inode_remove_acl", "char *", 0},
+	VarArgIoctlFile:      {lsmStub + "file_ioctl", "struct file *", 0},
+	VarArgIoctlCmd:       {lsmStub + "file_ioctl", "unsigned int", 0},
+	VarArgIoctlArg:       {lsmStub + "file_ioctl", "long unsigned int", 0},
+	VarArgMkdirDentry:    {lsmStub + "inode_mkdir", "struct dentry *", 0},
+	VarArgRmdirDentry:    {lsmStub + "inode_rmdir", "struct dentry *", 0},
+	VarArgSymlinkDentry:  {lsmStub + "inode_symlink", "struct dentry *", 0},
+	VarArgSymlinkTarget:  {lsmStub + "inode_symlink", "char *", 0},
+	VarArgMknodDentry:    {lsmStub + "inode_mknod", "struct dentry *", 0},
+	VarArgMknodDev:       {lsmStub + "inode_mknod", "dev_t", 0},
+	VarArgMountDev:       {lsmStub + "sb_mount", "char *", 0},
+	VarArgMountPath:      {lsmStub + "sb_mount", "struct path *", 0},
+	VarArgMountType:      {lsmStub + "sb_mount", "char *", 1},
+	VarArgMountFlags:     {lsmStub + "sb_mount", "long unsigned int", 0},
+	VarArgMoveFrom:       {lsmStub + "move_mount", "struct path *", 0},
+	VarArgMoveTo:         {lsmStub + "move_mount", "struct path *", 1},
+}
+
+// argTable is where spec's argument variables are found: argVars, with
+// lsmArgs over it for an object with BPF-LSM programs.
+func argTable(spec *ebpf.CollectionSpec) map[string]argVar {
+	lsm := false
+	for _, p := range spec.Programs {
+		if strings.HasPrefix(p.SectionName, "lsm/") {
+			lsm = true
+		}
+	}
+	if !lsm {
+		return argVars
+	}
+	t := make(map[string]argVar, len(argVars))
+	for n, a := range argVars {
+		t[n] = a
+	}
+	for n, a := range lsmArgs {
+		t[n] = a
+	}
+	return t
+}
+
 // retPtrPrefix starts the name of every variable that says whether a
 // hooked function returns a pointer (1) or an int (0).
 const retPtrPrefix = "vg_retptr_"
@@ -184,6 +248,7 @@ func setArgs(spec *ebpf.CollectionSpec, funcs kernel.Funcs, skip map[string]bool
 		}
 	}
 	sort.Strings(names)
+	table := argTable(spec)
 	for _, n := range names {
 		if strings.HasPrefix(n, retPosPrefix) {
 			fname, ok := retPosVars[n]
@@ -227,7 +292,7 @@ func setArgs(spec *ebpf.CollectionSpec, funcs kernel.Funcs, skip map[string]bool
 			}
 			continue
 		}
-		a, ok := argVars[n]
+		a, ok := table[n]
 		if !ok {
 			return fmt.Errorf("object variable %s: pkg/loader/args.go does not say which argument it is", n)
 		}

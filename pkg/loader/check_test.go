@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -74,6 +76,26 @@ var (
 		"security_file_ioctl":    {"struct file *", "unsigned int", "long unsigned int"},
 		"security_inode_rmdir":   {"struct inode *", "struct dentry *"},
 		"d_delete":               {"struct dentry *", "return void"},
+		// The BPF LSM's stubs of the hooks (the same on every matrix
+		// kernel but those of the attribute hooks, below).
+		"bpf_lsm_file_open":     {"struct file *"},
+		"bpf_lsm_mmap_file":     {"struct file *", "long unsigned int", "long unsigned int", "long unsigned int"},
+		"bpf_lsm_inode_unlink":  {"struct inode *", "struct dentry *"},
+		"bpf_lsm_inode_link":    {"struct dentry *", "struct inode *", "struct dentry *"},
+		"bpf_lsm_file_ioctl":    {"struct file *", "unsigned int", "long unsigned int"},
+		"bpf_lsm_inode_mkdir":   {"struct inode *", "struct dentry *", "umode_t"},
+		"bpf_lsm_inode_symlink": {"struct inode *", "struct dentry *", "char *"},
+		"bpf_lsm_inode_mknod":   {"struct inode *", "struct dentry *", "umode_t", "dev_t"},
+		"bpf_lsm_inode_rmdir":   {"struct inode *", "struct dentry *"},
+		"bpf_lsm_sb_mount":      {"char *", "struct path *", "char *", "long unsigned int", "void *"},
+		"bpf_lsm_move_mount":    {"struct path *", "struct path *"},
+	}
+	sigsLSMIdmap = map[string][]string{
+		"bpf_lsm_inode_setattr":     {"struct mnt_idmap *", "struct dentry *", "struct iattr *"},
+		"bpf_lsm_inode_setxattr":    {"struct mnt_idmap *", "struct dentry *", "char *", "void *", "size_t", "int"},
+		"bpf_lsm_inode_removexattr": {"struct mnt_idmap *", "struct dentry *", "char *"},
+		"bpf_lsm_inode_set_acl":     {"struct mnt_idmap *", "struct dentry *", "char *", "struct posix_acl *"},
+		"bpf_lsm_inode_remove_acl":  {"struct mnt_idmap *", "struct dentry *", "char *"},
 	}
 	sigs510 = merge(sigsFile, map[string][]string{
 		"notify_change": {"struct dentry *", "struct iattr *", "struct inode **"},
@@ -87,6 +109,10 @@ var (
 		"vfs_symlink":     {"struct inode *", "struct dentry *", "char *"},
 		"vfs_mknod":       {"struct inode *", "struct dentry *", "umode_t", "dev_t"},
 		"vfs_create":      {"struct inode *", "struct dentry *", "umode_t", "bool"},
+
+		"bpf_lsm_inode_setattr":     {"struct dentry *", "struct iattr *"},
+		"bpf_lsm_inode_setxattr":    {"struct dentry *", "char *", "void *", "size_t", "int"},
+		"bpf_lsm_inode_removexattr": {"struct dentry *", "char *"},
 	})
 	sigs61 = merge(sigsFile, map[string][]string{
 		"notify_change": {"struct user_namespace *", "struct dentry *", "struct iattr *", "struct inode **"},
@@ -101,8 +127,12 @@ var (
 		"vfs_symlink":      {"struct user_namespace *", "struct inode *", "struct dentry *", "char *"},
 		"vfs_mknod":        {"struct user_namespace *", "struct inode *", "struct dentry *", "umode_t", "dev_t"},
 		"vfs_create":       {"struct user_namespace *", "struct inode *", "struct dentry *", "umode_t", "bool"},
+
+		"bpf_lsm_inode_setattr":     {"struct dentry *", "struct iattr *"},
+		"bpf_lsm_inode_setxattr":    {"struct user_namespace *", "struct dentry *", "char *", "void *", "size_t", "int"},
+		"bpf_lsm_inode_removexattr": {"struct user_namespace *", "struct dentry *", "char *"},
 	})
-	sigs612 = merge(sigsFile, map[string][]string{
+	sigs612 = merge(sigsFile, sigsLSMIdmap, map[string][]string{
 		"notify_change":    {"struct mnt_idmap *", "struct dentry *", "struct iattr *", "struct inode **"},
 		"vfs_unlink":       {"struct mnt_idmap *", "struct inode *", "struct dentry *", "struct inode **"},
 		"vfs_link":         {"struct dentry *", "struct mnt_idmap *", "struct inode *", "struct dentry *", "struct inode **"},
@@ -117,7 +147,7 @@ var (
 		"vfs_mknod":        {"struct mnt_idmap *", "struct inode *", "struct dentry *", "umode_t", "dev_t"},
 		"vfs_create":       {"struct mnt_idmap *", "struct inode *", "struct dentry *", "umode_t", "bool"},
 	})
-	sigs7 = merge(sigsFile, map[string][]string{
+	sigs7 = merge(sigsFile, sigsLSMIdmap, map[string][]string{
 		"notify_change": {"struct mnt_idmap *", "struct dentry *", "struct iattr *", "struct delegated_inode *"},
 		"vfs_unlink":    {"struct mnt_idmap *", "struct inode *", "struct dentry *", "struct delegated_inode *"},
 		"vfs_link":      {"struct dentry *", "struct mnt_idmap *", "struct inode *", "struct dentry *", "struct delegated_inode *"},
@@ -321,16 +351,34 @@ func TestCheckEveryObjectOnEveryKernel(t *testing.T) {
 	}
 	same := map[string]uint32{"vg_arg_write_file": 0, "vg_arg_write_count": 2, "vg_arg_copy_out": 2, "vg_arg_copy_len": 4,
 		"vg_arg_splice_out": 1, "vg_arg_mmap_prot": 1, "vg_arg_mmap_flags": 2, "vg_arg_rename_rd": 0}
+	// The BPF-LSM objects read the hooks' arguments: inode_setattr took
+	// the idmap in 6.3, inode_setxattr a namespace in 5.12; the namespace
+	// hooks never did; mmap_file has the requested protection first.
+	lsmDirs := map[string]uint32{"vg_arg_unlink_dentry": 1, "vg_arg_link_old": 0, "vg_arg_link_dir": 1, "vg_arg_link_new": 2,
+		"vg_arg_mkdir_dentry": 1, "vg_arg_mknod_dentry": 1, "vg_arg_rmdir_dentry": 1, "vg_arg_symlink_dentry": 1}
+	lsmWant := map[*map[string][]string]map[string]uint32{
+		&sigs510: {"vg_arg_notify_dentry": 0, "vg_arg_notify_attr": 1, "vg_arg_setxattr_dentry": 0, "vg_arg_setxattr_flags": 4},
+		&sigs61:  {"vg_arg_notify_dentry": 0, "vg_arg_notify_attr": 1, "vg_arg_setxattr_dentry": 1, "vg_arg_setxattr_flags": 5},
+		&sigs612: {"vg_arg_notify_dentry": 1, "vg_arg_notify_attr": 2, "vg_arg_setxattr_dentry": 1, "vg_arg_setxattr_flags": 5},
+		&sigs7:   {"vg_arg_notify_dentry": 1, "vg_arg_notify_attr": 2, "vg_arg_setxattr_dentry": 1, "vg_arg_setxattr_flags": 5},
+	}
+	lsmSame := map[string]uint32{"vg_arg_write_file": 0, "vg_arg_write_count": 2, "vg_arg_mmap_prot": 2, "vg_arg_mmap_flags": 3,
+		"vg_arg_rename_rd": 0, "vg_arg_mount_path": 1, "vg_arg_move_to": 1}
 	for _, ko := range kernelObjects(t) {
 		kv, _ := kernel.ParseRelease(lineName(ko))
 		sigs := sigsFor(kv)
-		var positions map[string]uint32
+		var positions, lsmPositions map[string]uint32
 		for p, w := range want {
 			if fmt.Sprint(*p) == fmt.Sprint(sigs) {
 				positions = w
 			}
 		}
-		if positions == nil {
+		for p, w := range lsmWant {
+			if fmt.Sprint(*p) == fmt.Sprint(sigs) {
+				lsmPositions = w
+			}
+		}
+		if positions == nil || lsmPositions == nil {
 			t.Fatalf("kernel %s: no expected positions", ko.Name)
 		}
 		f := kernelOf(t, ko, sigs)
@@ -343,7 +391,11 @@ func TestCheckEveryObjectOnEveryKernel(t *testing.T) {
 				if err := Check(o, spec, f); err != nil {
 					t.Fatalf("Check: %v", err)
 				}
-				for _, w := range []map[string]uint32{positions, same} {
+				ws := []map[string]uint32{positions, same}
+				if o.Hooks == HooksLSM {
+					ws = []map[string]uint32{lsmPositions, lsmDirs, lsmSame}
+				}
+				for _, w := range ws {
 					for name, pos := range w {
 						if got := argValue(t, spec, name); got != pos {
 							t.Errorf("%s = %d, want %d", name, got, pos)
@@ -352,7 +404,7 @@ func TestCheckEveryObjectOnEveryKernel(t *testing.T) {
 				}
 				// An fexit program finds the result after the arguments:
 				// vfs_unlink has 3 parameters before 5.12, 4 after.
-				if o.Hooks == HooksFentry {
+				if trampolineFamily(o.Hooks) {
 					n := uint32(len(sigs["vfs_unlink"]))
 					if got := argValue(t, spec, "vg_retpos_vfs_unlink"); got != n {
 						t.Errorf("vg_retpos_vfs_unlink = %d, want %d", got, n)
@@ -718,8 +770,22 @@ func TestPruneOptionalHooks(t *testing.T) {
 		{sigs612, []string{"__x64_sys_ioctl", "security_file_ioctl"}, 0},
 		{sigs7, []string{"__x64_sys_ioctl", "security_file_ioctl"}, 1},
 	}
+	// The BPF-LSM objects' hooks of the same operations.
+	lsmSkipped := [][]string{
+		{"bpf_lsm_inode_remove_acl", "bpf_lsm_inode_set_acl"},
+		{"bpf_lsm_file_ioctl", "bpf_lsm_inode_remove_acl", "bpf_lsm_inode_set_acl"},
+		{"bpf_lsm_file_ioctl"},
+		{"bpf_lsm_file_ioctl"},
+	}
 	for _, o := range lineObjects(t) {
-		for _, c := range cases {
+		for i, c := range cases {
+			if o.Hooks == HooksLSM {
+				// file_ioctl's hook stands for security_file_ioctl there.
+				c.skipped = append(slices.DeleteFunc(slices.Clone(c.skipped), func(f string) bool {
+					return f == "security_file_ioctl"
+				}), lsmSkipped[i]...)
+				sort.Strings(c.skipped)
+			}
 			spec, err := Spec(o)
 			if err != nil {
 				t.Fatal(err)

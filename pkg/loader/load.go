@@ -22,7 +22,7 @@ import (
 type Options struct {
 	// Object forces one object by name ("6.1", "tp"); "" or "auto" chooses.
 	Object string
-	// Hooks forces a hook type ("fentry", "kprobe", "tracepoint"); "" or "auto" chooses.
+	// Hooks forces a hook type ("lsm", "fentry", "kprobe", "tracepoint"); "" or "auto" chooses.
 	Hooks string
 	// RingBufferBytes sizes the ring buffer: a power of two, a multiple of the page size.
 	RingBufferBytes uint32
@@ -113,20 +113,20 @@ func Load(f *kernel.Facts, opt Options) (*Loaded, error) {
 		return nil, err
 	}
 	cands, refused := Order(man.Objects, f, opt)
-	// The first fentry object the kernel refuses permission for refuses
-	// the family: the others would be refused the same way.
-	var noTrampolines *Refusal
+	// The first fentry or BPF-LSM object the kernel refuses permission
+	// for refuses its family: the others would be refused the same way.
+	noTrampolines := map[string]*Refusal{}
 	for _, c := range cands {
-		if c.Object.Hooks == HooksFentry && noTrampolines != nil {
+		if r := noTrampolines[c.Object.Hooks]; r != nil {
 			refused = append(refused, Refusal{Object: c.Object.Name, Reason: fmt.Sprintf(
-				"not tried: the kernel refused fentry/fexit programs (BPF trampolines) with EPERM to %s", noTrampolines.Object)})
+				"not tried: the kernel refused %s with EPERM to %s", familyPrograms[c.Object.Hooks], r.Object)})
 			continue
 		}
 		l, err := try(c, f, opt)
 		if err != nil {
 			r := Refusal{Object: c.Object.Name, Reason: reason(c, err)}
-			if c.Object.Hooks == HooksFentry && errors.Is(err, unix.EPERM) {
-				noTrampolines = &r
+			if trampolineFamily(c.Object.Hooks) && errors.Is(err, unix.EPERM) {
+				noTrampolines[c.Object.Hooks] = &r
 			}
 			refused = append(refused, r)
 			opt.Log.Info().Str("object", c.Object.Name).Str("reason", r.Reason).Msg("object refused, falling back")
@@ -159,8 +159,8 @@ func Spec(o elf.Object) (*ebpf.CollectionSpec, error) {
 
 // attachPoint is where a program attaches, read from its ELF section.
 type attachPoint struct {
-	kind   string // kprobe, kretprobe, fentry, fexit, tp_btf, tp (a perf-event tracepoint)
-	target string // a function, or for tp: group/event
+	kind   string // kprobe, kretprobe, fentry, fexit, lsm, tp_btf, tp (a perf-event tracepoint)
+	target string // a function, for lsm an LSM hook, for tp: group/event
 }
 
 func (a attachPoint) String() string { return a.kind + "/" + a.target }
@@ -168,11 +168,24 @@ func (a attachPoint) String() string { return a.kind + "/" + a.target }
 // function says whether the attach point is a kernel function.
 func (a attachPoint) function() bool {
 	switch a.kind {
-	case "kprobe", "kretprobe", "fentry", "fexit":
+	case "kprobe", "kretprobe", "fentry", "fexit", "lsm":
 		return true
 	}
 	return false
 }
+
+// fn is the kernel function the attach point hooks: for a BPF-LSM
+// program, the BPF LSM's stub of its hook (bpf_lsm_<hook>), whose
+// prototype is the hook's.
+func (a attachPoint) fn() string {
+	if a.kind == "lsm" {
+		return lsmStub + a.target
+	}
+	return a.target
+}
+
+// lsmStub starts the name of the BPF LSM's function for each LSM hook.
+const lsmStub = "bpf_lsm_"
 
 func pointOf(p *ebpf.ProgramSpec) (attachPoint, error) {
 	kind, target, ok := strings.Cut(p.SectionName, "/")
@@ -180,7 +193,7 @@ func pointOf(p *ebpf.ProgramSpec) (attachPoint, error) {
 		return attachPoint{}, fmt.Errorf("program %s: section %q names no attach point", p.Name, p.SectionName)
 	}
 	switch kind {
-	case "kprobe", "kretprobe", "fentry", "fexit", "tp_btf":
+	case "kprobe", "kretprobe", "fentry", "fexit", "lsm", "tp_btf":
 		return attachPoint{kind: kind, target: target}, nil
 	case "tp":
 		if g, ev, ok := strings.Cut(target, "/"); !ok || g == "" || ev == "" {
@@ -192,7 +205,7 @@ func pointOf(p *ebpf.ProgramSpec) (attachPoint, error) {
 }
 
 // HookedFuncs lists the kernel functions an object's kprobes or
-// trampolines (fentry, fexit) attach to.
+// trampolines (fentry, fexit, and BPF-LSM's bpf_lsm_<hook>) attach to.
 func HookedFuncs(spec *ebpf.CollectionSpec) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
@@ -201,29 +214,36 @@ func HookedFuncs(spec *ebpf.CollectionSpec) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if ap.function() && !seen[ap.target] {
-			seen[ap.target] = true
-			out = append(out, ap.target)
+		if ap.function() && !seen[ap.fn()] {
+			seen[ap.fn()] = true
+			out = append(out, ap.fn())
 		}
 	}
 	sort.Strings(out)
 	return out, nil
 }
 
+// familyPrograms names the programs of the trampoline families.
+var familyPrograms = map[string]string{
+	HooksFentry: "fentry/fexit programs (BPF trampolines)",
+	HooksLSM:    "BPF-LSM and fentry/fexit programs (BPF trampolines)",
+}
+
 // reason is the refusal of a candidate that failed to load: for an fentry
-// object, naming the family and, on EPERM, the kernel's refusal of
-// trampoline programs.
+// or BPF-LSM object, naming the family and, on EPERM, the kernel's refusal
+// of its programs.
 func reason(c Candidate, err error) string {
-	if c.Object.Hooks != HooksFentry {
+	progs, ok := familyPrograms[c.Object.Hooks]
+	if !ok {
 		return err.Error()
 	}
 	if errors.Is(err, unix.EPERM) {
 		// cilium/ebpf's hint on EPERM is about MEMLOCK, which the sensor
 		// has lifted: drop it.
-		return "the kernel refused fentry/fexit programs (BPF trampolines) with EPERM: " +
+		return "the kernel refused " + progs + " with EPERM: " +
 			strings.Replace(err.Error(), " (MEMLOCK may be too low, consider rlimit.RemoveMemlock)", "", 1)
 	}
-	return "fentry/fexit (BPF trampolines): " + err.Error()
+	return progs + ": " + err.Error()
 }
 
 // LoadOnly does what Load does for one candidate up to the verifier and
@@ -344,6 +364,8 @@ func attach(ap attachPoint, prog *ebpf.Program) (link.Link, error) {
 		return link.Kretprobe(ap.target, prog, nil)
 	case "tp_btf", "fentry", "fexit":
 		return link.AttachTracing(link.TracingOptions{Program: prog})
+	case "lsm":
+		return link.AttachLSM(link.LSMOptions{Program: prog})
 	case "tp":
 		group, event, _ := strings.Cut(ap.target, "/")
 		return link.Tracepoint(group, event, prog, nil)

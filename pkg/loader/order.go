@@ -5,15 +5,13 @@
 // The order (docs/kernels.md):
 //  1. the kernel lines' objects: the exact major.minor, else the nearest
 //     lower one; then the other lower ones, nearest first; then the higher
-//     ones, nearest first. Within a line, the fentry object (BPF
-//     trampolines) first, then the kprobe object (when the kernel has
-//     kprobes); on a kernel that preempts in kernel mode (or whose
-//     preemption model is unknown) the kprobe object first, then the
-//     fentry object (preemptedTrampolines).
+//     ones, nearest first. Within a line, the BPF-LSM object (where the
+//     kernel runs the BPF LSM), then the fentry object (BPF trampolines),
+//     then the kprobe object (when the kernel has kprobes); on a kernel
+//     that preempts in kernel mode (or whose preemption model is unknown)
+//     the kprobe object first, then the BPF-LSM and fentry objects
+//     (preemptedTrampolines).
 //  2. the tracepoint object.
-//
-// A better hook type (BPF-LSM) joins as a new group before the kernel
-// lines' objects: callers see only Candidate and Refusal.
 package loader
 
 import (
@@ -30,6 +28,7 @@ import (
 
 // Hook types, as named in bpf/matrix and the manifest.
 const (
+	HooksLSM        = "lsm"
 	HooksFentry     = "fentry"
 	HooksKprobe     = "kprobe"
 	HooksTracepoint = "tracepoint"
@@ -38,6 +37,7 @@ const (
 // linePrefix starts the name of a kernel line's object of a family other
 // than kprobe (bpf/matrix, scripts/build-elf.sh): "fentry-6.1".
 var linePrefix = map[string]string{
+	HooksLSM:    HooksLSM + "-",
 	HooksFentry: HooksFentry + "-",
 	HooksKprobe: "",
 }
@@ -53,10 +53,30 @@ func LineOf(o elf.Object) (line string, ok bool) {
 	return strings.CutPrefix(o.Name, prefix)
 }
 
-// familyRank orders the families of one kernel line: lower is tried first.
-var familyRank = map[string]int{
-	HooksFentry: 0,
-	HooksKprobe: 1,
+// familyRank orders the families of one kernel line: lower is tried first;
+// familyRankPreempted on a kernel that preempts in kernel mode.
+var (
+	familyRank          = map[string]int{HooksLSM: 0, HooksFentry: 1, HooksKprobe: 2}
+	familyRankPreempted = map[string]int{HooksKprobe: 0, HooksLSM: 1, HooksFentry: 2}
+)
+
+// trampolineFamily says whether a family's programs run from BPF
+// trampolines (fentry/fexit and BPF-LSM programs alike).
+func trampolineFamily(hooks string) bool { return hooks == HooksFentry || hooks == HooksLSM }
+
+// noBPFLSM is why a BPF-LSM object is refused on a kernel, or "": its
+// programs attach wherever trampolines do, but the kernel calls them only
+// when "bpf" is among its active LSMs, which Debian's kernels leave out
+// unless booted with lsm=...,bpf. Loaded there, they would never run.
+func noBPFLSM(f *kernel.Facts) string {
+	if f.LSMs == "" {
+		return "the active LSMs are unknown (" + f.LSMErr + "): BPF-LSM programs might never run"
+	}
+	if !kernel.HasLSM(f.LSMs, "bpf") {
+		return fmt.Sprintf("the BPF LSM is not active (%s): its programs would never run; boot with lsm=%s,bpf to use it",
+			f.LSMs, f.LSMs)
+	}
+	return ""
 }
 
 // preemptedTrampolines is why the fentry family goes after the kprobe
@@ -77,8 +97,16 @@ func preemptedTrampolines(f *kernel.Facts) string {
 	return "after the kprobe object: " + model + ", where a preempted trampoline program makes the kernel skip its runs on that CPU"
 }
 
+// familyLabel starts a kernel line object's reason with its family, but
+// for the kprobe objects (the plain line names).
+var familyLabel = map[string]string{
+	HooksLSM:    "BPF-LSM programs on the security hooks (with fentry/fexit), ",
+	HooksFentry: "BPF trampolines (fentry/fexit), ",
+}
+
 // hookRank orders hook-type groups: lower is tried first.
 var hookRank = map[string]int{
+	HooksLSM:        10,
 	HooksFentry:     10,
 	HooksKprobe:     10,
 	HooksTracepoint: 100,
@@ -128,10 +156,16 @@ func Order(objs []elf.Object, f *kernel.Facts, opt Options) ([]Candidate, []Refu
 			continue
 		}
 		switch o.Hooks {
-		case HooksFentry, HooksKprobe:
+		case HooksLSM, HooksFentry, HooksKprobe:
 			if o.Hooks == HooksKprobe && !f.Kprobes {
 				refuse(o, "kernel %s has no kprobes", f.Release)
 				continue
+			}
+			if o.Hooks == HooksLSM {
+				if why := noBPFLSM(f); why != "" {
+					refuse(o, "%s", why)
+					continue
+				}
 			}
 			line, ok := LineOf(o)
 			if !ok {
@@ -162,17 +196,15 @@ func Order(objs []elf.Object, f *kernel.Facts, opt Options) ([]Candidate, []Refu
 			// first, then the family's.
 			fam := familyRank[o.Hooks]
 			if after := preemptedTrampolines(f); after != "" {
-				fam = len(familyRank) - 1 - fam
-				if o.Hooks == HooksFentry {
+				fam = familyRankPreempted[o.Hooks]
+				if trampolineFamily(o.Hooks) {
 					r.Why += "; " + after
 				} else {
-					r.Why += "; before the fentry object (" + strings.TrimPrefix(after, "after the kprobe object: ") + ")"
+					r.Why += "; before the BPF-LSM and fentry objects (" + strings.TrimPrefix(after, "after the kprobe object: ") + ")"
 				}
 			}
 			r.order = r.order*len(familyRank) + fam
-			if o.Hooks == HooksFentry {
-				r.Why = "BPF trampolines (fentry/fexit), " + r.Why
-			}
+			r.Why = familyLabel[o.Hooks] + r.Why
 			rs = append(rs, r)
 		case HooksTracepoint:
 			rs = append(rs, ranked{
@@ -195,12 +227,10 @@ func Order(objs []elf.Object, f *kernel.Facts, opt Options) ([]Candidate, []Refu
 		if line, ok := LineOf(r.Object); ok && r.order >= n && r.order < (1<<20)*n {
 			if seenLower[r.Object.Hooks] {
 				r.Why = fmt.Sprintf("built for %s, an older kernel: fallback", line)
-				if after := preemptedTrampolines(f); after != "" && r.Object.Hooks == HooksFentry {
+				if after := preemptedTrampolines(f); after != "" && trampolineFamily(r.Object.Hooks) {
 					r.Why += "; " + after
 				}
-				if r.Object.Hooks == HooksFentry {
-					r.Why = "BPF trampolines (fentry/fexit), " + r.Why
-				}
+				r.Why = familyLabel[r.Object.Hooks] + r.Why
 			}
 			seenLower[r.Object.Hooks] = true
 		}
@@ -267,14 +297,19 @@ var optionalFuncs = map[string]string{
 	"vfs_fileattr_set":    "absent before 5.13: inode flags are set in each file system's ioctl there (security_file_ioctl is hooked)",
 	"security_file_ioctl": "absent: inode flag changes are not seen",
 	"__x64_sys_ioctl":     "absent: inode flag changes are not seen",
+	// the BPF-LSM objects' hooks of the same operations
+	lsmStub + "inode_set_acl":    "absent before 6.2: POSIX ACLs are written through the inode_setxattr hook there (hooked)",
+	lsmStub + "inode_remove_acl": "absent before 6.2: POSIX ACLs are removed through the inode_removexattr hook there (hooked)",
+	lsmStub + "file_ioctl":       "absent: inode flag changes are not seen",
 }
 
 // onlyWithout names hooks used only where another is absent: the ioctl
 // hooks stand in for vfs_fileattr_set on kernels before 5.13, and would
 // only add a look at every ioctl elsewhere.
 var onlyWithout = map[string]string{
-	"security_file_ioctl": "vfs_fileattr_set",
-	"__x64_sys_ioctl":     "vfs_fileattr_set",
+	"security_file_ioctl":  "vfs_fileattr_set",
+	"__x64_sys_ioctl":      "vfs_fileattr_set",
+	lsmStub + "file_ioctl": "vfs_fileattr_set",
 }
 
 // Prune removes from spec the programs of the hooks the running kernel
@@ -323,14 +358,21 @@ func Prune(spec *ebpf.CollectionSpec, funcs kernel.Funcs) ([]Skip, error) {
 			if err != nil {
 				return nil, err
 			}
-			if ap.target == fn {
+			if ap.fn() == fn {
 				delete(spec.Programs, name)
 				mentioned = true
 			}
 		}
-		for v, a := range argVars {
+		for v, a := range argTable(spec) {
 			if _, ok := spec.Variables[v]; ok && a.Func == fn {
 				mentioned = true
+			}
+		}
+		for _, vars := range []map[string]string{retPosVars, retPtrVars} {
+			for v, f := range vars {
+				if _, ok := spec.Variables[v]; ok && f == fn {
+					mentioned = true
+				}
 			}
 		}
 		if mentioned {

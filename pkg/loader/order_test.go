@@ -165,7 +165,7 @@ func TestOrderWhyLabels(t *testing.T) {
 
 func TestOrderBadObjects(t *testing.T) {
 	objs := []elf.Object{
-		{Name: "lsm", Hooks: "lsm"},
+		{Name: "uprobe", Hooks: "uprobe"},
 		{Name: "latest", Hooks: HooksKprobe},
 		{Name: "6.1", Hooks: HooksFentry},
 		{Name: "tp", Hooks: HooksTracepoint},
@@ -174,7 +174,7 @@ func TestOrderBadObjects(t *testing.T) {
 	if len(cands) != 1 || cands[0].Object.Name != "tp" {
 		t.Errorf("candidates %+v, want only tp", cands)
 	}
-	want := map[string]string{"lsm": "unknown hook type", "latest": "not a kernel version", "6.1": `does not start with "fentry-"`}
+	want := map[string]string{"uprobe": "unknown hook type", "latest": "not a kernel version", "6.1": `does not start with "fentry-"`}
 	if len(refused) != len(want) {
 		t.Fatalf("refused %+v, want %d", refused, len(want))
 	}
@@ -238,9 +238,12 @@ func TestManifestInStep(t *testing.T) {
 			if err != nil {
 				t.Fatalf("object name %s: %v", o.Name, err)
 			}
-			// On its own kernel: the line's fentry object first, then its
+			// On its own kernel with the BPF LSM active: the line's
+			// BPF-LSM object first, then its fentry object, then its
 			// kprobe object.
-			cands, _ := Order(man.Objects, facts(t, line+".0", true, true), Options{})
+			fs := facts(t, line+".0", true, true)
+			fs.LSMs = "lockdown,capability,bpf"
+			cands, _ := Order(man.Objects, fs, Options{})
 			i := familyRank[o.Hooks]
 			if len(cands) <= i || cands[i].Object.Name != o.Name {
 				t.Errorf("kernel %s.0: candidate %d is not object %s: %+v", line, i+1, o.Name, cands)
@@ -337,4 +340,53 @@ func candNames(cs []Candidate) []string {
 		out = append(out, c.Object.Name)
 	}
 	return out
+}
+
+// TestOrderLSM: a line's BPF-LSM object comes first where the kernel runs
+// the BPF LSM, after the kprobe object where it preempts in kernel mode,
+// and is refused without a try, saying why, where the BPF LSM is not
+// active or the active LSMs could not be read.
+func TestOrderLSM(t *testing.T) {
+	objs := []elf.Object{
+		{Name: "6.1", Hooks: HooksKprobe}, {Name: "fentry-6.1", Hooks: HooksFentry}, {Name: "lsm-6.1", Hooks: HooksLSM},
+		{Name: "tp", Hooks: HooksTracepoint},
+	}
+	cases := []struct {
+		lsms, lsmErr, preempt string
+		want                  []string
+		refusal               string
+	}{
+		{"lockdown,capability,landlock,yama,apparmor,bpf", "", kernel.PreemptVoluntary,
+			[]string{"lsm-6.1", "fentry-6.1", "6.1", "tp"}, ""},
+		{"lockdown,capability,bpf", "", kernel.PreemptLazy,
+			[]string{"6.1", "lsm-6.1", "fentry-6.1", "tp"}, ""},
+		{"lockdown,capability,landlock,yama,apparmor", "", kernel.PreemptVoluntary,
+			[]string{"fentry-6.1", "6.1", "tp"}, "the BPF LSM is not active (lockdown,capability,landlock,yama,apparmor): its programs would never run; boot with lsm=lockdown,capability,landlock,yama,apparmor,bpf"},
+		{"", "reading the active LSMs: open /sys/kernel/security/lsm: permission denied", kernel.PreemptVoluntary,
+			[]string{"fentry-6.1", "6.1", "tp"}, "the active LSMs are unknown (reading the active LSMs: open /sys/kernel/security/lsm: permission denied)"},
+	}
+	for _, c := range cases {
+		f := facts(t, "6.1.0", true, true)
+		f.LSMs, f.LSMErr, f.Preempt = c.lsms, c.lsmErr, c.preempt
+		cands, refused := Order(objs, f, Options{})
+		if got := candNames(cands); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("LSMs %q, preemption %q: %q, want %q", c.lsms, c.preempt, got, c.want)
+		}
+		var why string
+		for _, r := range refused {
+			if r.Object == "lsm-6.1" {
+				why = r.Reason
+			}
+		}
+		if !strings.Contains(why, c.refusal) || (c.refusal == "") != (why == "") {
+			t.Errorf("LSMs %q: the BPF-LSM object's refusal %q, want %q", c.lsms, why, c.refusal)
+		}
+		if c.refusal == "" {
+			for _, cd := range cands {
+				if cd.Object.Name == "lsm-6.1" && !strings.HasPrefix(cd.Why, "BPF-LSM programs") {
+					t.Errorf("LSMs %q: the BPF-LSM object's reason %q does not name its family", c.lsms, cd.Why)
+				}
+			}
+		}
+	}
 }

@@ -70,12 +70,14 @@ func TestObjectChoice(t *testing.T) {
 				facts.Release, info.Object, info.HookTyp, testutil.EnvHooks, hooks, hooks, info.Refused)
 		}
 	case testutil.InVM() && !testutil.ForwardVM():
-		// The line's fentry object; its kprobe object on a kernel that
-		// preempts in kernel mode (7.x), saying why.
-		want, family := "fentry-"+facts.Version.MajorMinor(), loader.HooksFentry
-		if kernel.KernelPreempts(facts.Preempt) {
-			want, family = facts.Version.MajorMinor(), loader.HooksKprobe
-			if !strings.Contains(info.Why, "before the fentry object") {
+		// The line's BPF-LSM object where the kernel runs the BPF LSM
+		// (booted with lsm=...,bpf), else its fentry object; its kprobe
+		// object on a kernel that preempts in kernel mode (7.x), saying why.
+		family := expectedFamily(t, facts)
+		want := family + "-" + facts.Version.MajorMinor()
+		if family == loader.HooksKprobe {
+			want = facts.Version.MajorMinor()
+			if !strings.Contains(info.Why, "before the BPF-LSM and fentry objects") {
 				t.Errorf("kernel %s (preemption %q from %s): the kprobe object's reason %q does not say why not fentry",
 					facts.Release, facts.Preempt, facts.PreemptSource, info.Why)
 			}
@@ -120,13 +122,53 @@ func TestObjectChoice(t *testing.T) {
 	t.Logf("kernel %s: object %s (%s), hooks %v", facts.Release, info.Object, info.HookTyp, info.Hooks)
 }
 
+// emptyProgram asks the kernel whether it loads a program of a type that
+// does nothing: nil, or its refusal.
+func emptyProgram(typ ebpf.ProgramType, at ebpf.AttachType, fn string) error {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:         typ,
+		AttachType:   at,
+		AttachTo:     fn,
+		License:      "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+	})
+	if err == nil {
+		prog.Close()
+	}
+	return err
+}
+
+// expectedFamily is the family the loader must choose on the running
+// kernel, asked of the kernel directly: the kprobe objects where it
+// preempts in kernel mode and has kprobes; else BPF-LSM where the BPF LSM
+// is active and loads a program; else fentry where it loads a trampoline
+// program; else kprobe where it has kprobes; else the tracepoint object.
+func expectedFamily(t *testing.T, f *kernel.Facts) string {
+	t.Helper()
+	fentryErr := emptyProgram(ebpf.Tracing, ebpf.AttachTraceFEntry, "vfs_write")
+	lsmErr := emptyProgram(ebpf.LSM, ebpf.AttachLSMMac, "file_open")
+	t.Logf("kernel %s: an empty fentry program: %v; an empty BPF-LSM program: %v; active LSMs %q (%s); preemption %q from %s",
+		f.Release, fentryErr, lsmErr, f.LSMs, f.LSMErr, f.Preempt, f.PreemptSource)
+	switch {
+	case kernel.KernelPreempts(f.Preempt) && f.Kprobes:
+		return loader.HooksKprobe
+	case lsmErr == nil && kernel.HasLSM(f.LSMs, "bpf"):
+		return loader.HooksLSM
+	case fentryErr == nil:
+		return loader.HooksFentry
+	case f.Kprobes:
+		return loader.HooksKprobe
+	}
+	return loader.HooksTracepoint
+}
+
 // TestFentryFallback: where the kernel refuses BPF trampoline programs
 // (this development host: EPERM at load), the loader falls back past every
-// fentry object, each refused with a reason naming fentry's refusal, to the
-// kprobe object or (without kprobes) the tracepoint object; where the
-// kernel loads them, it chooses an fentry object (the kprobe object where
-// the kernel preempts in kernel mode and has kprobes). Whether it does is asked
-// of the kernel directly, with a program that does nothing.
+// fentry and BPF-LSM object, each refused with a reason naming the
+// refusal, to the kprobe object or (without kprobes) the tracepoint
+// object; where the kernel loads them, it chooses the family
+// expectedFamily asks the kernel for. A BPF-LSM object is refused without
+// a try where the BPF LSM is not active, saying so.
 func TestFentryFallback(t *testing.T) {
 	needSensor(t)
 	if testutil.Forced() {
@@ -137,21 +179,26 @@ func TestFentryFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type:         ebpf.Tracing,
-		AttachType:   ebpf.AttachTraceFEntry,
-		AttachTo:     "vfs_write",
-		License:      "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
-	})
-	if err == nil {
-		prog.Close()
-		// A kernel that preempts in kernel mode gets the kprobe object
-		// first where it has kprobes (docs/kernels.md, "Preemption").
-		want := loader.HooksFentry
-		if kernel.KernelPreempts(facts.Preempt) && facts.Kprobes {
-			want = loader.HooksKprobe
+	want := expectedFamily(t, facts)
+	man, err := elf.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]string{}
+	for _, r := range info.Refused {
+		reasons[r.Object] = r.Reason
+	}
+	if !kernel.HasLSM(facts.LSMs, "bpf") {
+		for _, o := range man.Objects {
+			if o.Hooks == loader.HooksLSM && !strings.Contains(reasons[o.Name], "BPF LSM is not active") &&
+				!strings.Contains(reasons[o.Name], "active LSMs are unknown") {
+				t.Errorf("BPF-LSM object %s on a kernel without the BPF LSM (%q): refusal %q does not say so",
+					o.Name, facts.LSMs, reasons[o.Name])
+			}
 		}
+	}
+	err = emptyProgram(ebpf.Tracing, ebpf.AttachTraceFEntry, "vfs_write")
+	if err == nil {
 		if info.HookTyp != want {
 			t.Fatalf("kernel %s (preemption %q from %s) loads fentry programs, but the loader chose %s (%s), want a %s object; refused: %+v",
 				facts.Release, facts.Preempt, facts.PreemptSource, info.Object, info.HookTyp, want, info.Refused)
@@ -162,34 +209,28 @@ func TestFentryFallback(t *testing.T) {
 		t.Fatalf("kernel %s: an empty fentry program on vfs_write: %v (neither loaded nor refused with EPERM)", facts.Release, err)
 	}
 	t.Logf("kernel %s refuses fentry programs: %v", facts.Release, err)
-	if info.HookTyp == loader.HooksFentry {
-		t.Fatalf("kernel %s refuses fentry programs, but the loader reports the fentry object %s", facts.Release, info.Object)
-	}
-	want := loader.HooksKprobe
-	if !facts.Kprobes {
-		want = loader.HooksTracepoint
+	if info.HookTyp == loader.HooksFentry || info.HookTyp == loader.HooksLSM {
+		t.Fatalf("kernel %s refuses fentry programs, but the loader reports the %s object %s", facts.Release, info.HookTyp, info.Object)
 	}
 	if info.HookTyp != want {
 		t.Fatalf("kernel %s (kprobes %v): loaded %s (%s), want a %s object; refused: %+v",
 			facts.Release, facts.Kprobes, info.Object, info.HookTyp, want, info.Refused)
 	}
-	man, err := elf.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	reasons := map[string]string{}
-	for _, r := range info.Refused {
-		reasons[r.Object] = r.Reason
-	}
 	n := 0
 	for _, o := range man.Objects {
-		if o.Hooks != loader.HooksFentry {
+		var refusal string
+		switch {
+		case o.Hooks == loader.HooksFentry:
+			refusal = "refused fentry/fexit programs (BPF trampolines) with EPERM"
+		case o.Hooks == loader.HooksLSM && kernel.HasLSM(facts.LSMs, "bpf"):
+			refusal = "refused BPF-LSM and fentry/fexit programs (BPF trampolines) with EPERM"
+		default:
 			continue
 		}
 		n++
 		r := reasons[o.Name]
-		if !strings.Contains(r, "refused fentry/fexit programs (BPF trampolines) with EPERM") {
-			t.Errorf("fentry object %s: refusal %q does not name the kernel's refusal of fentry", o.Name, r)
+		if !strings.Contains(r, refusal) {
+			t.Errorf("%s object %s: refusal %q does not name the kernel's refusal (%q)", o.Hooks, o.Name, r, refusal)
 		}
 		if strings.Contains(r, "MEMLOCK") {
 			t.Errorf("fentry object %s: refusal %q blames MEMLOCK, which the sensor lifted", o.Name, r)
