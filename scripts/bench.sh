@@ -70,8 +70,9 @@ if [[ "$kernels" != none ]]; then
 	# The kprobe object the loader picks. Not also the tracepoint object (-bench.tracepoint): attaching
 	# it after the kprobe object crashed the 5.10 and 6.12 guests under TCG ("Oops: int3" in
 	# syscall_exit_to_user_mode_prepare, while the kernel patched the syscall exit path).
-	# And the fentry object (-bench.fentry), in the same boot: the family comparison.
-	args="-test.run ^TestGuestOverhead\$ -bench.pairs=7 -bench.fentry"
+	# And the fentry object (-bench.fentry) and, where the kernel runs the BPF LSM, the BPF-LSM
+	# object (-bench.lsm), in the same boot: the family comparison.
+	args="-test.run ^TestGuestOverhead\$ -bench.pairs=7 -bench.fentry -bench.lsm"
 	[[ "${BENCH_QUICK:-0}" == 1 ]] && args+=" -bench.pairs=2 -bench.ops=5000"
 	# no_timer_check: an emulated guest starved of CPU by a busy host can fail the kernel's
 	# boot-time timer check and panic ("IO-APIC + timer doesn't work"); it measures nothing.

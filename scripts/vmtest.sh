@@ -696,7 +696,7 @@ if [[ " $RUNS " == *" xload "* ]]; then
 	if [[ -s "$xl" ]]; then
 		cp "$xl" "$OUT/crossload.tsv"
 		echo
-		echo "cross-load: each kprobe and fentry object forced on each kernel at or above its own (core cases; own chosen object = the auto run)"
+		echo "cross-load: each kprobe and fentry object forced on each kernel at or above its own, and the kernel's own objects of every family (core cases; own chosen object = the auto run)"
 		mapfile -t objs < <(cut -f1 "$xl" | sort -uV)
 		mapfile -t kers < <(cut -f2 "$xl" | sort -uV)
 		printf '%-12s' object

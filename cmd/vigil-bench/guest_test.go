@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/vigil-fim/vigil/pkg/kernel"
 )
 
 var (
@@ -24,6 +26,7 @@ var (
 	guestOps   = flag.Int("bench.ops", 10000, "operations per 4 KiB and 1-byte loop (open/close: half)")
 	guestTP    = flag.Bool("bench.tracepoint", false, "also measure vigil forced to the tracepoint object")
 	guestFE    = flag.Bool("bench.fentry", false, "also measure vigil forced to the fentry object")
+	guestLSM   = flag.Bool("bench.lsm", false, "also measure vigil forced to the BPF-LSM object, where the kernel runs the BPF LSM")
 )
 
 func TestGuestOverhead(t *testing.T) {
@@ -43,6 +46,18 @@ func TestGuestOverhead(t *testing.T) {
 	if *guestFE {
 		tools = append(tools, &vigilAgent{label: "vigil-fentry", bin: *guestVigil, dir: filepath.Join(root, "agent-fentry"),
 			watches: ws, extra: []string{"-hooks", "fentry"}})
+	}
+	if *guestLSM {
+		// Only where the kernel runs the BPF LSM: elsewhere the loader
+		// refuses the family (its programs would never run).
+		if f, err := kernel.Probe(); err != nil {
+			t.Fatal(err)
+		} else if kernel.HasLSM(f.LSMs, "bpf") {
+			tools = append(tools, &vigilAgent{label: "vigil-lsm", bin: *guestVigil, dir: filepath.Join(root, "agent-lsm"),
+				watches: ws, extra: []string{"-hooks", "lsm"}})
+		} else {
+			t.Logf("kernel %s: no BPF-LSM agent: the BPF LSM is not active (%q%s)", f.Release, f.LSMs, f.LSMErr)
+		}
 	}
 	if *guestTP {
 		tools = append(tools, &vigilAgent{label: "vigil-tracepoint", bin: *guestVigil, dir: filepath.Join(root, "agent-tp"),

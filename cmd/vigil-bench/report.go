@@ -34,14 +34,15 @@ type reportView struct {
 	Overhead []ohRow
 	Guest    []guestRow
 	GuestTP  bool // the guests also measured the tracepoint object
-	// GuestFentry: the guests also measured the fentry object
-	GuestFentry bool
-	Bursts      []burstRow
-	Scan        []ScanResult
-	Speedup     string
-	Latency     []Latency
-	Foot        []Footprint
-	Wazuh       [2]int
+	// GuestFentry, GuestLSM: the guests also measured the fentry object,
+	// the BPF-LSM object (where the BPF LSM runs)
+	GuestFentry, GuestLSM bool
+	Bursts                []burstRow
+	Scan                  []ScanResult
+	Speedup               string
+	Latency               []Latency
+	Foot                  []Footprint
+	Wazuh                 [2]int
 }
 
 type ohRow struct {
@@ -53,7 +54,7 @@ type ohRow struct {
 
 type guestRow struct {
 	Kernel, Release, Object, Workload string
-	Vigil, Fentry, Tracepoint         string
+	Vigil, Fentry, LSM, Tracepoint    string
 	Pairs                             int
 }
 
@@ -230,6 +231,10 @@ func (v *reportView) build() {
 				if t.Tool == "vigil-tracepoint" && t.Workload == o.Workload {
 					row.Tracepoint = ratio(t.Ratio)
 					v.GuestTP = true
+				}
+				if t.Tool == "vigil-lsm" && t.Workload == o.Workload {
+					row.LSM = ratio(t.Ratio)
+					v.GuestLSM = true
 				}
 				if t.Tool == "vigil-fentry" && t.Workload == o.Workload {
 					row.Fentry = ratio(t.Ratio)

@@ -3,6 +3,8 @@ package kernel
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
+	"io"
 	"os"
 	"strings"
 )
@@ -25,8 +27,8 @@ func KernelPreempts(model string) bool {
 }
 
 // preemptFiles are where PreemptModel looks; tests point them elsewhere.
-var preemptFiles = struct{ debugfs, cmdline, config, version string }{
-	"/sys/kernel/debug/sched/preempt", "/proc/cmdline", "/boot/config-", "/proc/sys/kernel/version",
+var preemptFiles = struct{ debugfs, cmdline, config, procConfig, version string }{
+	"/sys/kernel/debug/sched/preempt", "/proc/cmdline", "/boot/config-", "/proc/config.gz", "/proc/sys/kernel/version",
 }
 
 // PreemptModel reads the running kernel's preemption model, and where it
@@ -35,8 +37,9 @@ var preemptFiles = struct{ debugfs, cmdline, config, version string }{
 // version string (uname -v) when it settles it: a kernel built without
 // PREEMPT_DYNAMIC names a preemptible build there ("PREEMPT", "PREEMPT_RT",
 // "PREEMPT_LAZY") and names nothing for none or voluntary; else the
-// kernel's configuration in /boot with the preempt= boot parameter over
-// its default. "" when none can be read.
+// kernel's configuration (in /boot, else the kernel's own
+// /proc/config.gz) with the preempt= boot parameter over its default. ""
+// when none can be read.
 func PreemptModel(release string) (model, source string) {
 	if b, err := os.ReadFile(preemptFiles.debugfs); err == nil {
 		// "none voluntary (full) lazy": the one in force is bracketed.
@@ -65,8 +68,8 @@ func PreemptModel(release string) (model, source string) {
 			return PreemptVoluntary, src + " (no PREEMPT: none or voluntary)"
 		}
 	}
-	cfg, err := os.ReadFile(preemptFiles.config + release)
-	if err != nil {
+	cfg, source := kernelConfig(release)
+	if cfg == nil {
 		return "", ""
 	}
 	set := map[string]bool{}
@@ -76,7 +79,6 @@ func PreemptModel(release string) (model, source string) {
 			set[k] = true
 		}
 	}
-	source = preemptFiles.config + release
 	if set["CONFIG_PREEMPT_DYNAMIC"] {
 		if b, err := os.ReadFile(preemptFiles.cmdline); err == nil {
 			for _, w := range strings.Fields(string(b)) {
@@ -100,4 +102,27 @@ func PreemptModel(release string) (model, source string) {
 		return PreemptNone, source
 	}
 	return "", ""
+}
+
+// kernelConfig reads the running kernel's build configuration and says
+// from where: /boot/config-<release>, else /proc/config.gz (a kernel built
+// with CONFIG_IKCONFIG_PROC carries its own). nil when neither is there.
+func kernelConfig(release string) ([]byte, string) {
+	if b, err := os.ReadFile(preemptFiles.config + release); err == nil {
+		return b, preemptFiles.config + release
+	}
+	f, err := os.Open(preemptFiles.procConfig)
+	if err != nil {
+		return nil, ""
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, ""
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, ""
+	}
+	return b, preemptFiles.procConfig
 }

@@ -1,6 +1,8 @@
 package kernel
 
 import (
+	"bytes"
+	"compress/gzip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,6 +26,7 @@ func TestPreemptModel(t *testing.T) {
 	preemptFiles.cmdline = write("cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/vda1 quiet\n")
 	preemptFiles.config = filepath.Join(dir, "config-")
 	preemptFiles.version = filepath.Join(dir, "version")
+	preemptFiles.procConfig = filepath.Join(dir, "absent.gz")
 	for _, c := range []struct {
 		name, debugfs, version, config, cmdline, want string
 	}{
@@ -67,5 +70,39 @@ func TestPreemptModel(t *testing.T) {
 				t.Errorf("KernelPreempts(%q) wrong", got)
 			}
 		})
+	}
+}
+
+// TestPreemptModelProcConfig: without debugfs and /boot, a dynamic
+// kernel's own configuration (/proc/config.gz, as on the development
+// host: PREEMPT_DYNAMIC, default none) settles the model, with the boot
+// parameter over it.
+func TestPreemptModelProcConfig(t *testing.T) {
+	saved := preemptFiles
+	defer func() { preemptFiles = saved }()
+	dir := t.TempDir()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("CONFIG_PREEMPT_NONE=y\n# CONFIG_PREEMPT_VOLUNTARY is not set\nCONFIG_PREEMPT_DYNAMIC=y\n"))
+	zw.Close()
+	files := map[string]string{"version": "#1 SMP PREEMPT_DYNAMIC @0\n", "config.gz": gz.String(), "cmdline": "quiet\n"}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	preemptFiles.debugfs = filepath.Join(dir, "absent")
+	preemptFiles.config = filepath.Join(dir, "config-")
+	preemptFiles.version = filepath.Join(dir, "version")
+	preemptFiles.procConfig = filepath.Join(dir, "config.gz")
+	preemptFiles.cmdline = filepath.Join(dir, "cmdline")
+	if got, src := PreemptModel("9.9.0"); got != PreemptNone || src != preemptFiles.procConfig {
+		t.Errorf("PreemptModel = %q from %q, want %q from %s", got, src, PreemptNone, preemptFiles.procConfig)
+	}
+	if err := os.WriteFile(preemptFiles.cmdline, []byte("quiet preempt=lazy\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := PreemptModel("9.9.0"); got != PreemptLazy {
+		t.Errorf("with preempt=lazy: PreemptModel = %q, want %q", got, PreemptLazy)
 	}
 }

@@ -90,7 +90,7 @@ func preemptedTrampolines(f *kernel.Facts) string {
 	if !kernel.KernelPreempts(f.Preempt) {
 		return ""
 	}
-	model := "its preemption model is unknown (debugfs's sched/preempt, the version string and /boot/config-" + f.Release + " did not say)"
+	model := "its preemption model is unknown (debugfs's sched/preempt, the version string, /boot/config-" + f.Release + " and /proc/config.gz did not say)"
 	if f.Preempt != "" {
 		model = fmt.Sprintf("it preempts in kernel mode (%s, read from %s)", f.Preempt, f.PreemptSource)
 	}

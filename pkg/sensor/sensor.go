@@ -62,6 +62,7 @@ type Info struct {
 // The fentry and kprobe objects are one source (bpf/kprobe.bpf.c): they see
 // the same.
 var features = map[string][]string{
+	loader.HooksLSM:    vfsFeatures,
 	loader.HooksFentry: vfsFeatures,
 	loader.HooksKprobe: vfsFeatures,
 	loader.HooksTracepoint: {"content:fd", "rename:user-space-resolve", "create", "attributes",

@@ -119,6 +119,9 @@ func TestObjectChoice(t *testing.T) {
 	if len(info.Hooks) == 0 {
 		t.Fatal("no hooks attached")
 	}
+	if len(info.Features) == 0 {
+		t.Errorf("object %s (%s): no features listed (the agent-ready record's vigil.sensor.features)", info.Object, info.HookTyp)
+	}
 	t.Logf("kernel %s: object %s (%s), hooks %v", facts.Release, info.Object, info.HookTyp, info.Hooks)
 }
 
