@@ -40,11 +40,23 @@ def results(path):
     return res, release
 cols = [("host", *results(host_log))]
 cols[0] = ("host", cols[0][1], host_release)
+# The family each auto run loaded: the last column of its summary row (vmtest.sh).
+fams = {}
+for k in kernels:
+    try:
+        f = open(os.path.join(vmdir, k, "summary")).read().split()
+        if len(f) > 10 and f[3] == "PASS":
+            fams[k] = f[-1]
+    except OSError:
+        pass
 for k in kernels:
     cols.append((k, *results(os.path.join(vmdir, k, "results.log"))))
     r, rel = results(os.path.join(vmdir, k, "tracepoint", "results.log"))
     if r:
         cols.append((k + " tp", r, rel))
+    r, rel = results(os.path.join(vmdir, k, "lsm", "results.log"))
+    if r:
+        cols.append((k + " lsm", r, rel))
 # What a passing test proves where an object has a documented gap.
 gaps = {
     ("host", "TestIOURingWrite"): "not seen (gap, asserted)",
@@ -70,6 +82,10 @@ def head(c, rel):
         return "host %s (tracepoint)" % rel
     if c.endswith(" tp"):
         return "%s (%s, tracepoint forced)" % (c[:-3], rel)
+    if c.endswith(" lsm"):
+        return "%s (%s, booted with the BPF LSM: the core cases)" % (c[:-4], rel)
+    if c in fams:
+        return "%s (%s, the loader's choice: %s)" % (c, rel, fams[c])
     return "%s (%s, the loader's choice)" % (c, rel or "not run")
 hdr = ["test (operation)"] + [head(c, rel) for c, _, rel in cols]
 lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
