@@ -66,8 +66,9 @@ func trampolineFamily(hooks string) bool { return hooks == HooksFentry || hooks 
 
 // noBPFLSM is why a BPF-LSM object is refused on a kernel, or "": its
 // programs attach wherever trampolines do, but the kernel calls them only
-// when "bpf" is among its active LSMs, which Debian's kernels leave out
-// unless booted with lsm=...,bpf. Loaded there, they would never run.
+// when "bpf" is among its active LSMs, which some kernels' defaults leave
+// out (Debian's 5.10, unless booted with lsm=...,bpf; its 6.1 and later
+// name it). Loaded there, they would never run.
 func noBPFLSM(f *kernel.Facts) string {
 	if f.LSMs == "" {
 		return "the active LSMs are unknown (" + f.LSMErr + "): BPF-LSM programs might never run"
