@@ -250,7 +250,7 @@ static __always_inline long vg_result(void *ctx, __u32 pos)
  * built on the fentry one) it is a BPF-LSM program ls_<name> on that hook
  * instead: the arguments are read from the same kind of context, at the
  * positions the loader sets from the prototype of bpf_lsm_<hook>
- * (pkg/loader/args.go, lsmArgs). It returns 0, which allows the
+ * (pkg/loader/args.go, lsmHooks). It returns 0, which allows the
  * operation: vigil watches, it never decides. The result is still read at
  * the function's return (fexit): LSM hooks have no "after".
  */

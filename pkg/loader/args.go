@@ -87,50 +87,37 @@ var argVars = map[string]argVar{
 	VarArgUmountFlags:   {"path_umount", "int", 0},
 }
 
-// lsmArgs is, for the BPF-LSM objects, where each argument variable of an
-// operation hooked at its LSM hook (VG_ON_SECURITY in bpf/kprobe.bpf.c) is
-// found instead: the same parameter of the hook's prototype, which the
-// BPF LSM's bpf_lsm_<hook> has. Only security_mmap_file's order differs:
-// the hook also takes the requested protection first.
-var lsmArgs = map[string]argVar{
-	VarArgMmapFile:       {lsmStub + "mmap_file", "struct file *", 0},
-	VarArgMmapProt:       {lsmStub + "mmap_file", "long unsigned int", 1},
-	VarArgMmapFlags:      {lsmStub + "mmap_file", "long unsigned int", 2},
-	VarArgOpenFile:       {lsmStub + "file_open", "struct file *", 0},
-	VarArgNotifyDentry:   {lsmStub + "inode_setattr", "struct dentry *", 0},
-	VarArgNotifyAttr:     {lsmStub + "inode_setattr", "struct iattr *", 0},
-	VarArgUnlinkDentry:   {lsmStub + "inode_unlink", "struct dentry *", 0},
-	VarArgLinkOld:        {lsmStub + "inode_link", "struct dentry *", 0},
-	VarArgLinkDir:        {lsmStub + "inode_link", "struct inode *", 0},
-	VarArgLinkNew:        {lsmStub + "inode_link", "struct dentry *", 1},
-	VarArgSetxattrDentry: {lsmStub + "inode_setxattr", "struct dentry *", 0},
-	VarArgSetxattrName:   {lsmStub + "inode_setxattr", "char *", 0},
-	VarArgSetxattrFlags:  {lsmStub + "inode_setxattr", "int", 0},
-	VarArgRmxattrDentry:  {lsmStub + "inode_removexattr", "struct dentry *", 0},
-	VarArgRmxattrName:    {lsmStub + "inode_removexattr", "char *", 0},
-	VarArgSetaclDentry:   {lsmStub + "inode_set_acl", "struct dentry *", 0},
-	VarArgSetaclName:     {lsmStub + "inode_set_acl", "char *", 0},
-	VarArgRmaclDentry:    {lsmStub + "inode_remove_acl", "struct dentry *", 0},
-	VarArgRmaclName:      {lsmStub + "inode_remove_acl", "char *", 0},
-	VarArgIoctlFile:      {lsmStub + "file_ioctl", "struct file *", 0},
-	VarArgIoctlCmd:       {lsmStub + "file_ioctl", "unsigned int", 0},
-	VarArgIoctlArg:       {lsmStub + "file_ioctl", "long unsigned int", 0},
-	VarArgMkdirDentry:    {lsmStub + "inode_mkdir", "struct dentry *", 0},
-	VarArgRmdirDentry:    {lsmStub + "inode_rmdir", "struct dentry *", 0},
-	VarArgSymlinkDentry:  {lsmStub + "inode_symlink", "struct dentry *", 0},
-	VarArgSymlinkTarget:  {lsmStub + "inode_symlink", "char *", 0},
-	VarArgMknodDentry:    {lsmStub + "inode_mknod", "struct dentry *", 0},
-	VarArgMknodDev:       {lsmStub + "inode_mknod", "dev_t", 0},
-	VarArgMountDev:       {lsmStub + "sb_mount", "char *", 0},
-	VarArgMountPath:      {lsmStub + "sb_mount", "struct path *", 0},
-	VarArgMountType:      {lsmStub + "sb_mount", "char *", 1},
-	VarArgMountFlags:     {lsmStub + "sb_mount", "long unsigned int", 0},
-	VarArgMoveFrom:       {lsmStub + "move_mount", "struct path *", 0},
-	VarArgMoveTo:         {lsmStub + "move_mount", "struct path *", 1},
-}
+// lsmHooks names, for each function whose entry the BPF-LSM objects hook at
+// an LSM hook instead (VG_ON_SECURITY in bpf/kprobe.bpf.c), the BPF LSM's
+// stub of that hook, bpf_lsm_<hook>: it has the hook's prototype, where the
+// same arguments are found by the same rules (argVars). Only mmap_file
+// differs in order: the hook takes the requested protection first, so
+// lsmNth moves the protection and flags one unsigned long on.
+var (
+	lsmHooks = map[string]string{
+		"security_mmap_file":   lsmStub + "mmap_file",
+		"security_file_open":   lsmStub + "file_open",
+		"notify_change":        lsmStub + "inode_setattr",
+		"vfs_unlink":           lsmStub + "inode_unlink",
+		"vfs_link":             lsmStub + "inode_link",
+		"vfs_setxattr":         lsmStub + "inode_setxattr",
+		"vfs_removexattr":      lsmStub + "inode_removexattr",
+		"vfs_set_acl":          lsmStub + "inode_set_acl",
+		"vfs_remove_acl":       lsmStub + "inode_remove_acl",
+		"security_file_ioctl":  lsmStub + "file_ioctl",
+		"vfs_mkdir":            lsmStub + "inode_mkdir",
+		"vfs_symlink":          lsmStub + "inode_symlink",
+		"vfs_mknod":            lsmStub + "inode_mknod",
+		"security_inode_rmdir": lsmStub + "inode_rmdir",
+		"path_mount":           lsmStub + "sb_mount",
+		"security_move_mount":  lsmStub + "move_mount",
+	}
+	lsmNth = map[string]int{VarArgMmapProt: 1, VarArgMmapFlags: 2}
+)
 
 // argTable is where spec's argument variables are found: argVars, with
-// lsmArgs over it for an object with BPF-LSM programs.
+// lsmHooks's stubs in place of the functions for an object with BPF-LSM
+// programs.
 func argTable(spec *ebpf.CollectionSpec) map[string]argVar {
 	lsm := false
 	for _, p := range spec.Programs {
@@ -143,9 +130,12 @@ func argTable(spec *ebpf.CollectionSpec) map[string]argVar {
 	}
 	t := make(map[string]argVar, len(argVars))
 	for n, a := range argVars {
-		t[n] = a
-	}
-	for n, a := range lsmArgs {
+		if stub, ok := lsmHooks[a.Func]; ok {
+			a.Func = stub
+			if nth, ok := lsmNth[n]; ok {
+				a.Nth = nth
+			}
+		}
 		t[n] = a
 	}
 	return t

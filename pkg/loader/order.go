@@ -328,6 +328,7 @@ func Prune(spec *ebpf.CollectionSpec, funcs kernel.Funcs) ([]Skip, error) {
 		return false, err
 	}
 	var skip []Skip
+	table := argTable(spec)
 	names := make([]string, 0, len(optionalFuncs))
 	for n := range optionalFuncs {
 		names = append(names, n)
@@ -364,7 +365,7 @@ func Prune(spec *ebpf.CollectionSpec, funcs kernel.Funcs) ([]Skip, error) {
 				mentioned = true
 			}
 		}
-		for v, a := range argTable(spec) {
+		for v, a := range table {
 			if _, ok := spec.Variables[v]; ok && a.Func == fn {
 				mentioned = true
 			}
